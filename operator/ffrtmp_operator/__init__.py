@@ -1,0 +1,1 @@
+"""ffrtmp operator: TranscodeJob API, lifecycle, scheduler and kopf handlers."""

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Prints a folder holding kube-apiserver, etcd, kubectl and helm, building any that are missing.
+# Binaries come from $KUBEBUILDER_ASSETS when it has them, else from the cache
+# (${FFRTMP_CACHE:-~/.cache/ffrtmp}/<tool>/<version>/), else they are built from the pinned Go modules
+# in tools/k8s and tools/etcd (and helm's own module) and stored there. Build logs go to stderr.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/versions.env"
+cache=${FFRTMP_CACHE:-$HOME/.cache/ffrtmp}
+export GOFLAGS="-mod=mod -buildvcs=false" CGO_ENABLED=0
+
+k8s_dir="$cache/k8s/$K8S_VERSION"; etcd_dir="$cache/etcd/$ETCD_VERSION"; helm_dir="$cache/helm/$HELM_VERSION"
+
+k8s_ldflags() {
+  local minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
+  local date; date=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  local f=""
+  for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    f+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
+    f+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$date -X $pkg.gitCommit=$K8S_VERSION"
+  done
+  echo "-s -w$f"
+}
+
+build_k8s() {  # $1: command name
+  [ -x "$k8s_dir/$1" ] && return
+  echo "building $1 $K8S_VERSION (several minutes on 2 cores)..." >&2
+  mkdir -p "$k8s_dir"
+  (cd "$here/k8s" && go build -trimpath -ldflags "$(k8s_ldflags)" -o "$k8s_dir/$1.tmp" "k8s.io/kubernetes/cmd/$1")
+  mv "$k8s_dir/$1.tmp" "$k8s_dir/$1"
+}
+
+build_etcd() {
+  [ -x "$etcd_dir/etcd" ] && return
+  echo "building etcd $ETCD_VERSION..." >&2
+  mkdir -p "$etcd_dir"
+  (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$etcd_dir/etcd.tmp" go.etcd.io/etcd/server/v3)
+  mv "$etcd_dir/etcd.tmp" "$etcd_dir/etcd"
+}
+
+build_helm() {
+  [ -x "$helm_dir/helm" ] && return
+  echo "building helm $HELM_VERSION..." >&2
+  mkdir -p "$helm_dir"
+  local tmp; tmp=$(mktemp -d)
+  GOFLAGS=-buildvcs=false GOBIN="$tmp" go install -trimpath \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  mv "$tmp/helm" "$helm_dir/helm"; rmdir "$tmp"
+}
+
+out="$cache/assets/$K8S_VERSION-$ETCD_VERSION-$HELM_VERSION"
+mkdir -p "$out"
+for bin in kube-apiserver kubectl etcd helm; do
+  if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/$bin" ]; then
+    src="$KUBEBUILDER_ASSETS/$bin"
+  else
+    case $bin in
+      kube-apiserver|kubectl) build_k8s "$bin"; src="$k8s_dir/$bin" ;;
+      etcd) build_etcd; src="$etcd_dir/etcd" ;;
+      helm) build_helm; src="$helm_dir/helm" ;;
+    esac
+  fi
+  ln -sfn "$src" "$out/$bin"
+done
+echo "$out"
