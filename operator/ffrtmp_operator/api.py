@@ -46,6 +46,25 @@ Priority = Literal["high", "medium", "low"]
 Accelerator = Literal["auto", "none", "nvidia", "intel", "vaapi"]
 QUEUE_RANK: dict[str, int] = {"live": 0, "default": 1, "batch": 2}  # lower runs first
 
+# ffmpeg encoder per (codec, accelerator). The agent proves each with a trial encode and labels the node
+# LABEL_ENCODER_PREFIX + name; the scheduler places a job only where its encoder is proven.
+ENCODERS: dict[str, dict[str, str]] = {
+    "h264": {"none": "libx264", "nvidia": "h264_nvenc", "intel": "h264_qsv", "vaapi": "h264_vaapi"},
+    "hevc": {"none": "libx265", "nvidia": "hevc_nvenc", "intel": "hevc_qsv", "vaapi": "hevc_vaapi"},
+    "av1": {"none": "libsvtav1", "nvidia": "av1_nvenc", "intel": "av1_qsv", "vaapi": "av1_vaapi"},
+    "vp9": {"none": "libvpx-vp9", "intel": "vp9_qsv", "vaapi": "vp9_vaapi"},
+}
+HARDWARE_ACCELERATORS = ("nvidia", "intel", "vaapi")  # preference order for accelerator=auto
+
+# Job pod conventions shared by the operator (reads) and the runner / standalone agent (write).
+RUNNER_CONTAINER = "runner"
+ENV_TERMINATION_LOG = "FFRTMP_TERMINATION_LOG"  # where the runner writes its termination message
+DEFAULT_TERMINATION_LOG = "/dev/termination-log"
+# The runner's exit code says why it failed; the termination message (JSON {"reason", "message"}) says more.
+RUNNER_EXIT_CODES: dict[str, int] = {"InputError": 10, "EncoderError": 11, "OutputError": 12, "Timeout": 13}
+# Standard conditions (so `kubectl wait --for=condition=Complete tj/x` works).
+CONDITION_TYPES = ("Scheduled", "Running", "Paused", "Complete", "Failed", "Canceled")
+
 
 class Phase(StrEnum):
     PENDING = "Pending"
