@@ -318,11 +318,11 @@ class TranscodeJobSpec(_Model):
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
         description="Use this PriorityClass instead of the one spec.priority maps to.",
     )
-    input: InputSpec
-    output: OutputSpec
-    video: VideoSpec = Field(default_factory=VideoSpec)
-    audio: AudioSpec = Field(default_factory=AudioSpec)
-    hardware: HardwareSpec = Field(default_factory=HardwareSpec)
+    input: InputSpec = Field(..., description="What to transcode: a URL or a synthetic test source.")
+    output: OutputSpec = Field(..., description="Where the result goes.")
+    video: VideoSpec = Field(default_factory=VideoSpec, description="Video encoding settings.")
+    audio: AudioSpec = Field(default_factory=AudioSpec, description="Audio encoding settings.")
+    hardware: HardwareSpec = Field(default_factory=HardwareSpec, description="Hardware acceleration.")
     volumes: list[VolumeSpec] = Field(
         default_factory=list,
         max_length=8,
