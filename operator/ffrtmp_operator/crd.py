@@ -47,6 +47,10 @@ def _structural(node: Any, defs: dict[str, Any]) -> Any:
             out[key] = {name: _structural(sub, defs) for name, sub in value.items()}
         elif key == "default" and value in ([], {}):
             continue  # empty-collection defaults only add noise to every stored object
+        elif key in ("exclusiveMinimum", "exclusiveMaximum") and not isinstance(value, bool):
+            # JSON Schema 2020-12 gives the bound; OpenAPI v3.0 (CRDs) wants the bound plus a flag
+            out["minimum" if key == "exclusiveMinimum" else "maximum"] = value
+            out[key] = True
         else:
             out[key] = _structural(value, defs)
     if "enum" in out and "type" not in out:
