@@ -1,0 +1,54 @@
+# ffrtmp developer entry points. `make help` lists them.
+# The local stack and the tests use a real etcd + kube-apiserver built by tools/binaries.sh (cached in
+# ~/.cache/ffrtmp, or taken from $KUBEBUILDER_ASSETS).
+
+PYTHON ?= python3
+AGENTS ?= 2
+SLOTS ?= 2
+METRICS_PORT ?= 9090
+DEV ?= .dev
+PYTEST_ARGS ?=
+
+export PYTHONPATH := $(CURDIR)/tools$(if $(PYTHONPATH),:$(PYTHONPATH))
+STACK = $(PYTHON) -m ffrtmp_stack --dev-dir $(DEV)
+PYTEST = $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+.DEFAULT_GOAL := help
+.PHONY: help deps tools crds up down status clean test test-unit test-integration test-e2e
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+
+deps: ## install the Python package with its test extras (editable)
+	$(PYTHON) -m pip install -e '.[test]'
+
+tools: ## build (once) kube-apiserver, kubectl, etcd and helm; prints their folder
+	tools/binaries.sh
+
+crds: ## regenerate crds/ from operator/ffrtmp_operator/api.py (and the chart's copy)
+	$(PYTHON) -m ffrtmp_operator.crd --write crds
+	@if [ -d helm/ffrtmp/crds ]; then cp crds/*.yaml helm/ffrtmp/crds/ && echo "copied to helm/ffrtmp/crds/"; fi
+
+up: ## start the local stack: etcd, kube-apiserver, operator, AGENTS standalone agents with SLOTS each
+	$(STACK) up --agents $(AGENTS) --slots $(SLOTS) --metrics-port $(METRICS_PORT)
+
+down: ## stop the local stack (etcd data stays in $(DEV))
+	$(STACK) down
+
+status: ## show the local stack's parts; fails unless all run and are ready
+	$(STACK) status
+
+clean: down ## stop the stack and delete its state ($(DEV))
+	rm -rf $(DEV)
+
+test: ## every test: unit, integration (real apiserver), e2e (plus ffmpeg, agents, servers)
+	$(PYTEST) tests
+
+test-unit: ## pure-logic tests, no cluster
+	$(PYTEST) tests/unit
+
+test-integration: ## tests against a real kube-apiserver + etcd
+	$(PYTEST) tests/integration
+
+test-e2e: ## end-to-end tests
+	$(PYTEST) tests/e2e

@@ -1,0 +1,169 @@
+"""The local control plane and `make up` / `make down`, checked the way a user would: versions, the
+TranscodeJob API through kubectl, PriorityClasses, ServiceAccount tokens under RBAC, and an idempotent
+stack that survives a dead part and stops completely.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from ffrtmp_operator import api
+from ffrtmp_stack import procs
+from ffrtmp_stack.controlplane import REPO, SA_ISSUER
+
+pytestmark = pytest.mark.integration
+
+
+def _pinned(name: str) -> str:
+    """A version from tools/versions.env, the single place where versions are pinned."""
+    for line in (REPO / "tools" / "versions.env").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1].strip()
+    raise KeyError(name)
+
+
+def test_given_the_built_binaries_when_asked_then_apiserver_and_kubectl_report_the_pinned_version(
+        api_client, kubectl):
+    assert _pinned("K8S_VERSION") == "v1.34.4"
+    server = client.VersionApi(api_client).get_code()
+    assert server.git_version == "v1.34.4"
+    assert (server.major, server.minor) == ("1", "34")
+    assert "Client Version: v1.34.4" in kubectl("version", "--client").stdout
+
+
+def test_given_the_crd_when_a_user_applies_an_example_then_kubectl_get_tj_lists_it(kubectl, namespace):
+    resources = kubectl("api-resources", "--api-group", api.GROUP, "-o", "wide").stdout
+    assert "transcodejobs" in resources and " tj " in resources
+    assert "No resources found" in kubectl("get", "tj", "-n", namespace).stderr
+
+    kubectl("apply", "-n", namespace, "-f", str(REPO / "examples" / "hello.yaml"))
+
+    listed = kubectl("get", "tj", "-n", namespace).stdout.splitlines()
+    assert listed[0].split()[:6] == ["NAME", "PHASE", "PROGRESS", "QUEUE", "PRIORITY", "NODE"]
+    assert listed[1].split()[:3] == ["hello", "default", "medium"]  # no phase yet: no operator runs here
+
+
+def test_given_a_fresh_control_plane_then_priority_classes_and_system_namespace_exist(api_client):
+    classes = {pc.metadata.name: pc for pc in client.SchedulingV1Api(api_client).list_priority_class().items}
+    for name, value in api.PRIORITY_CLASS_VALUES.items():
+        assert classes[name].value == value
+        assert not classes[name].global_default
+    assert client.CoreV1Api(api_client).read_namespace(api.DEFAULT_SYSTEM_NAMESPACE).status.phase == "Active"
+
+
+def _as(control_plane, token: str) -> client.ApiClient:
+    cfg = client.Configuration()
+    cfg.host = control_plane.server
+    cfg.ssl_ca_cert = str(control_plane.ca_file)
+    cfg.api_key = {"authorization": f"Bearer {token}"}
+    return client.ApiClient(cfg)
+
+
+def test_given_a_service_account_when_a_token_is_requested_then_it_authenticates_and_rbac_applies(
+        control_plane, api_client, namespace):
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "probe"}})
+    request = {"spec": {"audiences": [SA_ISSUER], "expirationSeconds": 600}}
+    token = core.create_namespaced_service_account_token("probe", namespace, request).status.token
+
+    with _as(control_plane, token) as sa_api:
+        review = client.AuthenticationV1Api(sa_api).create_self_subject_review({})
+        assert review.status.user_info.username == f"system:serviceaccount:{namespace}:probe"
+        with pytest.raises(ApiException) as denied:
+            client.CoreV1Api(sa_api).list_namespaced_pod(namespace)
+        assert denied.value.status == 403
+
+        rbac = client.RbacAuthorizationV1Api(api_client)
+        rbac.create_namespaced_role(namespace, {
+            "metadata": {"name": "pod-reader"},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]})
+        rbac.create_namespaced_role_binding(namespace, {
+            "metadata": {"name": "probe-reads-pods"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+            "subjects": [{"kind": "ServiceAccount", "name": "probe", "namespace": namespace}]})
+        deadline = time.monotonic() + 10  # the RBAC authorizer reads through an informer cache
+        while True:
+            try:
+                assert client.CoreV1Api(sa_api).list_namespaced_pod(namespace).items == []
+                break
+            except ApiException as exc:
+                if exc.status != 403 or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+
+# -- make up / make down ----------------------------------------------------------------------------------
+
+def _make(*args: str, dev: Path, metrics_port: int) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args, f"DEV={dev}",
+                           "AGENTS=1", "SLOTS=1", f"METRICS_PORT={metrics_port}"],
+                          capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0 or args[0] == "status", f"make {args[0]} failed:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+def _pids(dev: Path) -> dict[str, int]:
+    return {p.stem: int(p.read_text()) for p in (dev / "pids").glob("*.pid")}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def _free_block(n: int) -> int:
+    """A port p with p..p+n free, so this stack's metrics do not meet a developer's `make up` on 9090."""
+    for _ in range(50):
+        p = procs.free_port()
+        if p + n < 65536 and not any(procs.port_in_use(p + i) for i in range(n + 1)):
+            return p
+    raise RuntimeError("no free port block")
+
+
+def test_given_make_up_when_repeated_after_a_crash_then_it_is_idempotent_keeps_state_and_down_stops_all(
+        tmp_path):
+    dev = tmp_path / "dev"
+    port = _free_block(2)
+    try:
+        _make("up", dev=dev, metrics_port=port)
+        first = _pids(dev)
+        assert {"etcd", "kube-apiserver"} <= first.keys()
+        assert all(_alive(pid) for pid in first.values())
+        env_file = (dev / "env").read_text()
+        assert f'KUBECONFIG="{dev.resolve()}/kubeconfig"' in env_file
+        bin_dir = re.search(r'export PATH="(.*?):\$PATH"', env_file).group(1)
+        kubectl = [f"{bin_dir}/kubectl", "--kubeconfig", str(dev / "kubeconfig")]
+        subprocess.run([*kubectl, "create", "namespace", "kept"], check=True, capture_output=True)
+
+        again = _make("up", dev=dev, metrics_port=port)
+        assert _pids(dev) == first
+        for part in first:
+            assert f"{part}: already running" in again.stdout
+
+        os.kill(first["kube-apiserver"], signal.SIGKILL)
+        repaired = _make("up", dev=dev, metrics_port=port)
+        assert "kube-apiserver: started" in repaired.stdout
+        assert "etcd: already running" in repaired.stdout
+        assert _pids(dev)["kube-apiserver"] != first["kube-apiserver"]
+        got = subprocess.run([*kubectl, "get", "namespace", "kept", "-o", "name"], capture_output=True, text=True)
+        assert got.stdout.strip() == "namespace/kept"  # etcd data survived the restart
+        assert _make("status", dev=dev, metrics_port=port).returncode == 0
+
+        running = _pids(dev)
+        _make("down", dev=dev, metrics_port=port)
+        assert not any(_alive(pid) for pid in running.values())
+        assert _pids(dev) == {}
+        assert _make("status", dev=dev, metrics_port=port).returncode != 0
+    finally:
+        subprocess.run(["make", "-C", str(REPO), "down", f"DEV={dev}"], capture_output=True, timeout=120)
