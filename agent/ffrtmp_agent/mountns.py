@@ -1,0 +1,60 @@
+"""Exec helper for standalone job processes: run inside `unshare --mount --propagation private`, bind
+the pod's volumes at their mountPaths, change directory, then exec the container command (same pid).
+
+Usage: python -m ffrtmp_agent.mountns SPEC_JSON -- COMMAND [ARGS...]
+SPEC_JSON: {"mounts": [[source, target, readOnly], ...], "chdir": dir, "startError": file}.
+A failure before exec is written to startError and exits 128, so the agent reports StartError.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+START_ERROR_EXIT_CODE = 128
+
+
+def _mount(source: str, target: str, read_only: bool) -> None:
+    if not os.path.exists(source):
+        raise RuntimeError(f"mount source {source} does not exist")
+    if os.path.isdir(source):
+        os.makedirs(target, exist_ok=True)  # empty mountpoint dirs where the host lacks them
+    elif not os.path.exists(target):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        open(target, "a").close()
+    steps = [["mount", "--bind", source, target]]
+    if read_only:
+        steps.append(["mount", "-o", "remount,bind,ro", target])
+    for argv in steps:
+        out = subprocess.run(argv, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)}: {out.stderr.strip() or out.returncode}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) < 3 or args[1] != "--":
+        print(__doc__, file=sys.stderr)
+        return 2
+    spec = json.loads(args[0])
+    command = args[2:]
+    try:
+        for source, target, read_only in spec.get("mounts", []):
+            _mount(source, target, bool(read_only))
+        if spec.get("chdir"):
+            os.chdir(spec["chdir"])
+        try:
+            os.execvp(command[0], command)
+        except OSError as exc:
+            raise RuntimeError(f"cannot run {command[0]}: {exc.strerror or exc}") from exc
+    except Exception as exc:  # anything before exec: the container never started
+        with open(spec["startError"], "w", encoding="utf-8") as f:
+            f.write(f"{type(exc).__name__}: {exc}" if not isinstance(exc, RuntimeError) else str(exc))
+        return START_ERROR_EXIT_CODE
+    return START_ERROR_EXIT_CODE  # not reached: execvp replaces this process
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,453 @@
+"""Standalone node mode: run the ffrtmp job pods bound to this node as local processes, as a kubelet
+would run their containers, and report their status.
+
+A watch thread feeds pod events to one loop (`run`), which alone owns the process table: it decides per
+event (podspec.decide), starts processes in a private mount namespace with the pod's volumes bound at
+their mountPaths, reaps them, writes pod status, and finalises deleted pods (no kubelet will).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import psutil
+from kubernetes import client, watch
+from kubernetes.client.exceptions import ApiException
+
+from ffrtmp_agent import podspec, podstatus, volumes
+from ffrtmp_agent.podspec import Action
+from ffrtmp_operator import api
+
+log = logging.getLogger(__name__)
+MERGE_PATCH = "application/merge-patch+json"
+TOKEN_SECONDS = 24 * 3600  # bound to the pod, so it dies with the pod anyway; the server may cap it
+SHUTDOWN_GRACE_SECONDS = 10
+
+
+@dataclass
+class ApiTarget:
+    """How job processes reach the API server: the agent's own server URL and TLS settings."""
+
+    server: str
+    ca_pem: str | None
+    insecure: bool
+
+
+@dataclass
+class LocalProcess:
+    """One running job pod. Owned by the run loop only."""
+
+    pod: dict[str, Any]
+    popen: subprocess.Popen[bytes]
+    pod_dir: Path
+    started: datetime
+    kill_at: float | None = None  # monotonic deadline for SIGKILL once terminating
+    shutdown: bool = False  # stopped because the agent is stopping
+
+    @property
+    def uid(self) -> str:
+        return self.pod["metadata"]["uid"]
+
+
+@dataclass
+class StandaloneRunner:
+    core: client.CoreV1Api
+    node: str
+    work_dir: Path
+    target: ApiTarget
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    procs: dict[str, LocalProcess] = field(default_factory=dict)
+    finished: set[str] = field(default_factory=set)  # uids run to the end; kept until the pod is gone
+    ignored: set[str] = field(default_factory=set)  # foreign pods already logged once
+    events: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
+    unshare_error: str | None = None
+
+    # ------------------------------------------------------------------------------ loop and watch
+
+    def run(self, stop: threading.Event) -> None:
+        self.unshare_error = check_unshare()
+        if self.unshare_error:
+            log.error("private mount namespaces unavailable (%s): job pods with volumes will fail", self.unshare_error)
+        watcher = threading.Thread(target=self._watch, args=(stop,), name="pod-watch", daemon=True)
+        watcher.start()
+        while not stop.is_set():
+            try:
+                kind, obj = self.events.get(timeout=0.25)
+                self._dispatch(kind, obj)
+                while True:
+                    kind, obj = self.events.get_nowait()
+                    self._dispatch(kind, obj)
+            except queue.Empty:
+                pass
+            except Exception:
+                log.exception("standalone: handling a pod event failed")
+            self.reap()
+        self.stop_all()
+
+    def _watch(self, stop: threading.Event) -> None:
+        selector = f"spec.nodeName={self.node}"
+        while not stop.is_set():
+            try:
+                listing = self.core.list_pod_for_all_namespaces(field_selector=selector)
+                pods = self.core.api_client.sanitize_for_serialization(listing.items)
+                self.events.put(("SYNC", pods))
+                w = watch.Watch()
+                for ev in w.stream(
+                    self.core.list_pod_for_all_namespaces,
+                    field_selector=selector,
+                    resource_version=listing.metadata.resource_version,
+                    timeout_seconds=30,
+                ):
+                    if stop.is_set():
+                        w.stop()
+                        break
+                    if ev["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                        self.events.put((ev["type"], ev["raw_object"]))
+            except ApiException as exc:
+                if exc.status != 410:  # 410 Gone: our resourceVersion expired, list again
+                    log.warning("pod watch failed: %s", exc.reason)
+                    stop.wait(2)
+            except Exception as exc:  # connection reset and the like: list again shortly
+                log.warning("pod watch failed: %s", exc)
+                stop.wait(2)
+
+    def _dispatch(self, kind: str, obj: Any) -> None:
+        if kind == "SYNC":
+            seen = {p["metadata"]["uid"] for p in obj}
+            for uid in [u for u in self.procs if u not in seen]:
+                self._gone(uid)
+            self.finished &= seen
+            for pod in obj:
+                self.handle(pod)
+        elif kind == "DELETED":
+            self._gone(obj["metadata"]["uid"])
+        else:
+            self.handle(obj)
+
+    # ------------------------------------------------------------------------------------- events
+
+    def handle(self, pod: dict[str, Any]) -> None:
+        uid = pod["metadata"]["uid"]
+        proc = self.procs.get(uid)
+        action = podspec.decide(pod, running=proc is not None, finished=uid in self.finished)
+        if action is Action.START:
+            self.start(pod)
+        elif action is Action.TERMINATE and proc is not None and proc.kill_at is None:
+            grace = podspec.grace_seconds(pod)
+            log.info("pod %s deleted: SIGTERM, %ss grace", podspec.pod_key(pod), grace)
+            proc.pod = pod
+            proc.kill_at = time.monotonic() + grace
+            _signal_group(proc.popen.pid, signal.SIGTERM)
+        elif action is Action.FINALIZE:
+            self._delete(pod)
+        elif action is Action.MARK_LOST:
+            self._mark_lost(pod)
+        elif action is Action.IGNORE_FOREIGN and uid not in self.ignored:
+            self.ignored.add(uid)
+            log.info("pod %s is not an ffrtmp job pod: not running it (left Pending)", podspec.pod_key(pod))
+
+    def _gone(self, uid: str) -> None:
+        """The pod object is gone (force-deleted): stop its process at once."""
+        self.finished.discard(uid)
+        self.ignored.discard(uid)
+        proc = self.procs.pop(uid, None)
+        if proc is not None:
+            log.info("pod %s removed from the API: killing its process", podspec.pod_key(proc.pod))
+            _signal_group(proc.popen.pid, signal.SIGKILL)
+            proc.popen.wait()
+        shutil.rmtree(self._pod_dir_for_uid(uid) / "volumes", ignore_errors=True)
+
+    # -------------------------------------------------------------------------------------- start
+
+    def pod_dir(self, pod: dict[str, Any]) -> Path:
+        meta = pod["metadata"]
+        return self.work_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
+
+    def _pod_dir_for_uid(self, uid: str) -> Path:
+        matches = list((self.work_dir / "pods").glob(f"*_{uid[:8]}"))
+        return matches[0] if matches else self.work_dir / "pods" / "-nonexistent-"
+
+    def start(self, pod: dict[str, Any]) -> None:
+        key = podspec.pod_key(pod)
+        pod_dir = self.pod_dir(pod)
+        pod_dir.mkdir(parents=True, exist_ok=True)
+        _kill_leftover(pod_dir)  # a process a crashed agent started for this very pod
+        for name in ("termination-log", "start-error"):
+            (pod_dir / name).unlink(missing_ok=True)
+        try:
+            argv, env, mounts = self._prepare(pod, pod_dir)
+        except (volumes.VolumeError, StartError) as exc:
+            self._fail_start(pod, str(exc))
+            return
+        except ApiException as exc:
+            self._fail_start(pod, f"API error preparing the pod: {exc.status} {exc.reason}")
+            return
+        spec = {
+            "mounts": [list(m) for m in mounts],
+            "chdir": _working_dir(pod) or str(pod_dir),
+            "startError": str(pod_dir / "start-error"),
+        }
+        helper = [sys.executable, "-m", "ffrtmp_agent.mountns", json.dumps(spec), "--", *argv]
+        if mounts:
+            helper = ["unshare", "--mount", "--propagation", "private", "--", *helper]
+        log_path = pod_dir / f"{podstatus.container_name(pod)}.log"
+        with open(log_path, "ab") as out:
+            popen = subprocess.Popen(
+                helper, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                cwd=str(pod_dir), start_new_session=True,  # own process group: SIGTERM reaches ffmpeg too
+            )
+        started = self.now()
+        _write_pidfile(pod_dir, popen.pid)
+        self.procs[pod["metadata"]["uid"]] = LocalProcess(pod=pod, popen=popen, pod_dir=pod_dir, started=started)
+        log.info("pod %s started: pid %d, log %s", key, popen.pid, log_path)
+        self._patch_status(pod, podstatus.running_status(pod, pid=popen.pid, started=started))
+        self._annotate(pod, {podspec.LOG_FILE_ANNOTATION: str(log_path)})
+
+    def _prepare(self, pod: dict[str, Any], pod_dir: Path) -> tuple[list[str], dict[str, str], list[volumes.BindMount]]:
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        claim_paths = {c: volumes.resolve_claim(self.core, meta["namespace"], c) for c in volumes.claim_names(pod)}
+        sources = volumes.volume_sources(pod, pod_dir=str(pod_dir), claim_paths=claim_paths)
+        volumes.prepare_sources(pod, sources)
+        mounts = volumes.bind_mounts(pod, sources=sources)
+        if mounts and self.unshare_error:
+            raise StartError(f"cannot mount the pod's volumes: private mount namespace not permitted "
+                             f"({self.unshare_error}); run the standalone agent as root")
+        token = None
+        base = _base_env(pod, pod_dir)
+        if spec.get("automountServiceAccountToken") is not False:
+            token = self._token(pod)
+            config = podspec.kubeconfig(server=self.target.server, token=token, namespace=meta["namespace"],
+                                        ca_pem=self.target.ca_pem, insecure=self.target.insecure)
+            kubeconfig_path = pod_dir / "kubeconfig"
+            kubeconfig_path.write_text(json.dumps(config, indent=1), encoding="utf-8")
+            os.chmod(kubeconfig_path, 0o600)
+            base["KUBECONFIG"] = str(kubeconfig_path)
+        volumes.write_projected(pod, sources, token=token, ca_pem=self.target.ca_pem, core=self.core)
+        env, skipped = podspec.container_env(pod, base=base)
+        if skipped:
+            log.warning("pod %s: env %s not provided by the standalone agent", podspec.pod_key(pod), skipped)
+        argv = podspec.container_argv(pod, env)
+        if not argv:
+            raise StartError("the container has no command: the standalone agent runs commands, not images")
+        return argv, env, mounts
+
+    def _token(self, pod: dict[str, Any]) -> str:
+        meta = pod["metadata"]
+        sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "expirationSeconds": TOKEN_SECONDS,
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]},
+            },
+        }
+        try:
+            resp = self.core.create_namespaced_service_account_token(sa, meta["namespace"], body)
+        except ApiException as exc:
+            raise StartError(f"TokenRequest for serviceaccount {meta['namespace']}/{sa} failed: "
+                             f"{exc.status} {exc.reason}") from exc
+        return resp.status.token
+
+    def _fail_start(self, pod: dict[str, Any], message: str) -> None:
+        log.warning("pod %s cannot start: %s", podspec.pod_key(pod), message)
+        self.finished.add(pod["metadata"]["uid"])
+        status = podstatus.terminated_status(
+            pod, code=podstatus.START_ERROR_EXIT_CODE, message=podstatus.truncate_message(message), started=None,
+            finished=self.now(), reason="StartError",
+        )
+        self._patch_status(pod, status)
+
+    # --------------------------------------------------------------------------------- reap, stop
+
+    def reap(self) -> None:
+        """Report processes that exited; SIGKILL those past their grace period."""
+        for uid, proc in list(self.procs.items()):
+            rc = proc.popen.poll()
+            if rc is None:
+                if proc.kill_at is not None and time.monotonic() >= proc.kill_at:
+                    log.info("pod %s: grace period over, SIGKILL", podspec.pod_key(proc.pod))
+                    _signal_group(proc.popen.pid, signal.SIGKILL)
+                    proc.kill_at = float("inf")
+                continue
+            del self.procs[uid]
+            self.finished.add(uid)
+            _signal_group(proc.popen.pid, signal.SIGKILL)  # stragglers the command left in its group
+            self._report_exit(proc, rc)
+            if proc.kill_at is not None:
+                self._delete(proc.pod)
+
+    def _report_exit(self, proc: LocalProcess, rc: int) -> None:
+        start_error = _read(proc.pod_dir / "start-error")
+        policy = ((proc.pod.get("spec") or {}).get("containers") or [{}])[0].get("terminationMessagePolicy")
+        if start_error:
+            code, reason, message = podstatus.START_ERROR_EXIT_CODE, "StartError", start_error
+        else:
+            code, reason = podstatus.exit_code(rc), None
+            log_text = _read_tail(proc.pod_dir / f"{podstatus.container_name(proc.pod)}.log")
+            message = podstatus.termination_message(
+                termination_log=_read(proc.pod_dir / "termination-log"), log_text=log_text, policy=policy,
+                failed=code != 0,
+            )
+        pod_reason = "NodeShutdown" if proc.shutdown else None
+        log.info("pod %s exited with %d%s", podspec.pod_key(proc.pod), code, f" ({reason})" if reason else "")
+        status = podstatus.terminated_status(
+            proc.pod, code=code, message=message, started=proc.started, finished=self.now(), reason=reason,
+            pod_reason=pod_reason, pod_message="the ffrtmp agent stopped" if pod_reason else None, pid=proc.popen.pid,
+        )
+        self._patch_status(proc.pod, status)
+
+    def _mark_lost(self, pod: dict[str, Any]) -> None:
+        log.warning("pod %s was Running but this agent has no process for it: marking it Failed",
+                    podspec.pod_key(pod))
+        _kill_leftover(self.pod_dir(pod))
+        self.finished.add(pod["metadata"]["uid"])
+        running = (((pod.get("status") or {}).get("containerStatuses") or [{}])[0].get("state") or {}).get("running")
+        started = _parse_time((running or {}).get("startedAt"))
+        status = podstatus.terminated_status(
+            pod, code=137, message="The container could not be located: the ffrtmp agent restarted",
+            started=started, finished=self.now(), reason="ContainerStatusUnknown", pod_reason="NodeLost",
+            pod_message="agent restarted: the pod's process is gone",
+        )
+        self._patch_status(pod, status)
+
+    def stop_all(self) -> None:
+        """Graceful shutdown: SIGTERM every job process, SIGKILL after a grace period, report them."""
+        for proc in self.procs.values():
+            proc.shutdown = True
+            _signal_group(proc.popen.pid, signal.SIGTERM)
+        deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
+        while self.procs and time.monotonic() < deadline:
+            self.reap()
+            time.sleep(0.1)
+        for proc in self.procs.values():
+            proc.kill_at = 0.0
+        while self.procs:
+            self.reap()
+            time.sleep(0.05)
+
+    # ---------------------------------------------------------------------------------- API writes
+
+    def _patch_status(self, pod: dict[str, Any], body: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        try:
+            self.core.patch_namespaced_pod_status(meta["name"], meta["namespace"], body, _content_type=MERGE_PATCH)
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("pod %s: status write failed: %s %s", podspec.pod_key(pod), exc.status, exc.reason)
+
+    def _annotate(self, pod: dict[str, Any], annotations: dict[str, str]) -> None:
+        meta = pod["metadata"]
+        try:
+            self.core.patch_namespaced_pod(meta["name"], meta["namespace"], {"metadata": {"annotations": annotations}},
+                                           _content_type=MERGE_PATCH)
+        except ApiException as exc:
+            if exc.status != 404:
+                log.warning("pod %s: annotation failed: %s", podspec.pod_key(pod), exc.reason)
+
+    def _delete(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        body = {"gracePeriodSeconds": 0, "preconditions": {"uid": meta["uid"]}}
+        try:
+            self.core.delete_namespaced_pod(meta["name"], meta["namespace"], body=body)
+            log.info("pod %s deleted (gracePeriodSeconds=0)", podspec.pod_key(pod))
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                log.warning("pod %s: delete failed: %s", podspec.pod_key(pod), exc.reason)
+
+
+class StartError(Exception):
+    """The pod's process cannot be started; the pod fails with this message."""
+
+
+def check_unshare() -> str | None:
+    """None when `unshare --mount` works here, else why not."""
+    try:
+        out = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    return None if out.returncode == 0 else (out.stderr.strip() or f"exit {out.returncode}")
+
+
+def _base_env(pod: dict[str, Any], pod_dir: Path) -> dict[str, str]:
+    """What a container gets besides its own env: a PATH that finds ffmpeg and ffrtmp-runner, a home."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "HOME": str(pod_dir),
+        "HOSTNAME": pod["metadata"]["name"],
+        api.ENV_TERMINATION_LOG: str(pod_dir / "termination-log"),
+    }
+    for name in ("LANG", "LC_ALL", "TZ", "VIRTUAL_ENV"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+def _working_dir(pod: dict[str, Any]) -> str | None:
+    return ((pod.get("spec") or {}).get("containers") or [{}])[0].get("workingDir")
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _write_pidfile(pod_dir: Path, pid: int) -> None:
+    try:
+        created = psutil.Process(pid).create_time()
+    except psutil.Error:
+        created = 0.0
+    (pod_dir / "pid").write_text(f"{pid} {created}\n", encoding="utf-8")
+
+
+def _kill_leftover(pod_dir: Path) -> None:
+    """Kill the process group a previous agent started for this pod, if it still runs (same pid+start)."""
+    try:
+        pid_text, created_text = (pod_dir / "pid").read_text(encoding="utf-8").split()
+        pid, created = int(pid_text), float(created_text)
+        if abs(psutil.Process(pid).create_time() - created) < 0.01:
+            log.info("killing leftover process group %d of %s", pid, pod_dir.name)
+            _signal_group(pid, signal.SIGKILL)
+    except (OSError, ValueError, psutil.Error):
+        pass
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _read_tail(path: Path, limit: int = 64 * 1024) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - limit))
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
