@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from ffrtmp_stack import ControlPlane
+from ffrtmp_stack import ControlPlane, find_bin_dir
 
 Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
 
@@ -31,7 +31,16 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
     work_dir (Path, logs in work_dir/logs/). Methods: env() (os.environ + KUBECONFIG + bin_dir on PATH,
     for subprocesses), api_client() (a new admin kubernetes ApiClient; close it).
     """
-    with ControlPlane(tmp_path_factory.mktemp("control-plane")) as cp, pytest.MonkeyPatch.context() as mp:
+    try:
+        bin_dir = find_bin_dir(build=False)  # a cold build takes minutes: `make tools`, not a test's timeout
+    except RuntimeError as exc:
+        missing = str(exc)
+    else:
+        missing = ""
+    if missing:
+        pytest.fail(f"no Kubernetes test binaries: {missing}", pytrace=False)
+    with (ControlPlane(tmp_path_factory.mktemp("control-plane"), bin_dir=bin_dir) as cp,
+          pytest.MonkeyPatch.context() as mp):
         mp.setenv("KUBECONFIG", str(cp.kubeconfig))  # so kopf and kubernetes.config find it without help
         yield cp
 

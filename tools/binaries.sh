@@ -3,7 +3,10 @@
 # Binaries come from $KUBEBUILDER_ASSETS when it has them, else from the cache
 # (${FFRTMP_CACHE:-~/.cache/ffrtmp}/<tool>/<version>/), else they are built from the pinned Go modules
 # in tools/k8s and tools/etcd (and helm's own module) and stored there. Build logs go to stderr.
+# --check: build nothing; exit 1 naming the first missing binary (tests use this to fail fast).
 set -euo pipefail
+check_only=false
+[ "${1:-}" = "--check" ] && check_only=true
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/versions.env"
 cache=${FFRTMP_CACHE:-$HOME/.cache/ffrtmp}
@@ -22,8 +25,13 @@ k8s_ldflags() {
   echo "-s -w$f"
 }
 
+missing() {
+  if $check_only; then echo "$1 is not built yet: run \`make tools\` (tools/binaries.sh)" >&2; exit 1; fi
+}
+
 build_k8s() {  # $1: command name
   [ -x "$k8s_dir/$1" ] && return
+  missing "$1"
   echo "building $1 $K8S_VERSION (several minutes on 2 cores)..." >&2
   mkdir -p "$k8s_dir"
   (cd "$here/k8s" && go build -trimpath -ldflags "$(k8s_ldflags)" -o "$k8s_dir/$1.tmp" "k8s.io/kubernetes/cmd/$1")
@@ -32,6 +40,7 @@ build_k8s() {  # $1: command name
 
 build_etcd() {
   [ -x "$etcd_dir/etcd" ] && return
+  missing etcd
   echo "building etcd $ETCD_VERSION..." >&2
   mkdir -p "$etcd_dir"
   (cd "$here/etcd" && go build -trimpath -ldflags "-s -w" -o "$etcd_dir/etcd.tmp" go.etcd.io/etcd/server/v3)
@@ -40,6 +49,7 @@ build_etcd() {
 
 build_helm() {
   [ -x "$helm_dir/helm" ] && return
+  missing helm
   echo "building helm $HELM_VERSION..." >&2
   mkdir -p "$helm_dir"
   local tmp; tmp=$(mktemp -d)

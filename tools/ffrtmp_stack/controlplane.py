@@ -7,6 +7,7 @@ Both use the argv builders and `install_base` here. The apiserver has RBAC on, a
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import subprocess
@@ -28,13 +29,16 @@ SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 CONTEXT = "ffrtmp-local"
 
 
-def find_bin_dir() -> Path:
+def find_bin_dir(*, build: bool = True) -> Path:
     """The folder with kube-apiserver, etcd, kubectl and helm (tools/binaries.sh; honours KUBEBUILDER_ASSETS).
 
-    Builds missing binaries (minutes, once); the build log goes to our stderr.
+    build: build missing binaries (minutes, once; the log goes to our stderr); else raise RuntimeError.
     """
-    out = subprocess.run([str(REPO / "tools" / "binaries.sh")], check=True, stdout=subprocess.PIPE, text=True)
-    return Path(out.stdout.strip().splitlines()[-1])
+    argv = [str(REPO / "tools" / "binaries.sh"), *([] if build else ["--check"])]
+    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=None if build else subprocess.PIPE, text=True)
+    if done.returncode != 0:
+        raise RuntimeError((done.stderr or "").strip() or f"tools/binaries.sh exited {done.returncode}")
+    return Path(done.stdout.strip().splitlines()[-1])
 
 
 @dataclass(frozen=True)
@@ -121,8 +125,6 @@ def apiserver_ready(lay: Layout) -> bool:
 
 def write_kubeconfig(lay: Layout) -> Path:
     """An admin kubeconfig that verifies the apiserver against the local CA."""
-    import base64
-
     ca = base64.b64encode(lay.pki.ca_cert.read_bytes()).decode()
     config = {
         "apiVersion": "v1",
