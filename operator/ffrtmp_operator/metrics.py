@@ -44,6 +44,11 @@ ENCODERS = tuple(sorted({e for table in api.ENCODERS.values() for e in table.val
 ADMISSION_RESULTS = ("admitted", "unschedulable", "conflict", "error")
 # Outcome of considering one queued job in a scheduling cycle.
 SCHEDULING_RESULTS = ("scheduled", "unschedulable", "backoff", "preempting", "error")
+# Reasons a run can fail with (pre-listed so failure panels show 0, not "no data").
+FAILURE_REASONS = tuple(
+    r.value for r in (api.Reason.INPUT_ERROR, api.Reason.ENCODER_ERROR, api.Reason.OUTPUT_ERROR, api.Reason.NODE_LOST,
+                      api.Reason.TIMEOUT, api.Reason.PREEMPTED, api.Reason.POD_ERROR)
+)
 NODE_STATUSES = ("ready", "lost", "cordoned", "no_lease")
 # A job holds a slot on its node in these phases (a SIGSTOPped encoder keeps its slot while Paused).
 SLOT_PHASES = frozenset({api.Phase.ASSIGNED.value, api.Phase.PROCESSING.value})
@@ -359,8 +364,13 @@ class OperatorMetrics:
             self.wait.labels(queue=queue)
             for result in ADMISSION_RESULTS:
                 self.admissions.labels(queue=queue, result=result)
+            for phase in api.TERMINAL_PHASES:
+                self.run.labels(queue=queue, phase=phase.value)
         for result in SCHEDULING_RESULTS:
             self.scheduling_attempts.labels(result=result)
+        for reason in FAILURE_REASONS:
+            self.failures.labels(reason=reason)
+            self.retries.labels(reason=reason)
 
     def set_snapshot_source(self, source: Callable[[], MetricsSnapshot] | None) -> None:
         self.collector.source = source
