@@ -14,7 +14,7 @@ STACK = $(PYTHON) -m ffrtmp_stack --dev-dir $(DEV)
 PYTEST = $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools crds up down status clean test test-unit test-integration test-e2e
+.PHONY: help deps tools crds dashboards up down status clean test test-unit test-integration test-e2e
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ tools: ## build (once) kube-apiserver, kubectl, etcd and helm; prints their fold
 crds: ## regenerate crds/ from operator/ffrtmp_operator/api.py (and the chart's copy)
 	$(PYTHON) -m ffrtmp_operator.crd --write crds
 	@if [ -d helm/ffrtmp/crds ]; then cp crds/*.yaml helm/ffrtmp/crds/ && echo "copied to helm/ffrtmp/crds/"; fi
+
+dashboards: ## regenerate grafana/*.json from grafana/generate.py (and the chart's copy)
+	$(PYTHON) grafana/generate.py
 
 up: ## start the local stack: etcd, kube-apiserver, operator, AGENTS standalone agents with SLOTS each
 	$(STACK) up --agents $(AGENTS) --slots $(SLOTS) --metrics-port $(METRICS_PORT)
