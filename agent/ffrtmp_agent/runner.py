@@ -1,0 +1,484 @@
+"""The job pod's entrypoint (`ffrtmp-runner`): runs the ExecutionPlan from $FFRTMP_PLAN.
+
+Probes the input's duration, runs ffmpeg with its progress pipe, reports status.progress at a bounded
+rate, follows the job's spec.paused/spec.canceled through a watch, renames the output into place on
+success and reports status.result (ffprobe facts, quality, energy, scores). On failure it writes
+{"reason","message"} to the termination log and exits with api.RUNNER_EXIT_CODES[reason].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import glob
+import logging
+import os
+import posixpath
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from ffrtmp_operator import api
+
+from . import energy, failures, quality, scores
+from .encode import Encode
+from .failures import Failure
+from .jobclient import JobClient, api_client_from_environment, now_rfc3339
+from .progress import Sample, Throttle, percent, status_progress
+
+log = logging.getLogger("ffrtmp.runner")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    rapl_root: Path = energy.RAPL_ROOT
+    """Where RAPL powercap zones live; tests point it at fake counter files."""
+    poll_seconds: float = 0.2
+    """How often the loop looks at the encoder and the job's wanted state; bounds pause/cancel latency."""
+    cancel_grace_seconds: float = 3.0
+    """SIGTERM -> SIGKILL on cancel: the output is thrown away, so there is nothing to wait for."""
+    stop_grace_seconds: float = 10.0
+    """SIGTERM -> SIGKILL when a live run ends on purpose: ffmpeg needs a moment to write the trailer."""
+    spec_wait_seconds: float = 30.0
+    """How long to wait for the first read of the job before running with spec defaults."""
+    max_backoff_seconds: float = 30.0
+    """Cap of the live reconnect backoff (1, 2, 4, ... s)."""
+    backoff_reset_seconds: float = 30.0
+    """A live run that lasted this long was healthy: the next reconnect starts at 1 s again."""
+    max_live_failures: int = 8
+    """Consecutive live runs that produced nothing before the job fails (about 3 minutes of trying)."""
+    probe_timeout_seconds: float = 60.0
+
+
+class Control:
+    """The job's wanted state as the watch last saw it; written by the watch thread, read by the loop."""
+
+    def __init__(self) -> None:
+        self.paused = False
+        self.canceled = False  # one-way, like spec.canceled
+        self.terminated = False  # SIGTERM to the runner: the pod is being deleted
+        self.seen = threading.Event()
+        self._changed = threading.Event()
+
+    def on_spec(self, spec: dict[str, Any]) -> None:
+        self.paused = bool(spec.get("paused"))
+        self.canceled = self.canceled or bool(spec.get("canceled"))
+        self.seen.set()
+        self._changed.set()
+
+    def terminate(self) -> None:
+        self.terminated = True
+        self._changed.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self.canceled or self.terminated
+
+    def wait(self, seconds: float) -> None:
+        """Sleeps up to `seconds`, waking early when the wanted state changes."""
+        self._changed.wait(seconds)
+        self._changed.clear()
+
+
+class End(enum.Enum):
+    SUCCEEDED = "succeeded"
+    CANCELED = "canceled"
+    TERMINATED = "terminated"
+    FAILED = "failed"
+
+
+class Outcome(NamedTuple):
+    end: End
+    failure: Failure | None = None
+
+
+class Runner:
+    def __init__(
+        self,
+        plan: api.ExecutionPlan,
+        jobs: JobClient,
+        *,
+        settings: Settings = Settings(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.plan = plan
+        self.jobs = jobs
+        self.settings = settings
+        self.clock = clock
+        self.control = Control()
+        self.throttle = Throttle(plan.progressIntervalSeconds)
+        self.duration = plan.inputDurationSeconds
+        self.parts: list[str] = []  # temp files written; a live job adds one per (re)start
+        self.active_seconds = 0.0  # encoder running, not paused (what timeoutSeconds limits)
+        self.out_time_base = 0.0  # live restarts: media time and bytes of the finished runs
+        self.bytes_base = 0
+        self.started = clock()
+        self.output_ref = plan.ffmpegArgs[-1]
+        self.input_ref = plan.inputArgs[-1] if plan.inputArgs and plan.inputUrl else None
+
+    # --------------------------------------------------------------------------------------- main
+
+    def run(self) -> Outcome:
+        stop_watch = threading.Event()
+        watcher = threading.Thread(
+            target=self.jobs.watch_spec, args=(self.control.on_spec, stop_watch), name="job-watch", daemon=True
+        )
+        watcher.start()
+        try:
+            if not self.control.seen.wait(self.settings.spec_wait_seconds):
+                log.warning("could not read the job within %.0f s; running anyway", self.settings.spec_wait_seconds)
+            if self.control.stopping:
+                return Outcome(End.CANCELED)
+            if failure := self._probe_input():
+                return Outcome(End.FAILED, failure)
+            self._report(Sample(), force=True)
+            before = energy.read_counters(rapl_root=self.settings.rapl_root, gpu=self._uses_nvidia())
+            outcome = self._run_live() if self.plan.live else self._run_file()
+            if outcome.end is End.SUCCEEDED:
+                after = energy.read_counters(rapl_root=self.settings.rapl_root, gpu=self._uses_nvidia())
+                outcome = self._finish(joules=energy.job_energy_joules(before, after))
+            if outcome.end is not End.SUCCEEDED:
+                self._remove_partial_output()
+            return outcome
+        finally:
+            stop_watch.set()
+
+    def _probe_input(self) -> Failure | None:
+        if self.duration is not None or not self.plan.probeArgs or self.plan.live:
+            return None
+        try:
+            done = subprocess.run(
+                self.plan.probeArgs, capture_output=True, text=True, timeout=self.settings.probe_timeout_seconds
+            )
+        except subprocess.TimeoutExpired:
+            log.warning("ffprobe of the input timed out; progress will show no percentage")
+            return None
+        if done.returncode == 0:
+            try:
+                self.duration = float(done.stdout.strip().splitlines()[0])
+            except (ValueError, IndexError):
+                self.duration = None  # "N/A": a stream without a known length
+            log.info("input duration: %s s", self.duration)
+            return None
+        failure = failures.classify(
+            done.returncode, done.stderr.splitlines()[-20:], input_ref=self.input_ref, output_ref=""
+        )
+        return failure if failure.reason == failures.INPUT_ERROR else None
+
+    # --------------------------------------------------------------------------------- file jobs
+
+    def _run_file(self) -> Outcome:
+        while self.control.paused and not self.control.stopping:
+            self.control.wait(self.settings.poll_seconds * 5)  # paused before the encode began
+        if self.control.stopping:
+            return self._stopped()
+        enc = self._start(self.plan.ffmpegArgs)
+        last = self.clock()
+        while True:
+            code = enc.poll()
+            self._report_from(enc)
+            if self.control.stopping:
+                enc.stop(grace=self.settings.cancel_grace_seconds)
+                return self._stopped()
+            if self.control.paused and not enc.suspended and code is None:
+                log.info("pausing ffmpeg %d (SIGSTOP)", enc.pid)
+                enc.suspend()
+            elif not self.control.paused and enc.suspended:
+                log.info("resuming ffmpeg %d (SIGCONT)", enc.pid)
+                enc.resume()
+            now = self.clock()
+            if not enc.suspended:
+                self.active_seconds += now - last
+            last = now
+            if self._timed_out():
+                enc.stop(grace=self.settings.cancel_grace_seconds)
+                return Outcome(End.FAILED, failures.timeout(self.plan.timeoutSeconds or 0))
+            if code is not None:
+                break
+            self.control.wait(self.settings.poll_seconds)
+        code = enc.finish()
+        if self.control.stopping:
+            return self._stopped()
+        if code != 0:
+            return Outcome(End.FAILED, self._classify(enc, code))
+        latest = enc.latest
+        truncated = failures.truncated_input(
+            input_duration=self.duration,
+            output_time=latest.out_time_seconds if latest else None,
+            corruption_seen=enc.corruption_seen,
+        )
+        if truncated:
+            return Outcome(End.FAILED, truncated)
+        self._note_run(enc)
+        return Outcome(End.SUCCEEDED)
+
+    # --------------------------------------------------------------------------------- live jobs
+
+    def _run_live(self) -> Outcome:
+        """Runs until canceled or liveDurationSeconds; restarts with backoff when the input drops."""
+        plan, settings = self.plan, self.settings
+        deadline = self.started + plan.liveDurationSeconds if plan.liveDurationSeconds else None
+        backoff, idle_runs, run = 1.0, 0, 0
+        while True:
+            if self.control.stopping:
+                return self._stopped()
+            if deadline is not None and self.clock() >= deadline:
+                return Outcome(End.SUCCEEDED)
+            if self.control.paused:
+                self.control.wait(settings.poll_seconds * 5)  # stopped: RTMP servers drop idle peers
+                continue
+            enc = self._start(self._live_argv(run))
+            run += 1
+            run_started = last = self.clock()
+            ended_on_purpose = False
+            while enc.poll() is None:
+                self._report_from(enc)
+                now = self.clock()
+                self.active_seconds += now - last
+                last = now
+                if self.control.stopping:
+                    enc.stop(grace=settings.cancel_grace_seconds)
+                    return self._stopped()
+                if self._timed_out():
+                    enc.stop(grace=settings.cancel_grace_seconds)
+                    return Outcome(End.FAILED, failures.timeout(plan.timeoutSeconds or 0))
+                if self.control.paused or (deadline is not None and now >= deadline):
+                    log.info("stopping live ffmpeg %d (%s)", enc.pid, "pause" if self.control.paused else "duration")
+                    enc.stop(grace=settings.stop_grace_seconds)
+                    ended_on_purpose = True
+                    break
+                self.control.wait(settings.poll_seconds)
+            code = enc.finish()
+            produced = self._note_run(enc)
+            if ended_on_purpose:
+                continue
+            if code == 0 and plan.testSource is not None and plan.testSource.durationSeconds > 0:
+                return Outcome(End.SUCCEEDED)  # a finite test source simply ended
+            if not plan.reconnect:
+                return Outcome(End.SUCCEEDED) if code == 0 else Outcome(End.FAILED, self._classify(enc, code))
+            idle_runs = 0 if produced else idle_runs + 1
+            if idle_runs >= settings.max_live_failures:
+                return Outcome(End.FAILED, self._classify(enc, code or 1))
+            if self.clock() - run_started >= settings.backoff_reset_seconds:
+                backoff = 1.0
+            log.warning("live ffmpeg exited %d (%s); reconnecting in %.0f s", code, _last(enc), backoff)
+            wake = self.clock() + backoff
+            while self.clock() < wake and not self.control.stopping:
+                self.control.wait(min(settings.poll_seconds * 5, max(0.0, wake - self.clock())))
+            backoff = min(backoff * 2, settings.max_backoff_seconds)
+
+    def _live_argv(self, run: int) -> list[str]:
+        """Each live run writes its own temp part (a restart must not overwrite the earlier ones)."""
+        argv = list(self.plan.ffmpegArgs)
+        temp = self.plan.tempOutputUrl
+        if temp and run > 0:
+            stem, extension = posixpath.splitext(temp)
+            argv[-1] = "file:" + f"{stem}.r{run}{extension}"
+        return argv
+
+    # ----------------------------------------------------------------------------------- helpers
+
+    def _start(self, argv: list[str]) -> Encode:
+        log.info("starting %s", " ".join(argv))  # for the log only; ffmpeg gets the list
+        enc = Encode(argv)
+        target = argv[-1]
+        if self.plan.tempOutputUrl and target.startswith("file:"):
+            path = target.removeprefix("file:")
+            if path not in self.parts:
+                self.parts.append(path)
+        return enc
+
+    def _note_run(self, enc: Encode) -> bool:
+        """Adds a finished run's media time and bytes to the totals; whether it produced anything."""
+        sample = enc.latest
+        out_time = (sample.out_time_seconds or 0.0) if sample else 0.0
+        self.out_time_base += out_time
+        self.bytes_base += (sample.total_size or 0) if sample else 0
+        return out_time > 0
+
+    def _timed_out(self) -> bool:
+        return self.plan.timeoutSeconds is not None and self.active_seconds > self.plan.timeoutSeconds
+
+    def _classify(self, enc: Encode, code: int) -> Failure:
+        return failures.classify(code, list(enc.stderr_tail), input_ref=self.input_ref, output_ref=enc.argv[-1])
+
+    def _stopped(self) -> Outcome:
+        return Outcome(End.CANCELED if self.control.canceled else End.TERMINATED)
+
+    def _uses_nvidia(self) -> bool:
+        return self.plan.encoder.endswith("_nvenc")
+
+    def _report_from(self, enc: Encode) -> None:
+        sample = enc.take_sample()
+        if sample is not None:
+            self._report(sample)
+
+    def _report(self, sample: Sample, *, force: bool = False) -> None:
+        if not self.throttle.ready(self.clock(), force=force):
+            return
+        if self.plan.live:
+            sample = dataclasses.replace(sample, out_time_seconds=self.out_time_base + (sample.out_time_seconds or 0.0))
+            length = self.plan.liveDurationSeconds or None
+            done = percent(dataclasses.replace(sample, out_time_seconds=self.clock() - self.started), duration_seconds=length)
+        else:
+            done = percent(sample, duration_seconds=self.duration)
+        self.jobs.patch_status({"progress": status_progress(sample, percent_done=done, now=now_rfc3339())})
+
+    # ---------------------------------------------------------------------------------- results
+
+    def _finish(self, *, joules: float | None) -> Outcome:
+        """Moves the output into place, then measures and reports the result."""
+        try:
+            self._place_output()
+        except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+            return Outcome(End.FAILED, Failure(failures.OUTPUT_ERROR, f"cannot finalise the output: {exc}"))
+        if self.control.canceled:  # canceled in the last instant: the user wants no output
+            self._remove_final_output()
+            return Outcome(End.CANCELED)
+        result = self._measure(joules=joules)
+        progress = {"percent": 100.0, "outTimeSeconds": result.get("durationSeconds"), "updatedAt": now_rfc3339()}
+        self.jobs.patch_status({"progress": {k: v for k, v in progress.items() if v is not None}, "result": result})
+        return Outcome(End.SUCCEEDED)
+
+    def _place_output(self) -> None:
+        plan = self.plan
+        if not plan.tempOutputUrl:
+            return  # rtmp, or hls (the muxer wrote the playlist in place)
+        parts = [p for p in self.parts if os.path.exists(p) and os.path.getsize(p) > 0]
+        if not parts:
+            raise RuntimeError("ffmpeg produced no output")
+        if len(parts) == 1:
+            os.replace(parts[0], plan.outputUrl)  # same directory: atomic
+        else:
+            _concat(parts, muxer=plan.ffmpegArgs[-2], final=plan.outputUrl)
+        for part in parts:
+            if os.path.exists(part):
+                os.remove(part)
+
+    def _measure(self, *, joules: float | None) -> dict[str, Any]:
+        plan = self.plan
+        result: dict[str, Any] = {"wallSeconds": round(self.clock() - self.started, 3), "encoder": plan.encoder}
+        unavailable: list[str] = []
+        info = quality.probe_media("file:" + plan.outputUrl) if _is_file(plan) else None
+        if info is not None:
+            result.update(outputBytes=info.size_bytes, durationSeconds=info.duration_seconds, codec=info.codec,
+                          width=info.width, height=info.height)  # fmt: skip
+        else:
+            result.update(outputBytes=self.bytes_base or None, durationSeconds=round(self.out_time_base, 3) or None)
+        measured = quality.Scores()
+        if plan.qualityMetrics:
+            if plan.live or info is None or not info.width or not info.height or not plan.inputArgs:
+                unavailable += plan.qualityMetrics  # a live stream cannot be compared frame for frame later
+            else:
+                measured = quality.measure(
+                    output_ref="file:" + plan.outputUrl,
+                    input_args=plan.inputArgs,
+                    metrics=plan.qualityMetrics,
+                    width=info.width,
+                    height=info.height,
+                )
+                unavailable += measured.unavailable
+        result.update(psnr=measured.psnr, ssim=measured.ssim, vmaf=measured.vmaf)
+        result["qoeScore"] = scores.qoe_score(psnr=measured.psnr, ssim=measured.ssim, vmaf=measured.vmaf)
+        if joules is None:
+            unavailable.append("energy")
+        result["energyJoules"] = joules
+        result["efficiencyScore"] = scores.efficiency_score(
+            output_seconds=result.get("durationSeconds"), energy_joules=joules
+        )
+        result["unavailable"] = unavailable
+        return {k: v for k, v in result.items() if v is not None}
+
+    # ---------------------------------------------------------------------------------- cleanup
+
+    def _remove_partial_output(self) -> None:
+        for part in self.parts:
+            _remove(part)
+        if self.plan.outputContainer == "hls" and _is_file(self.plan):
+            self._remove_final_output()
+
+    def _remove_final_output(self) -> None:
+        if not _is_file(self.plan):
+            return
+        _remove(self.plan.outputUrl)
+        if self.plan.outputContainer == "hls":
+            for segment in glob.glob(glob.escape(posixpath.splitext(self.plan.outputUrl)[0]) + "_*.ts"):
+                _remove(segment)
+
+
+def _is_file(plan: api.ExecutionPlan) -> bool:
+    return "://" not in plan.outputUrl
+
+
+def _concat(parts: list[str], *, muxer: str, final: str) -> None:
+    """Joins a live job's parts (one per run) without re-encoding, through a hidden temp file."""
+    directory, name = posixpath.split(final)
+    listing = posixpath.join(directory, f".{name}.ffrtmp-concat.txt")
+    joined = posixpath.join(directory, f".{name}.ffrtmp-concat{posixpath.splitext(name)[1]}")
+    with open(listing, "w", encoding="utf-8") as fh:
+        for part in parts:
+            fh.write("file '" + part.replace("'", "'\\''") + "'\n")
+    try:
+        subprocess.run(
+            ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
+             "-protocol_whitelist", "file", "-i", "file:" + listing, "-c", "copy", "-f", muxer, "file:" + joined],
+            check=True, capture_output=True, timeout=600,
+        )  # fmt: skip
+        os.replace(joined, final)
+    finally:
+        _remove(listing)
+        _remove(joined)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("cannot remove %s: %s", path, exc)
+
+
+def _last(enc: Encode) -> str:
+    return enc.stderr_tail[-1] if enc.stderr_tail else "no output"
+
+
+def write_termination_log(failure: Failure, path: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(failure.termination_message())
+    except OSError as exc:
+        log.warning("cannot write the termination log %s: %s", path, exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=os.environ.get("FFRTMP_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    plan = api.ExecutionPlan.model_validate_json(os.environ[api.ENV_PLAN])
+    termination_log = os.environ.get(api.ENV_TERMINATION_LOG, api.DEFAULT_TERMINATION_LOG)
+    settings = Settings(rapl_root=Path(os.environ.get("FFRTMP_RAPL_ROOT", str(energy.RAPL_ROOT))))
+    jobs = JobClient(namespace=plan.namespace, name=plan.job, make_api=api_client_from_environment)
+    runner = Runner(plan, jobs, settings=settings)
+    signal.signal(signal.SIGTERM, lambda *_: runner.control.terminate())
+    log.info("runner for %s/%s attempt %d (%s)", plan.namespace, plan.job, plan.attempt, plan.encoder)
+    outcome = runner.run()
+    log.info("finished: %s%s", outcome.end.value, f" ({outcome.failure.reason}: {outcome.failure.message})"
+             if outcome.failure else "")  # fmt: skip
+    if outcome.end is End.FAILED and outcome.failure is not None:
+        write_termination_log(outcome.failure, termination_log)
+        return outcome.failure.exit_code
+    if outcome.end is End.TERMINATED:
+        return 128 + signal.SIGTERM
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
