@@ -1,0 +1,165 @@
+"""A thin, fast REST client for the benchmark's own API traffic (urllib3, JSON in and out, no models), the
+watch streams it measures with, and the apiserver's write counters from its /metrics.
+
+The kubernetes Python client spends milliseconds of CPU per call deserialising models; on a 2-core machine
+that would make the benchmark's client, not the apiserver, the ceiling the baseline measures.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import urllib3
+
+MERGE_PATCH = "application/merge-patch+json"
+# apiserver_request_total verbs that change stored state (APPLY is server-side apply).
+WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY"})
+_SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)")
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+class ApiError(RuntimeError):
+    def __init__(self, status: int, body: str, *, what: str) -> None:
+        super().__init__(f"{what}: HTTP {status}: {body[:300]}")
+        self.status = status
+
+
+class Kube:
+    """Bearer-token HTTPS client with a keep-alive pool shared by threads (urllib3 pools are thread-safe)."""
+
+    def __init__(self, *, server: str, token: str, ca_file: Path, pool_size: int = 16) -> None:
+        self.server = server.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        self._http = urllib3.PoolManager(
+            num_pools=4, maxsize=pool_size, block=True, cert_reqs="CERT_REQUIRED", ca_certs=str(ca_file),
+            retries=False, timeout=urllib3.Timeout(connect=10, read=60),
+        )
+
+    def request(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
+                ok: tuple[int, ...] = (200, 201, 202)) -> dict[str, Any]:
+        headers = dict(self._headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":")).encode()
+            headers["Content-Type"] = content_type
+        resp = self._http.request(method, self.server + path, body=data, headers=headers)
+        if resp.status not in ok:
+            raise ApiError(resp.status, resp.data.decode(errors="replace"), what=f"{method} {path}")
+        return json.loads(resp.data) if resp.data else {}
+
+    def text(self, path: str) -> str:
+        resp = self._http.request("GET", self.server + path, headers={**self._headers, "Accept": "text/plain"})
+        if resp.status != 200:
+            raise ApiError(resp.status, resp.data.decode(errors="replace"), what=f"GET {path}")
+        return resp.data.decode()
+
+    def stream(self, path: str) -> urllib3.BaseHTTPResponse:
+        return self._http.request("GET", self.server + path, headers=self._headers, preload_content=False,
+                                  timeout=urllib3.Timeout(connect=10, read=None))
+
+
+# ------------------------------------------------------------------------------------------ metrics
+
+
+class WriteKey(NamedTuple):
+    verb: str
+    resource: str  # "group/resource[/subresource]", core group as ""
+    code: str
+
+
+def write_counts(kube: Kube) -> Counter[WriteKey]:
+    """The apiserver's cumulative apiserver_request_total for write verbs, by verb, resource and code."""
+    counts: Counter[WriteKey] = Counter()
+    for line in kube.text("/metrics").splitlines():
+        m = _SAMPLE.match(line)
+        if not m:
+            continue
+        labels = dict(_LABEL.findall(m.group("labels")))
+        if labels.get("verb") not in WRITE_VERBS:
+            continue
+        resource = f"{labels.get('group', '')}/{labels.get('resource', '')}"
+        if labels.get("subresource"):
+            resource += "/" + labels["subresource"]
+        counts[WriteKey(labels["verb"], resource, labels.get("code", ""))] += int(float(m.group("value")))
+    return counts
+
+
+def writes_delta(before: Counter[WriteKey], after: Counter[WriteKey]) -> dict[str, int]:
+    """Writes between two snapshots as {"VERB group/resource[/sub] code": n}, largest first."""
+    delta = {f"{k.verb} {k.resource} {k.code}": after[k] - before.get(k, 0) for k in after}
+    return dict(sorted(((k, v) for k, v in delta.items() if v > 0), key=lambda kv: -kv[1]))
+
+
+# -------------------------------------------------------------------------------------------- watch
+
+
+class Watch:
+    """Streams watch events of one collection into `on_event(type, object, seen_at)` in a thread,
+    reconnecting from the last resourceVersion. seen_at is time.time() when the line arrived."""
+
+    def __init__(self, kube: Kube, path: str, on_event: Callable[[str, dict[str, Any], float], None]) -> None:
+        self.kube = kube
+        self.path = path
+        self.on_event = on_event
+        self.ready = threading.Event()  # set once the initial list is done and the stream is open
+        self.errors: list[str] = []
+        self._stop = threading.Event()
+        self._resp: urllib3.BaseHTTPResponse | None = None
+        self._thread = threading.Thread(target=self._run, name=f"watch{path}", daemon=True)
+
+    def start(self) -> "Watch":
+        self._thread.start()
+        if not self.ready.wait(30):
+            raise RuntimeError(f"watch {self.path} did not start: {self.errors}")
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._resp is not None:
+            try:
+                self._resp.shutdown()  # unblocks the reading thread
+            except Exception:  # noqa: BLE001 - best effort on an already closed stream
+                pass
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        rv: str | None = None
+        while not self._stop.is_set():
+            sep = "&" if "?" in self.path else "?"
+            try:
+                if rv is None:  # (re)list; a fresh CRD answers 429 "storage is (re)initializing" for a while
+                    listing = self.kube.request("GET", self.path)
+                    for item in listing.get("items", []):
+                        self.on_event("ADDED", item, time.time())
+                    rv = listing["metadata"]["resourceVersion"]
+                self._resp = self.kube.stream(f"{self.path}{sep}watch=1&allowWatchBookmarks=true"
+                                              f"&resourceVersion={rv}")
+                self.ready.set()
+                buf = b""
+                for chunk in self._resp.stream(65536):
+                    buf += chunk
+                    *lines, buf = buf.split(b"\n")
+                    for line in lines:
+                        if not line.strip():
+                            continue
+                        seen = time.time()
+                        event = json.loads(line)
+                        obj = event.get("object", {})
+                        if event.get("type") == "ERROR":
+                            if obj.get("code") == 410:  # too old: list again (events in between are re-ADDED)
+                                rv = None
+                            raise RuntimeError(f"watch error: {obj}")
+                        rv = obj.get("metadata", {}).get("resourceVersion", rv)
+                        if event.get("type") != "BOOKMARK":
+                            self.on_event(event["type"], obj, seen)
+            except Exception as exc:  # noqa: BLE001 - reconnect; a real failure shows as missing events
+                if not self._stop.is_set():
+                    self.errors.append(repr(exc))
+                    time.sleep(0.5)

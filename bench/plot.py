@@ -1,0 +1,59 @@
+"""The latency distribution plot of a scheduler result: empirical CDFs of queue-to-assigned (paced phase,
+the target's figure) and create-to-bound (burst and paced), with the 1 s target marked.
+`python -m bench.plot bench/results/scheduler-smoke.json` redraws it from the saved samples."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on CI or servers
+import matplotlib.pyplot as plt  # noqa: E402
+
+CURVES = (  # (phase, latency kind, label)
+    ("paced", "queued_to_assigned", "paced: queued -> assigned"),
+    ("paced", "create_to_bound", "paced: create -> pod bound"),
+    ("burst", "queued_to_assigned", "burst: queued -> assigned"),
+    ("burst", "create_to_bound", "burst: create -> pod bound"),
+)
+
+
+def plot_latency(result: dict[str, Any], path: Path) -> Path:
+    op = result.get("operator") or {}
+    fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
+    for phase, kind, label in CURVES:
+        samples = ((op.get(phase) or {}).get("samples_s") or {}).get(kind) or []
+        if not samples:
+            continue
+        n = len(samples)
+        ax.step(sorted(samples), [(i + 1) / n for i in range(n)], where="post", label=f"{label} (n={n})")
+    ax.axvline(1.0, color="grey", linestyle="--", linewidth=1, label="target p99 (paced) 1 s")
+    ax.axhline(0.99, color="grey", linestyle=":", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("seconds (log)")
+    ax.set_ylabel("fraction of jobs")
+    cfg = result.get("config", {})
+    ax.set_title(f"{result.get('name')}: M={cfg.get('jobs')} N={cfg.get('nodes')}, "
+                 f"paced {cfg.get('paced_rate')}/s")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    for name in argv if argv is not None else sys.argv[1:]:
+        src = Path(name)
+        print(plot_latency(json.loads(src.read_text()), src.with_name(src.stem + "-latency.png")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,386 @@
+"""Scheduler benchmark: the real control plane and operator, N fake worker nodes with fresh Leases, M jobs
+created as fast as a client can. Measures admission throughput against a baseline client doing only the
+minimal admission writes, queue-to-assigned latency in a separate paced phase, the operator's peak RSS and
+its API writes per admitted job. `python -m bench.scheduler --size smoke|full`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from . import common
+from .common import RssSampler, summary
+from .fleet import Fleet
+from .kube import Kube, Watch, write_counts, writes_delta
+from .profiling import PySpy
+from .workload import JOBS, BaselineAdmitter, Creator, Tracker, baseline_create_and_admit
+
+from ffrtmp_stack import ControlPlane, procs  # noqa: E402 - common put tools/ on sys.path
+from ffrtmp_operator import api  # noqa: E402
+
+log = logging.getLogger("bench.scheduler")
+NAMESPACE = "bench"
+SIZES = {"smoke": (1000, 100), "full": (10000, 500)}
+
+
+@dataclass(frozen=True)
+class Config:
+    jobs: int
+    nodes: int
+    concurrency: int = 8
+    paced_rate: float = 20.0
+    paced_seconds: float = 30.0
+    lease_seconds: int = 15
+    renew_seconds: float = 5.0
+    stall_seconds: float = 120.0  # give up when no job was admitted for this long
+    profile: bool = False
+
+    @property
+    def paced_jobs(self) -> int:
+        return int(self.paced_rate * self.paced_seconds)
+
+    @property
+    def slots(self) -> int:
+        # Every job of both phases must fit (pods never run, so nothing frees a slot).
+        return math.ceil((self.jobs + self.paced_jobs) / self.nodes) + 1
+
+
+def _parse(ts: str | None) -> float | None:
+    if not ts:
+        return None
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def latencies(tracker: Tracker) -> dict[str, list[float]]:
+    """Per-job latencies (s). queued_to_assigned: from the operator's Queued stamp to the moment our watch saw
+    the job placed (what a user sees); stamps_only: both ends from the operator's transitions; watch_only:
+    both ends seen by our watch; create_to_bound: our create call to the pod with nodeName appearing."""
+    out: dict[str, list[float]] = {"queued_to_assigned": [], "stamps_only": [], "watch_only": [],
+                                   "create_to_bound": []}
+    for t in tracker.jobs.values():
+        queued = _parse(t.queued_at)
+        if queued is not None and t.assigned_seen is not None:
+            out["queued_to_assigned"].append(max(0.0, t.assigned_seen - queued))
+        assigned = _parse(t.assigned_at)
+        if queued is not None and assigned is not None:
+            out["stamps_only"].append(assigned - queued)
+        if t.queued_seen is not None and t.assigned_seen is not None:
+            out["watch_only"].append(t.assigned_seen - t.queued_seen)
+        if t.created is not None and t.bound_seen is not None:
+            out["create_to_bound"].append(t.bound_seen - t.created)
+    return out
+
+
+def throughput(tracker: Tracker) -> dict[str, Any]:
+    created = [t.created for t in tracker.jobs.values() if t.created is not None]
+    bound = [t.bound_seen for t in tracker.jobs.values() if t.bound_seen is not None]
+    if not created or not bound:
+        return {"jobs_bound": len(bound), "window_s": None, "jobs_per_s": None}
+    window = max(bound) - min(created)
+    return {"jobs_created": len(created), "jobs_bound": len(bound), "window_s": round(window, 3),
+            "jobs_per_s": round(len(bound) / window, 2) if window > 0 else None}
+
+
+def wait_bound(tracker: Tracker, *, expected: int, stall_s: float) -> bool:
+    """Wait until `expected` jobs have a bound pod; False when progress stalls for stall_s."""
+    tracker.expected = expected
+    last, last_change = tracker.bound, time.monotonic()
+    while not tracker.all_bound.wait(1.0):
+        if tracker.bound >= expected:
+            return True
+        if tracker.bound != last:
+            last, last_change = tracker.bound, time.monotonic()
+        elif time.monotonic() - last_change > stall_s:
+            return False
+    return True
+
+
+class Cluster:
+    """One fresh control plane with the benchmark namespace and the fleet; a context manager."""
+
+    def __init__(self, cfg: Config, work: Path) -> None:
+        self.cfg = cfg
+        self.cp = ControlPlane(work)
+        self.kube: Kube | None = None
+        self.fleet: Fleet | None = None
+
+    def __enter__(self) -> "Cluster":
+        self.cp.start()
+        self.kube = Kube(server=self.cp.server, token=self.cp.token, ca_file=self.cp.ca_file,
+                         pool_size=self.cfg.concurrency + 8)
+        self.kube.request("POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        self.fleet = Fleet(self.kube, nodes=self.cfg.nodes, slots=self.cfg.slots, lease_s=self.cfg.lease_seconds,
+                           renew_s=self.cfg.renew_seconds)
+        self.fleet.create()
+        self.fleet.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fleet:
+            self.fleet.stop()
+        self.cp.stop()
+
+    def processes(self) -> dict[str, psutil.Process]:
+        found = {}
+        for child in psutil.Process().children(recursive=True):
+            try:
+                name = child.name()
+            except psutil.NoSuchProcess:
+                continue
+            if name in ("kube-apiserver", "etcd"):
+                found[name] = child
+        return found
+
+    def version(self) -> str | None:
+        try:
+            return self.kube.request("GET", "/version").get("gitVersion")
+        except Exception:  # noqa: BLE001
+            return None
+
+    def watches(self, tracker: Tracker) -> list[Watch]:
+        return [Watch(self.kube, JOBS.format(ns=NAMESPACE), tracker.on_job).start(),
+                Watch(self.kube, f"/api/v1/namespaces/{NAMESPACE}/pods", tracker.on_pod).start()]
+
+
+class Phase:
+    """Brackets one measured phase: API write counters, lease renewals and CPU seconds of the parts."""
+
+    def __init__(self, cluster: Cluster, extra: dict[str, psutil.Process] | None = None) -> None:
+        self.cluster = cluster
+        self.procs = {**cluster.processes(), **(extra or {}), "bench": psutil.Process()}
+
+    def __enter__(self) -> "Phase":
+        self.writes0 = write_counts(self.cluster.kube)
+        self.renewals0 = self.cluster.fleet.renewals
+        self.cpu0 = {k: common.cpu_seconds([p], children=False) for k, p in self.procs.items()}
+        self.t0 = time.monotonic()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.monotonic() - self.t0
+        self.writes = writes_delta(self.writes0, write_counts(self.cluster.kube))
+        self.renewals = self.cluster.fleet.renewals - self.renewals0
+        self.cpu = {k: round(common.cpu_seconds([p], children=False) - self.cpu0[k], 2)
+                    for k, p in self.procs.items()}
+
+    def report(self, *, bench_writes: int, admitted: int) -> dict[str, Any]:
+        total = sum(self.writes.values())
+        others = total - bench_writes - self.renewals
+        return {
+            "seconds": round(self.seconds, 2),
+            "api_writes_total": total,
+            "bench_job_creates": bench_writes,
+            "bench_lease_renewals": self.renewals,
+            "other_writes": others,
+            "writes_per_job": round(others / admitted, 3) if admitted else None,
+            "writes_by_verb_resource_code": self.writes,
+            "cpu_seconds": self.cpu,
+            "cpu_ms_per_job": {k: round(1000 * v / admitted, 2) for k, v in self.cpu.items()} if admitted else None,
+        }
+
+
+def _summaries(lat: dict[str, list[float]]) -> dict[str, Any]:
+    return {k: summary(v) for k, v in lat.items()}
+
+
+def _samples(lat: dict[str, list[float]]) -> dict[str, list[float]]:
+    return {k: [round(x, 4) for x in sorted(v)] for k, v in lat.items() if v}
+
+
+def run_baseline(cfg: Config, work: Path) -> dict[str, Any]:
+    """The ceiling: a plain client creating each job and at once writing its admission (status + pod)."""
+    with Cluster(cfg, work) as cluster:
+        kube = cluster.kube
+        kube.request("POST", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts",
+                     {"metadata": {"name": api.RUNNER_SERVICE_ACCOUNT}})  # the operator makes this one itself
+        tracker = Tracker()
+        watches = cluster.watches(tracker)
+        creator = Creator(kube, namespace=NAMESPACE, tracker=tracker, concurrency=cfg.concurrency)
+        admitter = BaselineAdmitter(kube, namespace=NAMESPACE, nodes=cluster.fleet.names)
+        names = [f"base-{i:05d}" for i in range(cfg.jobs)]
+        with Phase(cluster) as phase:
+            baseline_create_and_admit(creator, admitter, names)
+            complete = wait_bound(tracker, expected=cfg.jobs, stall_s=30)
+            time.sleep(1)
+        for w in watches:
+            w.stop()
+        lat = latencies(tracker)
+        result = {
+            "complete": complete,
+            **throughput(tracker),
+            "errors": creator.errors[:10],
+            "error_count": len(creator.errors),
+            **phase.report(bench_writes=creator.writes, admitted=tracker.bound),
+            "latency_s": _summaries(lat),
+            "apiserver_version": cluster.version(),
+            "lease_late_rounds": cluster.fleet.late_rounds,
+        }
+        result["baseline_admission_writes"] = admitter.writes
+        return result
+
+
+def _operator_argv(metrics_port: int) -> list[str]:
+    return [sys.executable, "-m", "ffrtmp_operator", "--metrics-port", str(metrics_port)]
+
+
+def run_operator(cfg: Config, work: Path, *, results_dir: Path, name: str) -> dict[str, Any]:
+    """The real operator: a burst of M jobs, then a paced phase at cfg.paced_rate with free slots."""
+    out: dict[str, Any] = {}
+    with Cluster(cfg, work) as cluster:
+        kube = cluster.kube
+        port = procs.free_port()
+        op_log = work / "logs" / "operator.log"
+        began = time.monotonic()
+        op = procs.start(_operator_argv(port), log=op_log, marker=f"{work}:operator", env=cluster.cp.env(),
+                         cwd=common.REPO, tie_to_parent=True)
+        try:
+            procs.wait_until(lambda: procs.http_ok(f"http://127.0.0.1:{port}/metrics"), timeout_s=120,
+                             what="operator", alive=lambda: op.poll() is None, log=op_log)
+            time.sleep(2)  # let its first list+watch of jobs, nodes and leases finish
+            out["operator_start_s"] = round(time.monotonic() - began, 2)
+            op_proc = psutil.Process(op.pid)
+            with RssSampler(op.pid) as rss:
+                out["rss_idle_mb"] = round(op_proc.memory_info().rss / 1e6, 1)
+                out["burst"] = _operator_phase(cluster, cfg, op_proc, prefix="job", count=cfg.jobs, paced=False,
+                                               profile=results_dir / f"{name}-profile.txt" if cfg.profile else None)
+                out["rss_after_burst_mb"] = round(op_proc.memory_info().rss / 1e6, 1)
+                out["paced"] = _operator_phase(cluster, cfg, op_proc, prefix="paced", count=cfg.paced_jobs,
+                                               paced=True, profile=None)
+            out["operator_rss_peak_mb"] = rss.peak_mb
+            out["rss_series_mb"] = [(t, round(b / 1e6, 1)) for t, b in rss.series]
+            out["apiserver_version"] = cluster.version()
+            out["lease_late_rounds"] = cluster.fleet.late_rounds
+            out["operator_alive_at_end"] = op.poll() is None
+        finally:
+            procs.stop(op.pid, marker=f"{work}:operator", grace_s=10)
+            op.wait()
+            out["operator_log_tail"] = procs.tail(op_log, 15).splitlines()
+    return out
+
+
+def _operator_phase(cluster: Cluster, cfg: Config, op: psutil.Process, *, prefix: str, count: int, paced: bool,
+                    profile: Path | None) -> dict[str, Any]:
+    tracker = Tracker()
+    watches = cluster.watches(tracker)
+    creator = Creator(cluster.kube, namespace=NAMESPACE, tracker=tracker, concurrency=cfg.concurrency)
+    names = [f"{prefix}-{i:05d}" for i in range(count)]
+    spy = PySpy(op.pid, profile) if profile else None
+    result: dict[str, Any] = {}
+    with Phase(cluster, {"operator": op}) as phase:
+        if paced:
+            result["achieved_rate_per_s"] = round(creator.paced(names, rate_per_s=cfg.paced_rate), 2)
+        else:
+            result["create_seconds"] = round(creator.burst(names), 2)
+        result["complete"] = wait_bound(tracker, expected=count, stall_s=cfg.stall_seconds)
+        time.sleep(3)  # trailing writes of the last admissions (events, status) belong to this phase
+    if spy:
+        result["profile"] = spy.stop()
+    for w in watches:
+        w.stop()
+        result.setdefault("watch_errors", []).extend(w.errors[:5])
+    lat = latencies(tracker)
+    result.update(throughput(tracker))
+    result.update(errors=creator.errors[:10], error_count=len(creator.errors))
+    result.update(phase.report(bench_writes=creator.writes, admitted=tracker.bound))
+    result["latency_s"] = _summaries(lat)
+    result["samples_s"] = _samples(lat)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.scheduler", description=__doc__)
+    parser.add_argument("--size", choices=sorted(SIZES), default="smoke")
+    parser.add_argument("--jobs", type=int, help="M (default from --size)")
+    parser.add_argument("--nodes", type=int, help="N (default from --size)")
+    parser.add_argument("--concurrency", type=int, default=8, help="client threads creating jobs (and admitting, baseline)")
+    parser.add_argument("--paced-rate", type=float, default=20.0, help="jobs/s in the paced latency phase")
+    parser.add_argument("--paced-seconds", type=float, default=30.0)
+    parser.add_argument("--profile", action="store_true", help="py-spy the operator during the burst")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--skip-operator", action="store_true")
+    parser.add_argument("--name", help="results name (default scheduler-<size>)")
+    parser.add_argument("--results-dir", type=Path, default=common.RESULTS)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    jobs, nodes = SIZES[args.size]
+    cfg = Config(jobs=args.jobs or jobs, nodes=args.nodes or nodes, concurrency=args.concurrency,
+                 paced_rate=args.paced_rate, paced_seconds=args.paced_seconds, profile=args.profile)
+    name = args.name or f"scheduler-{args.size}"
+    work = Path(tempfile.mkdtemp(prefix="ffrtmp-bench-"))
+    result: dict[str, Any] = {"name": name, "started": common.utc_stamp(), "config": {**asdict(cfg), "slots": cfg.slots},
+                              "command": "python -m bench.scheduler " + " ".join(argv if argv is not None else sys.argv[1:])}
+    result["machine"] = common.machine()
+    began = time.monotonic()
+    if not args.skip_baseline:
+        log.info("baseline: %d jobs, %d nodes", cfg.jobs, cfg.nodes)
+        result["baseline"] = run_baseline(cfg, work / "baseline")
+        log.info("baseline: %.1f jobs/s", result["baseline"]["jobs_per_s"] or 0)
+    if not args.skip_operator:
+        log.info("operator: %d jobs, %d nodes, then %d paced at %.0f/s", cfg.jobs, cfg.nodes, cfg.paced_jobs,
+                 cfg.paced_rate)
+        result["operator"] = run_operator(cfg, work / "operator", results_dir=args.results_dir, name=name)
+    result["wall_seconds"] = round(time.monotonic() - began, 1)
+    result.update(headline(result))
+    result["machine"]["versions"]["kube_apiserver"] = (result.get("baseline") or result.get("operator") or {}).get(
+        "apiserver_version")
+    path = common.write_result(name, result, directory=args.results_dir)
+    try:
+        from .plot import plot_latency
+
+        result_png = plot_latency(result, args.results_dir / f"{name}-latency.png")
+        log.info("plot: %s", result_png)
+    except ImportError as exc:
+        log.warning("no plot (%s): pip install '.[bench]'", exc)
+    print(json.dumps({k: result[k] for k in HEADLINE if k in result}, indent=2))
+    log.info("results: %s", path)
+    return 0
+
+
+HEADLINE = ("jobs_per_s", "baseline_per_s", "ratio", "p50_s", "p99_s", "operator_rss_mb", "writes_per_job",
+            "burst_complete", "paced_complete", "targets")
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    """The figures the issue asks for, flat, and whether each meets its target."""
+    base = result.get("baseline") or {}
+    op = result.get("operator") or {}
+    burst, paced = op.get("burst") or {}, op.get("paced") or {}
+    h: dict[str, Any] = {
+        "jobs_per_s": burst.get("jobs_per_s"),
+        "baseline_per_s": base.get("jobs_per_s"),
+        "p50_s": (paced.get("latency_s") or {}).get("queued_to_assigned", {}).get("p50"),
+        "p99_s": (paced.get("latency_s") or {}).get("queued_to_assigned", {}).get("p99"),
+        "operator_rss_mb": op.get("operator_rss_peak_mb"),
+        "writes_per_job": burst.get("writes_per_job"),
+        "burst_complete": burst.get("complete"),
+        "paced_complete": paced.get("complete"),
+    }
+    h["ratio"] = (round(h["jobs_per_s"] / h["baseline_per_s"], 3)
+                  if h["jobs_per_s"] and h["baseline_per_s"] else None)
+    h["targets"] = {
+        "ratio>=0.5": None if h["ratio"] is None else h["ratio"] >= 0.5,
+        "p99<=1s": None if h["p99_s"] is None else h["p99_s"] <= 1.0,
+        "rss<=250MB": None if h["operator_rss_mb"] is None else h["operator_rss_mb"] <= 250,
+        "writes<=4": None if h["writes_per_job"] is None else h["writes_per_job"] <= 4,
+    }
+    return h
+
+
+if __name__ == "__main__":
+    sys.exit(main())
