@@ -60,9 +60,13 @@ build_helm() {
 
 out="$cache/assets/$K8S_VERSION-$ETCD_VERSION-$HELM_VERSION"
 mkdir -p "$out"
+assets=${KUBEBUILDER_ASSETS:-}
+# KUBEBUILDER_ASSETS may be this very folder (CI exports what we printed): linking a file onto itself
+# would replace it by a symlink loop
+if [ -n "$assets" ] && [ "$(cd "$assets" 2>/dev/null && pwd -P)" = "$(cd "$out" && pwd -P)" ]; then assets=""; fi
 for bin in kube-apiserver kubectl etcd helm; do
-  if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/$bin" ]; then
-    src="$KUBEBUILDER_ASSETS/$bin"
+  if [ -n "$assets" ] && [ -x "$assets/$bin" ]; then
+    src=$(cd "$assets" && pwd -P)/$bin
   else
     case $bin in
       kube-apiserver|kubectl) build_k8s "$bin"; src="$k8s_dir/$bin" ;;
@@ -70,6 +74,9 @@ for bin in kube-apiserver kubectl etcd helm; do
       helm) build_helm; src="$helm_dir/helm" ;;
     esac
   fi
-  ln -sfn "$src" "$out/$bin"
+  # relink only on change, atomically (rename): other test runs may be starting these binaries right now
+  if [ "$(readlink "$out/$bin" || true)" != "$src" ]; then
+    ln -sfn "$src" "$out/.$bin.$$" && mv -Tf "$out/.$bin.$$" "$out/$bin"
+  fi
 done
 echo "$out"
