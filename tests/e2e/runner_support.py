@@ -1,0 +1,166 @@
+"""Helpers for the runner end-to-end tests: a TranscodeJob in the test namespace, a least-privilege
+kubeconfig (the runner Role the operator grants, a TokenRequest token), the plan from the real plan
+builder, and `ffrtmp-runner` as a real subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+import yaml
+from kubernetes import client
+
+from ffrtmp_operator import api, plan
+
+T = TypeVar("T")
+RUNNER_ROLE_RULES = [
+    {"apiGroups": [api.GROUP], "resources": [api.PLURAL], "verbs": ["get", "watch"]},
+    {"apiGroups": [api.GROUP], "resources": [f"{api.PLURAL}/status"], "verbs": ["patch"]},
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(check: Callable[[], T | None], *, timeout: float, interval: float = 0.2, what: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def runner_kubeconfig(api_client: client.ApiClient, control_plane: Any, namespace: str, path: Path) -> Path:
+    """A kubeconfig holding a TokenRequest token of a ServiceAccount bound to the runner's Role only."""
+    core, rbac = client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client)
+    name = api.RUNNER_SERVICE_ACCOUNT
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": name}, "rules": RUNNER_ROLE_RULES})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+    })  # fmt: skip
+    token = core.create_namespaced_service_account_token(
+        name, namespace, {"spec": {"expirationSeconds": 3600}}
+    ).status.token
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "runner",
+        "clusters": [{"name": "c", "cluster": {"server": control_plane.server,
+                                                "certificate-authority": str(control_plane.ca_file)}}],
+        "users": [{"name": "runner", "user": {"token": token}}],
+        "contexts": [{"name": "runner", "context": {"cluster": "c", "user": "runner", "namespace": namespace}}],
+    }))  # fmt: skip
+    return path
+
+
+def create_job(api_client: client.ApiClient, namespace: str, name: str, spec: dict[str, Any]) -> api.TranscodeJob:
+    body = {"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name}, "spec": spec}
+    created = client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+        api.GROUP, api.VERSION, namespace, api.PLURAL, body
+    )
+    return api.TranscodeJob.model_validate(created)
+
+
+def get_job(api_client: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
+    return client.CustomObjectsApi(api_client).get_namespaced_custom_object(
+        api.GROUP, api.VERSION, namespace, api.PLURAL, name
+    )
+
+
+def patch_spec(api_client: client.ApiClient, namespace: str, name: str, spec: dict[str, Any]) -> None:
+    client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
+        api.GROUP, api.VERSION, namespace, api.PLURAL, name, {"spec": spec}
+    )
+
+
+def build(job: api.TranscodeJob, *, encoder: str = "libx264", interval: float = 2.0) -> api.ExecutionPlan:
+    meta = job.metadata
+    built = plan.build_plan(job, namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], attempt=1,
+                            encoder=encoder)  # fmt: skip
+    return built.model_copy(update={"progressIntervalSeconds": interval})
+
+
+class RunnerProcess:
+    """`python -m ffrtmp_agent.runner` with FFRTMP_PLAN, KUBECONFIG and a termination log in tmp_path."""
+
+    def __init__(self, execution: api.ExecutionPlan, *, kubeconfig: Path, work: Path, env: dict[str, str] | None = None):
+        self.termination_log = work / "termination-log"
+        self.log_path = work / f"runner-{execution.job}.log"
+        full_env = {**os.environ, "KUBECONFIG": str(kubeconfig), api.ENV_PLAN: execution.model_dump_json(),
+                    api.ENV_TERMINATION_LOG: str(self.termination_log), **(env or {})}  # fmt: skip
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "ffrtmp_agent.runner"], env=full_env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)  # fmt: skip
+
+    def wait(self, timeout: float) -> int:
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"runner still running after {timeout}s:\n{self.log_text()[-3000:]}") from None
+
+    def encoder(self) -> psutil.Process | None:
+        """The runner's ffmpeg child, if one runs."""
+        try:
+            kids = psutil.Process(self.proc.pid).children()
+        except psutil.NoSuchProcess:
+            return None
+        return next((k for k in kids if k.name() == "ffmpeg"), None)
+
+    def termination(self) -> dict[str, str]:
+        return json.loads(self.termination_log.read_text())
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+def ffprobe(ref: str, *, timeout: float = 30, extra: list[str] | None = None) -> dict[str, Any]:
+    done = subprocess.run(
+        ["ffprobe", "-v", "error", *(extra or []), "-show_entries",
+         "format=duration,size:stream=codec_type,codec_name,width,height", "-of", "json", ref],
+        capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def video_stream(probe: dict[str, Any]) -> dict[str, Any]:
+    return next(s for s in probe["streams"] if s["codec_type"] == "video")
+
+
+def make_media(path: Path, *, seconds: float, size: str = "320x240", extra: list[str] | None = None) -> Path:
+    """A real media file made by ffmpeg (h264 + aac)."""
+    subprocess.run(
+        ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
+         f"testsrc2=size={size}:rate=25:duration={seconds}", "-f", "lavfi", "-i",
+         f"sine=frequency=300:duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", *(extra or []), str(path)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    return path
