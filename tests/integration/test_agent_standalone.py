@@ -1,0 +1,307 @@
+"""A standalone agent runs job pods, made the way the operator makes them, as local processes: real ffmpeg,
+real volumes in a private mount namespace, a real ServiceAccount token, kubelet-like pod status."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import psutil
+import pytest
+from kubernetes import client
+
+from agent_process import AgentProcess, wait_for
+from ffrtmp_operator import api
+
+
+@pytest.fixture(scope="module")
+def agent(control_plane: Any, api_client: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[AgentProcess]:
+    node = f"standalone-{secrets.token_hex(3)}"
+    proc = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path_factory.mktemp("standalone"))
+    try:
+        proc.wait_registered(client.CoreV1Api(api_client))
+        yield proc
+    finally:
+        proc.stop()
+        client.CoreV1Api(api_client).delete_node(node)
+
+
+@pytest.fixture
+def core(api_client: client.ApiClient) -> client.CoreV1Api:
+    return client.CoreV1Api(api_client)
+
+
+def make_job(api_client: client.ApiClient, namespace: str, name: str = "job") -> dict[str, Any]:
+    """A real TranscodeJob (the pod's owner) and the runner ServiceAccount + Role the operator would make."""
+    body = {
+        "apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name},
+        "spec": {"input": {"testSource": {"durationSeconds": 1}}, "output": {"url": "file:///media/out.mp4"},
+                 "volumes": [{"name": "media", "mountPath": "/media", "emptyDir": {}}]},
+    }
+    job = client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+        api.GROUP, api.VERSION, namespace, api.PLURAL, body)
+    core = client.CoreV1Api(api_client)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": api.RUNNER_SERVICE_ACCOUNT}})
+    rbac = client.RbacAuthorizationV1Api(api_client)
+    rbac.create_namespaced_role(namespace, {
+        "metadata": {"name": api.RUNNER_SERVICE_ACCOUNT},
+        "rules": [{"apiGroups": [api.GROUP], "resources": [api.PLURAL], "verbs": ["get", "watch"]},
+                  {"apiGroups": [api.GROUP], "resources": [f"{api.PLURAL}/status"], "verbs": ["patch"]}],
+    })
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": api.RUNNER_SERVICE_ACCOUNT},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": api.RUNNER_SERVICE_ACCOUNT},
+        "subjects": [{"kind": "ServiceAccount", "name": api.RUNNER_SERVICE_ACCOUNT, "namespace": namespace}],
+    })
+    return job
+
+
+def job_pod(job: dict[str, Any], *, node: str, command: list[str], volumes: list[dict[str, Any]] = (),
+            mounts: list[dict[str, Any]] = (), env: list[dict[str, Any]] = (), owned: bool = True,
+            managed: bool = True, name: str | None = None) -> dict[str, Any]:
+    """A pod shaped like the operator's job pod (labels, owner reference, nodeName, runner SA)."""
+    meta = job["metadata"]
+    labels = {api.LABEL_JOB: meta["name"], api.LABEL_JOB_UID: meta["uid"], api.LABEL_ATTEMPT: "1"}
+    if managed:
+        labels[api.LABEL_MANAGED_BY] = api.MANAGED_BY
+    owners = [{"apiVersion": api.API_VERSION, "kind": api.KIND, "name": meta["name"], "uid": meta["uid"],
+               "controller": True, "blockOwnerDeletion": True}] if owned else []
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name or f"{meta['name']}-1", "labels": labels, "ownerReferences": owners},
+        "spec": {
+            "nodeName": node,
+            "serviceAccountName": api.RUNNER_SERVICE_ACCOUNT,
+            "restartPolicy": "Never",
+            "volumes": list(volumes),
+            "containers": [{
+                "name": api.RUNNER_CONTAINER, "image": "ffrtmp/runner:test", "command": command,
+                "env": [{"name": api.ENV_PLAN, "value": json.dumps({"namespace": meta["namespace"],
+                                                                   "job": meta["name"]})}, *env],
+                "volumeMounts": list(mounts),
+                "terminationMessagePolicy": "FallbackToLogsOnError",
+            }],
+        },
+    }
+
+
+def read_pod(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any] | None:
+    try:
+        return core.api_client.sanitize_for_serialization(core.read_namespaced_pod(name, namespace))
+    except client.exceptions.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def wait_phase(core: client.CoreV1Api, namespace: str, name: str, phases: set[str], timeout: float = 60
+               ) -> dict[str, Any]:
+    def reached() -> dict[str, Any] | None:
+        pod = read_pod(core, namespace, name)
+        return pod if pod and (pod.get("status") or {}).get("phase") in phases else None
+
+    return wait_for(reached, timeout=timeout, what=f"pod {name} in {phases}")
+
+
+def terminated(pod: dict[str, Any]) -> dict[str, Any]:
+    return pod["status"]["containerStatuses"][0]["state"]["terminated"]
+
+
+def ffmpeg_testsrc(output: str, *, seconds: float = 1) -> list[str]:
+    return ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi",
+            "-i", "testsrc2=size=160x120:rate=10", "-t", str(seconds), "-c:v", "libx264", "-y", output]
+
+
+def test_given_a_job_pod_with_a_hostpath_volume_then_ffmpeg_writes_through_the_mount_and_it_succeeds(
+        agent, api_client, core, namespace, tmp_path):
+    job = make_job(api_client, namespace)
+    host_dir, mount_path = tmp_path / "host-media", tmp_path / "pod-media"
+    host_dir.mkdir()
+    pod = job_pod(job, node=agent.node, command=ffmpeg_testsrc(f"{mount_path}/out.mp4"),
+                  volumes=[{"name": "media", "hostPath": {"path": str(host_dir), "type": "Directory"}}],
+                  mounts=[{"name": "media", "mountPath": str(mount_path)}])
+    core.create_namespaced_pod(namespace, pod)
+
+    done = wait_phase(core, namespace, pod["metadata"]["name"], {"Succeeded", "Failed"})
+
+    state = terminated(done)
+    assert done["status"]["phase"] == "Succeeded", state
+    assert state["exitCode"] == 0 and state["reason"] == "Completed"
+    assert state["startedAt"] <= state["finishedAt"]
+    assert (host_dir / "out.mp4").stat().st_size > 0, "the file landed in the hostPath directory"
+    assert list(mount_path.iterdir()) == [], "the host's mountpoint stayed empty: the bind was private"
+
+
+def test_given_a_failing_command_then_the_pod_fails_with_its_exit_code_and_log_tail(
+        agent, api_client, core, namespace):
+    job = make_job(api_client, namespace)
+    pod = job_pod(job, node=agent.node, command=["ffmpeg", "-hide_banner", "-nostdin", "-i", "/nonexistent.mp4",
+                                                   "-f", "null", "-"])
+    core.create_namespaced_pod(namespace, pod)
+
+    done = wait_phase(core, namespace, pod["metadata"]["name"], {"Succeeded", "Failed"})
+
+    state = terminated(done)
+    assert done["status"]["phase"] == "Failed"
+    assert state["exitCode"] != 0 and state["reason"] == "Error"
+    assert "No such file or directory" in state["message"], "FallbackToLogsOnError: the log tail is the message"
+
+
+def test_given_a_termination_log_then_it_is_the_message(agent, api_client, core, namespace):
+    job = make_job(api_client, namespace)
+    script = ("import json, os, sys; open(os.environ['FFRTMP_TERMINATION_LOG'], 'w').write("
+              "json.dumps({'reason': 'EncoderError', 'message': 'boom'})); sys.exit(11)")
+    pod = job_pod(job, node=agent.node, command=[sys.executable, "-c", script])
+    core.create_namespaced_pod(namespace, pod)
+
+    done = wait_phase(core, namespace, pod["metadata"]["name"], {"Succeeded", "Failed"})
+
+    assert terminated(done)["exitCode"] == api.RUNNER_EXIT_CODES["EncoderError"]
+    assert json.loads(terminated(done)["message"]) == {"reason": "EncoderError", "message": "boom"}
+
+
+def test_given_a_running_pod_when_deleted_then_the_process_dies_within_5s_and_the_pod_is_gone(
+        agent, api_client, core, namespace):
+    job = make_job(api_client, namespace)
+    pod = job_pod(job, node=agent.node, command=["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+                                                   "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
+                                                   "-f", "null", "-"])
+    name = pod["metadata"]["name"]
+    core.create_namespaced_pod(namespace, pod)
+    running = wait_phase(core, namespace, name, {"Running"})
+    status = running["status"]["containerStatuses"][0]
+    assert status["name"] == api.RUNNER_CONTAINER and status["state"]["running"]["startedAt"]
+    pid = int(status["containerID"].rsplit("/", 1)[1])
+    assert "ffmpeg" in psutil.Process(pid).name()
+    log_file = running["metadata"]["annotations"]["ffrtmp.io/log-file"]
+    assert Path(log_file).is_file()
+
+    core.delete_namespaced_pod(name, namespace)
+
+    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+             timeout=5, interval=0.1, what="the ffmpeg process to exit")
+    wait_for(lambda: read_pod(core, namespace, name) is None, timeout=5, interval=0.1, what="the pod to be gone")
+
+
+def test_given_pods_that_are_not_ffrtmp_job_pods_then_they_are_not_run(agent, api_client, core, namespace, tmp_path):
+    job = make_job(api_client, namespace)
+    cmd = ["ffmpeg", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=1", "-frames:v", "1"]
+    foreign = [job_pod(job, node=agent.node, command=[*cmd, str(tmp_path / "ran-1.png")], managed=False,
+                       name="unlabelled"),
+               job_pod(job, node=agent.node, command=[*cmd, str(tmp_path / "ran-2.png")], owned=False,
+                       name="unowned")]
+    for pod in foreign:
+        core.create_namespaced_pod(namespace, pod)
+    # A job pod created after them runs to the end: by then the agent has seen the others too.
+    control = job_pod(job, node=agent.node, command=[sys.executable, "-c", "pass"], name="control")
+    core.create_namespaced_pod(namespace, control)
+    wait_phase(core, namespace, "control", {"Succeeded"})
+
+    for pod in foreign:
+        assert (read_pod(core, namespace, pod["metadata"]["name"])["status"].get("phase")) == "Pending"
+    assert not list(tmp_path.glob("ran*")), "no foreign command ran"
+    assert agent.log_text().count("unowned is not an ffrtmp job pod") == 1, "logged once"
+
+
+def test_given_a_pvc_bound_to_a_hostpath_pv_then_it_is_mounted_at_the_mount_path(
+        agent, api_client, core, namespace, tmp_path):
+    job = make_job(api_client, namespace)
+    pv_dir = tmp_path / "pv"
+    pv_dir.mkdir()
+    (pv_dir / "in.txt").write_text("from the PV")
+    pv_name = f"pv-{namespace}"
+    core.create_persistent_volume({
+        "metadata": {"name": pv_name},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                 "hostPath": {"path": str(pv_dir)}},
+    })
+    try:
+        core.create_namespaced_persistent_volume_claim(namespace, {
+            "metadata": {"name": "media"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": pv_name,
+                     "resources": {"requests": {"storage": "1Gi"}}},
+        })
+        mount = tmp_path / "pod-media"
+        pod = job_pod(job, node=agent.node, command=ffmpeg_testsrc(f"{mount}/out.mkv"),
+                      volumes=[{"name": "media", "persistentVolumeClaim": {"claimName": "media"}}],
+                      mounts=[{"name": "media", "mountPath": str(mount)}])
+        core.create_namespaced_pod(namespace, pod)
+
+        done = wait_phase(core, namespace, pod["metadata"]["name"], {"Succeeded", "Failed"})
+
+        assert done["status"]["phase"] == "Succeeded", terminated(done)
+        assert (pv_dir / "out.mkv").stat().st_size > 0
+    finally:
+        core.delete_persistent_volume(pv_name)
+
+
+def test_given_an_unbound_pvc_then_the_pod_fails_saying_so(agent, api_client, core, namespace):
+    job = make_job(api_client, namespace)
+    core.create_namespaced_persistent_volume_claim(namespace, {
+        "metadata": {"name": "loose"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    })
+    pod = job_pod(job, node=agent.node, command=["true"],
+                  volumes=[{"name": "media", "persistentVolumeClaim": {"claimName": "loose"}}],
+                  mounts=[{"name": "media", "mountPath": "/media"}])
+    core.create_namespaced_pod(namespace, pod)
+
+    done = wait_phase(core, namespace, pod["metadata"]["name"], {"Failed"})
+
+    assert terminated(done)["reason"] == "StartError"
+    assert "loose is not bound" in terminated(done)["message"]
+
+
+def test_given_a_job_pod_then_its_kubeconfig_token_is_the_runner_service_account(
+        agent, api_client, core, namespace, control_plane):
+    job = make_job(api_client, namespace)
+    kubectl = str(Path(control_plane.bin_dir) / "kubectl")
+    checks = {
+        "whoami": [kubectl, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"],
+        "can-get-jobs": [kubectl, "auth", "can-i", "get", api.PLURAL + "." + api.GROUP],
+        "can-list-secrets": [kubectl, "auth", "can-i", "list", "secrets"],
+    }
+    for name, cmd in checks.items():
+        core.create_namespaced_pod(namespace, job_pod(job, node=agent.node, command=cmd, name=name))
+    logs = {}
+    for name in checks:
+        done = wait_phase(core, namespace, name, {"Succeeded", "Failed"})
+        logs[name] = Path(done["metadata"]["annotations"]["ffrtmp.io/log-file"]).read_text().strip()
+
+    assert logs["whoami"] == f"system:serviceaccount:{namespace}:{api.RUNNER_SERVICE_ACCOUNT}"
+    assert logs["can-get-jobs"] == "yes"
+    assert logs["can-list-secrets"] == "no"
+
+
+def test_given_an_agent_restart_then_its_running_pods_are_failed_and_their_processes_killed(
+        control_plane, api_client, core, namespace, tmp_path):
+    node = f"restart-{secrets.token_hex(3)}"
+    first = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path)
+    try:
+        first.wait_registered(core)
+        job = make_job(api_client, namespace)
+        pod = job_pod(job, node=node, command=["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
+                                                 "-i", "testsrc2=size=160x120:rate=10", "-f", "null", "-"])
+        core.create_namespaced_pod(namespace, pod)
+        running = wait_phase(core, namespace, pod["metadata"]["name"], {"Running"})
+        pid = int(running["status"]["containerStatuses"][0]["containerID"].rsplit("/", 1)[1])
+        first.kill()  # a crash: no graceful stop, the ffmpeg process is orphaned
+
+        second = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path)
+        try:
+            failed = wait_phase(core, namespace, pod["metadata"]["name"], {"Failed"}, timeout=60)
+            assert failed["status"]["reason"] == "NodeLost"
+            assert "agent restarted" in failed["status"]["message"]
+            wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+                     timeout=5, what="the orphaned ffmpeg to be killed")
+        finally:
+            second.stop()
+    finally:
+        first.kill()
+        core.delete_node(node)
+    assert os.path.isdir(tmp_path / "pods")
