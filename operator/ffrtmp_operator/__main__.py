@@ -1,0 +1,175 @@
+"""`ffrtmp-operator` / `python -m ffrtmp_operator`: parse flags into Settings, configure kopf, run.
+
+Kube config from $KUBECONFIG, else in-cluster. Logs are JSON lines (one object per record, with the
+structured fields the scheduler attaches, e.g. per-phase timings of a scheduling pass).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import random
+import sys
+from typing import Any
+
+import kopf
+
+from . import api
+from .cache import Cache
+from .handlers import register
+from .kube import Kube, load_api_client
+from .metrics import OperatorMetrics, api_snapshot_source
+from .settings import PeeringSettings, PodSettings, SchedulingSettings, Settings
+
+_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")})
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def parse_args(argv: list[str] | None = None) -> Settings:
+    d, ds, dp, dpe = Settings(), SchedulingSettings(), PodSettings(), PeeringSettings()
+    p = argparse.ArgumentParser(prog="ffrtmp-operator", description="The ffrtmp TranscodeJob operator.")
+    p.add_argument("--system-namespace", default=d.system_namespace, help="where the agents' heartbeat Leases live")
+    p.add_argument("--metrics-host", default=d.metrics_host)
+    p.add_argument("--metrics-port", type=int, default=d.metrics_port, help="0 = no metrics endpoint")
+    p.add_argument("--peering", default=dpe.name, help="ClusterKopfPeering name shared by the replicas")
+    p.add_argument("--no-peering", action="store_true", help="run standalone: schedule without peering")
+    p.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        help="kopf peering priority; replicas must differ (equal ones all pause), so the default is random",
+    )
+    p.add_argument("--peering-lifetime", type=int, default=dpe.lifetime_seconds, help="seconds a peer entry lives")
+    p.add_argument("--tick-seconds", type=float, default=ds.tick_seconds)
+    p.add_argument("--default-slots", type=int, default=ds.default_slots)
+    p.add_argument("--backoff-base-seconds", type=float, default=ds.backoff_base_seconds)
+    p.add_argument("--backoff-cap-seconds", type=float, default=ds.backoff_cap_seconds)
+    p.add_argument("--no-preemption", action="store_true", help="live jobs never preempt batch jobs")
+    p.add_argument("--runner-image", default=dp.image)
+    p.add_argument("--runner-image-pull-policy", default=dp.image_pull_policy)
+    p.add_argument("--verbose", action="store_true")
+    a = p.parse_args(argv)
+    return Settings(
+        system_namespace=a.system_namespace,
+        metrics_host=a.metrics_host,
+        metrics_port=a.metrics_port,
+        verbose=a.verbose,
+        scheduling=SchedulingSettings(
+            tick_seconds=a.tick_seconds,
+            default_slots=a.default_slots,
+            backoff_base_seconds=a.backoff_base_seconds,
+            backoff_cap_seconds=a.backoff_cap_seconds,
+            preemption=not a.no_preemption,
+        ),
+        pods=PodSettings(image=a.runner_image, image_pull_policy=a.runner_image_pull_policy),
+        peering=PeeringSettings(
+            enabled=not a.no_peering,
+            name=a.peering,
+            priority=a.priority if a.priority is not None else random.randint(1, 2**30),
+            lifetime_seconds=a.peering_lifetime,
+        ),
+    )
+
+
+class _NoProgress(kopf.ProgressStorage):
+    """Event handlers keep no progress; storing none guarantees kopf never writes it on a job."""
+
+    def fetch(self, **_: Any) -> None:
+        return None
+
+    def store(self, **_: Any) -> None:
+        pass
+
+    def purge(self, **_: Any) -> None:
+        pass
+
+    def touch(self, **_: Any) -> None:
+        pass
+
+    def clear(self, *, essence: Any) -> Any:
+        return essence
+
+
+class _NoDiffBase(kopf.DiffBaseStorage):
+    """No change detection (no on.create/update handlers), so no last-handled-configuration."""
+
+    def fetch(self, **_: Any) -> None:
+        return None
+
+    def store(self, **_: Any) -> None:
+        pass
+
+
+def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> None:
+    kopf_settings.posting.level = logging.ERROR  # kopf's own Events on objects: errors only
+    kopf_settings.watching.server_timeout = 300  # re-establish each watch every ~5 min
+    kopf_settings.watching.client_timeout = 330
+    kopf_settings.watching.connect_timeout = 10
+    kopf_settings.watching.reconnect_backoff = 1.0
+    kopf_settings.persistence.progress_storage = _NoProgress()
+    kopf_settings.persistence.diffbase_storage = _NoDiffBase()
+    kopf_settings.peering.name = settings.peering.name
+    kopf_settings.peering.priority = settings.peering.priority
+    kopf_settings.peering.lifetime = settings.peering.lifetime_seconds
+    # Server-side filters: only ffrtmp job pods, worker nodes, and Leases of the system namespace.
+    kopf_settings.watching.label_selectors["pods"] = f"{api.LABEL_MANAGED_BY}={api.MANAGED_BY}"
+    kopf_settings.watching.label_selectors["nodes"] = f"{api.LABEL_WORKER}=true"
+    kopf_settings.watching.field_selectors["coordination.k8s.io", "leases"] = (
+        f"metadata.namespace={settings.system_namespace}"
+    )
+
+
+async def run(settings: Settings) -> None:
+    kube = Kube(load_api_client())
+    if settings.peering.enabled:
+        await kube.ensure_peering(settings.peering.name)
+    metrics = OperatorMetrics()
+    metrics.set_snapshot_source(api_snapshot_source(kube.client, system_namespace=settings.system_namespace))
+    metrics.serve(host=settings.metrics_host, port=settings.metrics_port)
+    registry = kopf.OperatorRegistry()
+    register(registry, cache=Cache(), kube=kube, settings=settings, metrics=metrics)
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        return kopf.login_via_client(**kwargs)
+
+    kopf_settings = kopf.OperatorSettings()
+    configure_kopf(kopf_settings, settings)
+    await kopf.operator(
+        registry=registry,
+        settings=kopf_settings,
+        clusterwide=True,
+        standalone=not settings.peering.enabled,
+        peering_name=settings.peering.name if settings.peering.enabled else None,
+        priority=settings.peering.priority,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    settings = parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.INFO, handlers=[handler])
+    logging.getLogger("kopf").setLevel(logging.INFO if settings.verbose else logging.WARNING)
+    logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()

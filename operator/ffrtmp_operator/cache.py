@@ -1,0 +1,171 @@
+"""The operator's in-memory view of the cluster and its pending-work queue.
+
+Fed by the watch handlers and by the scheduler's own write responses, read by the scheduler loop.
+Everything runs on kopf's one event loop, so no locks: the asyncio.Condition only wakes the loop.
+The queue is a heap keyed by job (update and delete by key, lazily) in scheduling.order_key order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from .api import Phase
+from .records import JobKey, JobRecord, LeaseRecord, NodeRecord, PodRecord
+from .scheduling import OrderKey, order_key
+
+
+def _newer(old: str, new: str) -> bool:
+    """Whether `new` is not older than `old`. resourceVersions are opaque, but in practice etcd
+    revisions; comparing them keeps a late watch event from undoing a fresher write response."""
+    try:
+        return int(new) >= int(old)
+    except ValueError:
+        return True
+
+
+class JobHeap:
+    """Queued jobs by order key. Entries are replaced and removed lazily through an index."""
+
+    def __init__(self) -> None:
+        self._heap: list[list[Any]] = []
+        self._index: dict[JobKey, list[Any]] = {}
+        self._counter = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, key: JobKey) -> bool:
+        return key in self._index
+
+    def push(self, key: JobKey, sort_key: OrderKey) -> None:
+        old = self._index.get(key)
+        if old is not None and old[0] == sort_key:
+            return
+        self.remove(key)
+        entry = [sort_key, next(self._counter), key]
+        self._index[key] = entry
+        heapq.heappush(self._heap, entry)
+
+    def remove(self, key: JobKey) -> None:
+        entry = self._index.pop(key, None)
+        if entry is not None:
+            entry[2] = None  # tombstone; dropped when it reaches the top
+        if len(self._heap) > 64 and len(self._heap) > 2 * len(self._index):
+            self._heap = [e for e in self._heap if e[2] is not None]
+            heapq.heapify(self._heap)
+
+    def ordered(self) -> Iterator[JobKey]:
+        """Keys in order, lazily: a cycle that stops after k jobs pays O(k log n), not a full sort."""
+        heap = list(self._heap)
+        while heap:
+            entry = heapq.heappop(heap)
+            if entry[2] is not None:
+                yield entry[2]
+
+
+class Cache:
+    def __init__(self) -> None:
+        self.jobs: dict[JobKey, JobRecord] = {}
+        self.nodes: dict[str, NodeRecord] = {}
+        self.leases: dict[str, LeaseRecord] = {}
+        self.pods: dict[tuple[str, str], PodRecord] = {}
+        self.pods_by_job: dict[JobKey, set[str]] = {}
+        self.priority_values: dict[str, int] = {}
+        self.queue = JobHeap()
+        self.dirty: dict[JobKey, None] = {}  # insertion-ordered: jobs are reconciled in arrival order
+        self.changed = asyncio.Condition()
+        self.nodes_changed = False
+
+    # ------------------------------------------------------------------------------------ updates
+
+    def upsert_job(self, job: JobRecord) -> bool:
+        old = self.jobs.get(job.key)
+        if old is not None and not _newer(old.resource_version, job.resource_version):
+            return False
+        self.jobs[job.key] = job
+        if job.phase == Phase.QUEUED and not (job.paused or job.canceled or job.broken):
+            self.queue.push(job.key, order_key(job, self.priority_values))
+        else:
+            self.queue.remove(job.key)
+        self.dirty[job.key] = None
+        return True
+
+    def delete_job(self, key: JobKey) -> None:
+        self.jobs.pop(key, None)
+        self.queue.remove(key)
+        self.dirty.pop(key, None)
+
+    def upsert_pod(self, pod: PodRecord) -> None:
+        self.pods[(pod.namespace, pod.name)] = pod
+        self.pods_by_job.setdefault(pod.job_key, set()).add(pod.name)
+        self.dirty[pod.job_key] = None
+
+    def delete_pod(self, namespace: str, name: str) -> None:
+        pod = self.pods.pop((namespace, name), None)
+        if pod is not None:
+            names = self.pods_by_job.get(pod.job_key, set())
+            names.discard(name)
+            if not names:
+                self.pods_by_job.pop(pod.job_key, None)
+            self.dirty[pod.job_key] = None
+
+    def pods_of(self, key: JobKey) -> list[PodRecord]:
+        return [self.pods[(key[0], n)] for n in self.pods_by_job.get(key, ()) if (key[0], n) in self.pods]
+
+    def set_node(self, name: str, node: NodeRecord | None) -> None:
+        if node is None:
+            self.nodes.pop(name, None)
+        else:
+            self.nodes[name] = node
+        self.nodes_changed = True
+
+    def set_lease(self, name: str, lease: LeaseRecord | None) -> None:
+        if lease is None:
+            self.leases.pop(name, None)
+        else:
+            self.leases[name] = lease
+        self.nodes_changed = True
+
+    def set_priority_values(self, values: Mapping[str, int]) -> None:
+        if dict(values) == self.priority_values:
+            return
+        self.priority_values = dict(values)
+        for key in list(self.queue._index):  # re-key: order depends on class values
+            self.queue.push(key, order_key(self.jobs[key], self.priority_values))
+
+    def replace_all(
+        self,
+        *,
+        jobs: list[JobRecord],
+        pods: list[PodRecord],
+        nodes: list[NodeRecord],
+        leases: list[LeaseRecord],
+        priority_values: Mapping[str, int],
+    ) -> None:
+        """A full resync (at scheduler start): drop what a paused replica may have missed."""
+        self.jobs, self.nodes, self.leases, self.pods, self.pods_by_job = {}, {}, {}, {}, {}
+        self.queue, self.dirty = JobHeap(), {}
+        self.priority_values = dict(priority_values)
+        for node in nodes:
+            self.nodes[node.name] = node
+        for lease in leases:
+            self.leases[lease.node] = lease
+        for pod in pods:
+            self.upsert_pod(pod)
+        # Arrival order, so Pending jobs are queued first-come first-served.
+        for job in sorted(jobs, key=lambda j: (j.created, j.name)):
+            self.upsert_job(job)
+        self.nodes_changed = True
+
+    def take_dirty(self) -> list[JobKey]:
+        keys = list(self.dirty)
+        self.dirty.clear()
+        return keys
+
+    async def notify(self) -> None:
+        async with self.changed:
+            self.changed.notify_all()

@@ -1,0 +1,116 @@
+"""kopf registration: watch handlers that feed the cache, and the scheduler as a peering-bound daemon.
+
+Only `@kopf.on.event` handlers: kopf then writes nothing on the watched objects (no progress or
+last-handled-configuration annotations). Each handler parses the raw object into a compact record and
+wakes the scheduler. The scheduler runs as a daemon on this replica's ClusterKopfPeering object:
+kopf stops daemons while peering pauses the operator, so only the active replica schedules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from . import api
+from .cache import Cache
+from .kube import Kube
+from .loop import Scheduler
+from .metrics import OperatorMetrics
+from .records import job_record, lease_record, node_record, pod_record
+from .settings import Settings
+
+log = logging.getLogger("ffrtmp.handlers")
+
+
+def register(
+    registry: kopf.OperatorRegistry,
+    *,
+    cache: Cache,
+    kube: Kube,
+    settings: Settings,
+    metrics: OperatorMetrics | None = None,
+) -> None:
+    on = {"registry": registry}
+
+    @kopf.on.event(api.GROUP, api.VERSION, api.PLURAL, **on)
+    async def job_event(event: dict[str, Any], **_: Any) -> None:
+        obj = event["object"]
+        meta = obj.get("metadata") or {}
+        if event.get("type") == "DELETED":
+            cache.delete_job((meta.get("namespace", ""), meta.get("name", "")))
+        else:
+            cache.upsert_job(job_record(obj))
+        await cache.notify()
+
+    @kopf.on.event("", "v1", "pods", **on)
+    async def pod_event(event: dict[str, Any], **_: Any) -> None:
+        record = pod_record(event["object"])
+        if record is None:
+            return
+        if event.get("type") == "DELETED":
+            cache.delete_pod(record.namespace, record.name)
+        else:
+            cache.upsert_pod(record)
+        await cache.notify()
+
+    @kopf.on.event("", "v1", "nodes", **on)
+    async def node_event(event: dict[str, Any], **_: Any) -> None:
+        record = node_record(event["object"])
+        gone = event.get("type") == "DELETED" or record.labels.get(api.LABEL_WORKER) != "true"
+        cache.set_node(record.name, None if gone else record)
+        await cache.notify()
+
+    @kopf.on.event("coordination.k8s.io", "v1", "leases", **on)
+    async def lease_event(event: dict[str, Any], **_: Any) -> None:
+        obj = event["object"]
+        if (obj.get("metadata") or {}).get("namespace") != settings.system_namespace:
+            return  # the server-side field selector already drops these; kept for safety
+        record = lease_record(obj)
+        if record is not None:
+            cache.set_lease(record.node, None if event.get("type") == "DELETED" else record)
+            await cache.notify()
+
+    @kopf.on.event("scheduling.k8s.io", "v1", "priorityclasses", **on)
+    async def priority_class_event(event: dict[str, Any], **_: Any) -> None:
+        obj = event["object"]
+        values = dict(cache.priority_values)
+        name = (obj.get("metadata") or {}).get("name", "")
+        if event.get("type") == "DELETED":
+            values.pop(name, None)
+        else:
+            values[name] = int(obj.get("value") or 0)
+        cache.set_priority_values(values)
+        await cache.notify()
+
+    async def run_scheduler(stopped: Any = None) -> None:
+        log.info("scheduler started: this replica is active")
+        try:
+            await Scheduler(cache, kube, settings, metrics).run(stopped)
+        finally:
+            log.info("scheduler stopped")
+
+    if settings.peering.enabled:
+
+        @kopf.daemon(
+            "kopf.dev", "v1", "clusterkopfpeerings",
+            when=lambda name, **_: name == settings.peering.name,
+            cancellation_timeout=5.0,
+            **on,
+        )  # fmt: skip
+        async def scheduler(stopped: kopf.DaemonStopped, **_: Any) -> None:
+            await run_scheduler(stopped)
+
+    else:
+
+        @kopf.on.startup(**on)
+        async def start_scheduler(memo: kopf.Memo, **_: Any) -> None:
+            memo["scheduler"] = asyncio.get_running_loop().create_task(run_scheduler())
+
+        @kopf.on.cleanup(**on)
+        async def stop_scheduler(memo: kopf.Memo, **_: Any) -> None:
+            task = memo.get("scheduler")
+            if task is not None:
+                task.cancel()

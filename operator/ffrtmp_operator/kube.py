@@ -1,0 +1,160 @@
+"""The operator's API writes and resync reads, on the synchronous kubernetes client in worker threads.
+
+Each call returns the raw object the API answered with (so the cache learns the new resourceVersion at
+once) or None where a conflict or absence is an expected outcome (409 on an optimistic status patch,
+AlreadyExists on a deterministic pod name, NotFound on a delete). Everything else raises ApiException.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+import kubernetes
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+
+from . import api, rbac
+from .records import JobRecord
+
+MERGE_PATCH = "application/merge-patch+json"
+COMPONENT = "ffrtmp-operator"
+
+
+def load_api_client(*, pool_size: int = 16) -> ApiClient:
+    """$KUBECONFIG when set, else the in-cluster ServiceAccount (interfaces.md)."""
+    config = kubernetes.client.Configuration()
+    if os.environ.get("KUBECONFIG"):
+        kubernetes.config.load_kube_config(client_configuration=config)
+    else:
+        kubernetes.config.load_incluster_config(client_configuration=config)
+    config.connection_pool_maxsize = pool_size  # writes run in parallel threads
+    return ApiClient(config)
+
+
+def _raw(response: Any) -> dict[str, Any]:
+    return json.loads(response.data)
+
+
+class Kube:
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+        self.core = kubernetes.client.CoreV1Api(client)
+        self.custom = kubernetes.client.CustomObjectsApi(client)
+        self.rbac = kubernetes.client.RbacAuthorizationV1Api(client)
+        self.coordination = kubernetes.client.CoordinationV1Api(client)
+        self.scheduling = kubernetes.client.SchedulingV1Api(client)
+        self.instance = socket.gethostname()
+        self._rbac_ready: set[str] = set()
+
+    # ---------------------------------------------------------------------------------- jobs
+
+    async def patch_job_status(self, job: JobRecord, status: dict[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch the status with the record's resourceVersion as a precondition; None on 409
+        (someone changed the job since we read it: the caller forgets its decision) or 404."""
+        body = {"metadata": {"resourceVersion": job.resource_version}, "status": status}
+        try:
+            return await asyncio.to_thread(
+                self.custom.patch_namespaced_custom_object_status,
+                api.GROUP, api.VERSION, job.namespace, api.PLURAL, job.name, body,
+                _content_type=MERGE_PATCH,
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                return None
+            raise
+
+    async def post_event(self, job: JobRecord, *, reason: str, message: str, type_: str = "Normal") -> None:
+        """One core/v1 Event on the job per phase change (one write, no aggregation read)."""
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "metadata": {"generateName": f"{job.name}.", "namespace": job.namespace},
+            "involvedObject": {
+                "apiVersion": api.API_VERSION,
+                "kind": api.KIND,
+                "name": job.name,
+                "namespace": job.namespace,
+                "uid": job.uid,
+            },
+            "reason": reason[:128],
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "reportingInstance": self.instance[:128],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        await asyncio.to_thread(self.core.create_namespaced_event, job.namespace, body)
+
+    # ---------------------------------------------------------------------------------- pods
+
+    async def create_pod(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """None when a pod of that name exists already (a previous operator created it)."""
+        namespace = manifest["metadata"]["namespace"]
+        try:
+            return _raw(await asyncio.to_thread(self.core.create_namespaced_pod, namespace, manifest, _preload_content=False))
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise
+
+    async def delete_pod(self, namespace: str, name: str, *, grace: int | None = None) -> None:
+        try:
+            await asyncio.to_thread(self.core.delete_namespaced_pod, name, namespace, grace_period_seconds=grace)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    async def ensure_runner_rbac(self, namespace: str) -> None:
+        """ServiceAccount + Role + RoleBinding for job pods, once per namespace per operator run."""
+        if namespace in self._rbac_ready:
+            return
+        creates = (
+            (self.core.create_namespaced_service_account, rbac.service_account(namespace)),
+            (self.rbac.create_namespaced_role, rbac.role(namespace)),
+            (self.rbac.create_namespaced_role_binding, rbac.role_binding(namespace)),
+        )
+        for create, body in creates:
+            try:
+                await asyncio.to_thread(create, namespace, body, _preload_content=False)
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+        self._rbac_ready.add(namespace)
+
+    # ------------------------------------------------------------------------------ resync reads
+
+    def _list(self, fn: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        return _raw(fn(*args, _preload_content=False, **kwargs)).get("items", [])
+
+    async def list_all(self, *, system_namespace: str) -> dict[str, list[dict[str, Any]]]:
+        """Everything the cache holds, read fresh (at scheduler start)."""
+        managed = f"{api.LABEL_MANAGED_BY}={api.MANAGED_BY}"
+        calls = {
+            "jobs": (self.custom.list_cluster_custom_object, (api.GROUP, api.VERSION, api.PLURAL), {}),
+            "pods": (self.core.list_pod_for_all_namespaces, (), {"label_selector": managed}),
+            "nodes": (self.core.list_node, (), {"label_selector": f"{api.LABEL_WORKER}=true"}),
+            "leases": (self.coordination.list_namespaced_lease, (system_namespace,), {}),
+            "priorityclasses": (self.scheduling.list_priority_class, (), {}),
+        }
+        results = await asyncio.gather(
+            *(asyncio.to_thread(self._list, fn, *args, **kwargs) for fn, args, kwargs in calls.values())
+        )
+        return dict(zip(calls, results, strict=True))
+
+    # ---------------------------------------------------------------------------------- peering
+
+    async def ensure_peering(self, name: str) -> None:
+        """Create the ClusterKopfPeering object replicas meet in, unless it exists."""
+        body = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
+        try:
+            await asyncio.to_thread(self.custom.create_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", body)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise

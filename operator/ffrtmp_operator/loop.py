@@ -1,0 +1,332 @@
+"""The scheduler loop: the one place that writes job status, creates and deletes job pods.
+
+Runs only on the active replica. Each pass has named, timed phases: resync (at start), reconcile (the
+jobs that changed, plus every job holding a slot once per tick), snapshot, nominate, admit. Admission is
+"assume, then write": the cycle's snapshot counts the slot as taken, the status patch carries the
+job's resourceVersion (a 409 means the job changed under us: forget and let the watch bring it back),
+and only then is the pod created under its deterministic name, so no job is ever placed twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from . import api, lifecycle, reconcile, scheduling
+from .api import Phase, Reason
+from .cache import Cache
+from .kube import Kube
+from .metrics import OperatorMetrics
+from .lifecycle import InvalidTransition
+from .plan import PlanError
+from .pods import build_pod
+from .records import JobKey, JobRecord, job_record, lease_record, node_record, pod_record
+from .settings import Settings
+
+log = logging.getLogger("ffrtmp.scheduler")
+ACTIVE_PHASES = (Phase.ASSIGNED, Phase.PROCESSING, Phase.PAUSED)
+WRITE_CONCURRENCY = 16  # parallel API writes per phase; the apiserver's default inflight limit is 400
+
+
+class Clock:
+    """Wall clock that never repeats a millisecond, so stamps (queuedAt) keep arrival order."""
+
+    def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._now = now
+        self._last = datetime.min.replace(tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        now = self._now()
+        if now <= self._last:
+            now = self._last + timedelta(milliseconds=1)
+        self._last = now
+        return now
+
+
+class Scheduler:
+    def __init__(self, cache: Cache, kube: Kube, settings: Settings, metrics: OperatorMetrics | None = None) -> None:
+        self.cache = cache
+        self.kube = kube
+        self.settings = settings
+        self.metrics = metrics
+        self.clock = Clock()
+        self._limit = asyncio.Semaphore(WRITE_CONCURRENCY)
+
+    # ------------------------------------------------------------------------------------ driver
+
+    async def run(self, stopped: Any = None) -> None:
+        """Resync, then pass after pass until `stopped` (kopf's daemon flag) is set or cancelled."""
+        await self.resync()
+        tick = self.settings.scheduling.tick_seconds
+        next_sweep = 0.0
+        while not (stopped is not None and stopped):
+            sweep = time.monotonic() >= next_sweep
+            if sweep:
+                next_sweep = time.monotonic() + tick
+            try:
+                await self.run_pass(sweep=sweep)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad pass must not end scheduling; the next one retries
+                log.exception("scheduling pass failed")
+                await asyncio.sleep(1)
+            async with self.cache.changed:
+                try:
+                    await asyncio.wait_for(
+                        self.cache.changed.wait_for(lambda: bool(self.cache.dirty) or self.cache.nodes_changed),
+                        timeout=max(0.05, next_sweep - time.monotonic()),
+                    )
+                except TimeoutError:
+                    pass
+
+    async def resync(self) -> None:
+        started = time.monotonic()
+        raw = await self.kube.list_all(system_namespace=self.settings.system_namespace)
+        self.cache.replace_all(
+            jobs=[job_record(o) for o in raw["jobs"]],
+            pods=[p for o in raw["pods"] if (p := pod_record(o)) is not None],
+            nodes=[node_record(o) for o in raw["nodes"]],
+            leases=[lease for o in raw["leases"] if (lease := lease_record(o)) is not None],
+            priority_values={o["metadata"]["name"]: int(o.get("value", 0)) for o in raw["priorityclasses"]},
+        )
+        log.info(
+            "resync done",
+            extra={"jobs": len(raw["jobs"]), "pods": len(raw["pods"]), "nodes": len(raw["nodes"]),
+                   "seconds": round(time.monotonic() - started, 3)},
+        )  # fmt: skip
+
+    async def run_pass(self, *, sweep: bool) -> None:
+        timings: dict[str, float] = {}
+        t = time.monotonic()
+        keys = self.cache.take_dirty()
+        nodes_changed, self.cache.nodes_changed = self.cache.nodes_changed, False
+        if sweep or nodes_changed:
+            # Lease expiry and timeouts have no event of their own: look at every slot holder.
+            seen = set(keys)
+            keys += [k for k, j in self.cache.jobs.items() if j.phase in ACTIVE_PHASES and k not in seen]
+        changed = await self.reconcile(keys)
+        timings["reconcile"] = time.monotonic() - t
+
+        t = time.monotonic()
+        now = self.clock()
+        snapshot = scheduling.node_snapshot(
+            self.cache.nodes.values(), self.cache.leases, self.cache.jobs.values(),
+            now=now, default_slots=self.settings.scheduling.default_slots,
+        )  # fmt: skip
+        timings["snapshot"] = time.monotonic() - t
+
+        t = time.monotonic()
+        ordered = (self.cache.jobs[k] for k in self.cache.queue.ordered())
+        cycle = scheduling.schedule(
+            ordered, snapshot, now=now, priority_values=self.cache.priority_values,
+            preemption=self.settings.scheduling.preemption,
+        )  # fmt: skip
+        timings["nominate"] = time.monotonic() - t
+
+        t = time.monotonic()
+        await self._each(self.preempt(p) for p in cycle.preemptions)
+        admitted = await self._each(self.admit(a) for a in cycle.assignments)
+        timings["admit"] = time.monotonic() - t
+        if self.metrics is not None:
+            self.metrics.record_cycle(sum(timings.values()))
+            self.metrics.record_scheduling_attempt("scheduled", len(cycle.assignments))
+            self.metrics.record_scheduling_attempt("preempting", len(cycle.preemptions))
+            self.metrics.record_scheduling_attempt("unschedulable", cycle.considered - len(cycle.assignments))
+        if changed or cycle.assignments or cycle.preemptions:
+            log.info(
+                "scheduling pass",
+                extra={
+                    "reconciled": len(keys), "transitions": changed, "queued": len(self.cache.queue),
+                    "considered": cycle.considered, "assigned": sum(admitted), "preempted": len(cycle.preemptions),
+                    "nodes": len(snapshot), "free_slots": sum(max(0, n.free) for n in snapshot.values()),
+                    **{f"{k}_ms": round(v * 1000, 2) for k, v in timings.items()},
+                },
+            )  # fmt: skip
+
+    async def _each(self, coros: Iterable[Any]) -> list[Any]:
+        async def limited(coro: Any) -> Any:
+            async with self._limit:
+                try:
+                    return await coro
+                except ApiException as exc:
+                    log.warning("API write failed", extra={"status": exc.status, "error": str(exc.reason)})
+                    return False
+
+        return await asyncio.gather(*(limited(c) for c in coros))
+
+    # --------------------------------------------------------------------------------- reconcile
+
+    async def reconcile(self, keys: list[JobKey]) -> int:
+        decisions = []
+        for key in keys:
+            job = self.cache.jobs.get(key)
+            if job is None:
+                continue
+            lease = self.cache.leases.get(job.node or "")
+            now = self.clock()
+            decision = reconcile.decide(
+                job,
+                self.cache.pods_of(key),
+                node_alive=lease is not None and lease.alive(now) and job.node in self.cache.nodes,
+                now=now,
+                backoff_base=self.settings.scheduling.backoff_base_seconds,
+                backoff_cap=self.settings.scheduling.backoff_cap_seconds,
+            )
+            stale_generation = (
+                job.phase not in api.TERMINAL_PHASES and job.generation and job.generation != job.observed_generation
+            )
+            if decision != reconcile.NOTHING or stale_generation:
+                decisions.append((job, decision, now))
+        results = await self._each(self.carry_out(job, d, now) for job, d, now in decisions)
+        return sum(1 for r in results if r)
+
+    async def carry_out(self, job: JobRecord, decision: reconcile.Decision, now: datetime) -> bool:
+        """Write the phase change (if any), then delete and create pods. True when the phase changed."""
+        changed = False
+        if decision.target is not None:
+            changed = await self.transition(
+                job, decision.target, reason=decision.reason, message=decision.message, now=now,
+                extra=decision.extra, event_type=decision.event_type,
+            )  # fmt: skip
+            if not changed:
+                return False  # stale: the newer object comes back through the watch
+        elif job.phase and job.generation != job.observed_generation:
+            await self.write_status(job, {"observedGeneration": job.generation})
+        for name, grace in decision.delete_pods:
+            await self.kube.delete_pod(job.namespace, name, grace=grace)
+        if decision.create_pod:
+            await self.create_pod(self.cache.jobs.get(job.key, job))
+        return changed
+
+    async def write_status(self, job: JobRecord, status: dict[str, Any]) -> dict[str, Any] | None:
+        """The patched object, or None on a conflict (the job is left out of the queue until the watch
+        delivers its newer version)."""
+        body = await self.kube.patch_job_status(job, status)
+        if body is None:
+            log.info("status write conflicted, requeued", extra={"job": f"{job.namespace}/{job.name}"})
+            self.cache.queue.remove(job.key)
+            return None
+        self.cache.upsert_job(job_record(body))
+        return body
+
+    async def transition(
+        self,
+        job: JobRecord,
+        target: Phase,
+        *,
+        reason: str,
+        message: str,
+        now: datetime,
+        extra: dict[str, Any] | None = None,
+        event_type: str = "Normal",
+    ) -> bool:
+        try:
+            patch = lifecycle.transition(
+                job.status(), target, reason=reason, message=message, now=now, generation=job.generation or None
+            )
+        except InvalidTransition as exc:
+            log.warning("transition refused", extra={"job": f"{job.namespace}/{job.name}", "error": str(exc)})
+            return False
+        patch.update(extra or {})
+        body = await self.write_status(job, patch)
+        if body is None:
+            return False
+        self._record(job, target, reason=reason, now=now, body=body, failed=event_type == "Warning")
+        log.info(
+            "job phase",
+            extra={"job": f"{job.namespace}/{job.name}", "from": (job.phase or Phase.PENDING).value,
+                   "to": target.value, "reason": reason},
+        )  # fmt: skip
+        try:
+            await self.kube.post_event(job, reason=reason, message=message or target.value, type_=event_type)
+        except ApiException as exc:  # the phase is written; a lost Event must not undo it
+            log.warning("event not posted", extra={"job": f"{job.namespace}/{job.name}", "status": exc.status})
+        return True
+
+    def _record(self, job: JobRecord, target: Phase, *, reason: str, now: datetime, body: dict[str, Any], failed: bool) -> None:
+        if self.metrics is None:
+            return
+        ends_run = failed and target in (Phase.QUEUED, Phase.FAILED)
+        self.metrics.record_transition(
+            old=(job.phase or Phase.PENDING).value, new=target.value, queue=job.queue, reason=reason,
+            failure=reason if ends_run and reason != Reason.RETRIES_EXHAUSTED else None,
+            waited_s=(now - job.queued_at).total_seconds() if job.queued_at and target == Phase.ASSIGNED else None,
+            ran_s=(now - job.started_at).total_seconds() if job.started_at else None,
+        )  # fmt: skip
+        if target == Phase.COMPLETED:
+            self.metrics.record_result((body.get("status") or {}).get("result"), encoder=job.encoder)
+
+    # ------------------------------------------------------------------------------------- admit
+
+    async def admit(self, assignment: scheduling.Assignment) -> bool:
+        """Assume (the cycle already took the slot), write the placement, then create the pod."""
+        job, node, encoder = assignment
+        attempt = job.attempts + 1
+        now = self.clock()
+        try:
+            spec = api.TranscodeJobSpec.model_validate(job.spec())
+            manifest = build_pod(
+                api.TranscodeJob(metadata={"name": job.name, "namespace": job.namespace}, spec=spec),
+                namespace=job.namespace, name=job.name, uid=job.uid, attempt=attempt, node=node, encoder=encoder,
+                settings=self.settings.pods,
+            )  # fmt: skip
+        except (PlanError, ValueError) as exc:  # an unrunnable spec fails its job, not the operator
+            return await self.transition(
+                job, Phase.FAILED, reason=Reason.INPUT_ERROR.value, message=str(exc)[:1024], now=now,
+                event_type="Warning",
+            )  # fmt: skip
+        placed = await self.transition(
+            job, Phase.ASSIGNED, reason=Reason.ADMITTED.value, message=f"assigned to {node} (encoder {encoder})",
+            now=now, extra={"node": node, "pod": manifest["metadata"]["name"], "attempts": attempt, "encoder": encoder},
+        )  # fmt: skip
+        if self.metrics is not None:
+            self.metrics.record_admission("admitted" if placed else "conflict", queue=job.queue)
+        if placed:
+            await self._create(manifest)
+        return placed
+
+    async def create_pod(self, job: JobRecord) -> None:
+        """The pod of an Assigned job that has none (the operator stopped between status and pod)."""
+        if not job.node or not job.encoder or not job.attempts:
+            return
+        try:
+            spec = api.TranscodeJobSpec.model_validate(job.spec())
+            manifest = build_pod(
+                api.TranscodeJob(metadata={"name": job.name, "namespace": job.namespace}, spec=spec),
+                namespace=job.namespace, name=job.name, uid=job.uid, attempt=job.attempts, node=job.node,
+                encoder=job.encoder, settings=self.settings.pods,
+            )  # fmt: skip
+        except (PlanError, ValueError) as exc:
+            await self.transition(
+                job, Phase.FAILED, reason=Reason.INPUT_ERROR.value, message=str(exc)[:1024], now=self.clock(),
+                event_type="Warning",
+            )  # fmt: skip
+            return
+        if manifest["metadata"]["name"] != job.pod:
+            log.warning("pod name mismatch", extra={"job": f"{job.namespace}/{job.name}", "pod": job.pod})
+        await self._create(manifest)
+
+    async def _create(self, manifest: dict[str, Any]) -> None:
+        await self.kube.ensure_runner_rbac(manifest["metadata"]["namespace"])
+        body = await self.kube.create_pod(manifest)
+        record = pod_record(body or manifest)
+        if record is not None:  # known at once, so the next pass does not create it again
+            self.cache.upsert_pod(record)
+
+    async def preempt(self, preemption: scheduling.Preemption) -> bool:
+        victim = preemption.victim
+        message = f"preempted on {preemption.node} by live job {preemption.for_job.namespace}/{preemption.for_job.name}"
+        done = await self.transition(
+            victim, Phase.QUEUED, reason=Reason.PREEMPTED.value, message=message, now=self.clock(),
+            event_type="Warning",
+        )  # fmt: skip
+        if done and victim.pod:
+            await self.kube.delete_pod(victim.namespace, victim.pod)
+        return done
+

@@ -1,0 +1,133 @@
+"""What the operator does about one job, given its record, its pods and its node's heartbeat.
+
+Pure: `decide` returns a Decision (a phase change, pods to delete, a pod to create); the scheduler
+loop carries it out. Placement itself (Queued -> Assigned) is scheduling.py's job, not this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, NamedTuple
+
+from . import api
+from .api import Phase, Reason
+from .lifecycle import Failure, after_failure, classify_failure, stamp
+from .records import JobRecord, PodRecord
+
+P = Phase
+GRACE_NOW = 0  # no kubelet will ever confirm a pod on a lost node
+
+
+class Decision(NamedTuple):
+    target: Phase | None = None
+    reason: str = ""
+    message: str = ""
+    extra: dict[str, Any] = {}
+    """Status fields beside the lifecycle patch (retryAfter)."""
+    delete_pods: tuple[tuple[str, int | None], ...] = ()
+    """(pod name, grace seconds or None for the pod's own)."""
+    create_pod: bool = False
+    """The job is Assigned but its pod is missing (the operator stopped between the two writes)."""
+    event_type: str = "Normal"
+
+
+NOTHING = Decision()
+
+
+def _live(pods: Iterable[PodRecord]) -> list[PodRecord]:
+    return [p for p in pods if not p.deleting]
+
+
+def _delete(pods: Iterable[PodRecord], *, grace: int | None = None, finished_too: bool = True) -> tuple[tuple[str, int | None], ...]:
+    return tuple((p.name, grace) for p in _live(pods) if finished_too or p.phase not in ("Succeeded", "Failed"))
+
+
+def _failed(job: JobRecord, failure: Failure, *, now: datetime, base: float, cap: float, pods: Iterable[PodRecord], grace: int | None = None) -> Decision:
+    outcome = after_failure(failure, attempts=job.attempts, max_retries=job.max_retries, now=now, base=base, cap=cap)
+    extra = {"retryAfter": stamp(outcome.retry_after)} if outcome.retry_after else {}
+    # A retry deletes the old pod (its slot and name are done with); a final failure keeps a finished
+    # pod for `kubectl logs`.
+    retry = outcome.phase == P.QUEUED
+    return Decision(
+        outcome.phase,
+        outcome.reason,
+        outcome.message,
+        extra,
+        _delete(pods, grace=grace, finished_too=retry),
+        event_type="Warning",
+    )
+
+
+def decide(
+    job: JobRecord,
+    pods: Iterable[PodRecord],
+    *,
+    node_alive: bool,
+    now: datetime,
+    backoff_base: float,
+    backoff_cap: float,
+) -> Decision:
+    """The next step for `job`. `pods` are its pods (any attempt); `node_alive`: status.node has a
+    fresh heartbeat Lease."""
+    pods = [p for p in pods if not p.job_uid or p.job_uid == job.uid]
+    phase = job.phase or P.PENDING
+    current = [p for p in pods if p.name == job.pod] if job.pod else []
+    stale = [p for p in pods if p.name != job.pod]
+    pod = current[0] if current else None
+    retry = dict(now=now, base=backoff_base, cap=backoff_cap)
+
+    if phase in api.TERMINAL_PHASES:
+        # Completed keeps its finished pod; anything still running after the end is stopped.
+        return Decision(delete_pods=_delete(pods, finished_too=False)) if _delete(pods, finished_too=False) else NOTHING
+    if job.broken:
+        return Decision(P.FAILED, Reason.INPUT_ERROR.value, job.broken, delete_pods=_delete(pods), event_type="Warning")
+    if job.canceled:
+        return Decision(P.CANCELED, Reason.CANCELED.value, "canceled by the user", delete_pods=_delete(pods, finished_too=False))
+    if phase == P.PENDING:
+        if job.paused:
+            return Decision(P.PAUSED, Reason.PAUSED.value, "created paused")
+        return Decision(P.QUEUED, Reason.CREATED.value, f"queued in {job.queue}")
+    if phase == P.QUEUED:
+        if job.paused:
+            return Decision(P.PAUSED, Reason.PAUSED.value, "paused while queued")
+        return Decision(delete_pods=_delete(stale)) if _delete(stale) else NOTHING
+
+    running_from = job.paused_from if phase == P.PAUSED else phase
+    if running_from == P.QUEUED:  # Paused while queued: no pod, no node
+        if not job.paused:
+            return Decision(P.QUEUED, Reason.RESUMED.value, "resumed")
+        return NOTHING
+    # From here the job holds a slot on job.node (Assigned, Processing, or paused from those).
+    if not node_alive:
+        failure = Failure(Reason.NODE_LOST, f"node {job.node} stopped renewing its heartbeat Lease")
+        return _failed(job, failure, pods=pods, grace=GRACE_NOW, **retry)
+    if pod is not None and pod.phase == "Succeeded":
+        return Decision(P.COMPLETED, Reason.SUCCEEDED.value, f"pod {pod.name} succeeded", delete_pods=_delete(stale))
+    if pod is not None and pod.phase == "Failed":
+        failure = classify_failure(exit_code=pod.exit_code, termination_message=pod.termination_message)
+        return _failed(job, failure, pods=pods, **retry)
+    if (
+        job.timeout_seconds
+        and phase == P.PROCESSING
+        and job.started_at is not None
+        and now - job.started_at > timedelta(seconds=job.timeout_seconds)
+    ):
+        failure = Failure(Reason.TIMEOUT, f"ran longer than spec.timeoutSeconds={job.timeout_seconds}")
+        return _failed(job, failure, pods=pods, **retry)
+    if pod is None and running_from == P.PROCESSING:
+        failure = Failure(Reason.POD_ERROR, f"pod {job.pod} disappeared")
+        return _failed(job, failure, pods=pods, **retry)
+    if phase == P.PAUSED:
+        if job.paused:
+            create = pod is None and running_from == P.ASSIGNED
+            return Decision(create_pod=True) if create else NOTHING
+        target = P.PROCESSING if pod is not None and pod.phase == "Running" else running_from
+        return Decision(target, Reason.RESUMED.value, "resumed", create_pod=pod is None)
+    if job.paused:
+        return Decision(P.PAUSED, Reason.PAUSED.value, f"paused while {phase.value.lower()}")
+    if phase == P.ASSIGNED and pod is not None and pod.phase == "Running":
+        return Decision(P.PROCESSING, Reason.STARTED.value, f"pod {pod.name} running on {job.node}")
+    if pod is None and phase == P.ASSIGNED:
+        return Decision(create_pod=True, delete_pods=_delete(stale))
+    return Decision(delete_pods=_delete(stale)) if _delete(stale) else NOTHING

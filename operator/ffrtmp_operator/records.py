@@ -1,0 +1,227 @@
+"""Compact in-memory records of the objects the operator watches, parsed from raw API bodies.
+
+Pure. A JobRecord keeps only what scheduling and reconciling read, plus the spec and the lifecycle part
+of the status as compact JSON bytes (progress and result are dropped): 10,000 jobs fit in a few tens
+of MB. A job whose stored data cannot be parsed gets `broken` set instead of raising, so one bad object
+fails itself and never the operator.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from . import api
+from .api import Phase
+from .lifecycle import parse_time
+
+JobKey = tuple[str, str]  # (namespace, name)
+_STATUS_DROPPED = ("progress", "result")
+
+
+@dataclass(slots=True)
+class JobRecord:
+    namespace: str
+    name: str
+    uid: str
+    resource_version: str
+    generation: int
+    observed_generation: int | None
+    created: str  # metadata.creationTimestamp (arrival order of jobs not yet queued)
+    phase: Phase | None
+    paused_from: Phase | None
+    queue: str
+    priority_class: str
+    queued_at: datetime | None
+    retry_after: datetime | None
+    started_at: datetime | None
+    node: str | None
+    pod: str | None
+    attempts: int
+    encoder: str | None
+    paused: bool
+    canceled: bool
+    max_retries: int
+    timeout_seconds: int | None
+    codec: str
+    accelerator: str
+    node_selector: tuple[tuple[str, str], ...]
+    spec_json: bytes
+    status_json: bytes
+    broken: str | None = None
+    """Why this object's data is unusable (the operator fails the job with this message)."""
+
+    @property
+    def key(self) -> JobKey:
+        return (self.namespace, self.name)
+
+    def status(self) -> dict[str, Any]:
+        return json.loads(self.status_json)
+
+    def spec(self) -> dict[str, Any]:
+        return json.loads(self.spec_json)
+
+
+def _compact(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":")).encode()
+
+
+def _phase(value: Any) -> Phase | None:
+    return Phase(value) if value else None
+
+
+def job_record(body: Mapping[str, Any]) -> JobRecord:
+    meta = body.get("metadata") or {}
+    raw_spec = body.get("spec") or {}
+    raw_status = body.get("status") or {}
+    if not isinstance(raw_status, Mapping):
+        raw_status = {}
+    status = {k: v for k, v in raw_status.items() if k not in _STATUS_DROPPED}
+    broken = None
+    try:
+        spec = api.TranscodeJobSpec.model_validate(raw_spec)
+    except ValidationError as exc:
+        broken = f"invalid spec: {exc.errors()[0].get('loc')}: {exc.errors()[0].get('msg')}"
+        spec = None
+    try:
+        phase = _phase(status.get("phase"))
+        paused_from = _phase(status.get("pausedFrom"))
+        attempts = int(status.get("attempts") or 0)
+    except (TypeError, ValueError) as exc:
+        broken = broken or f"invalid status: {exc}"
+        phase, paused_from, attempts = Phase.PENDING, None, 0
+    priority_class = (spec.priorityClassName or api.PRIORITY_CLASSES[spec.priority]) if spec else ""
+    return JobRecord(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        resource_version=meta.get("resourceVersion", ""),
+        generation=int(meta.get("generation") or 0),
+        observed_generation=status.get("observedGeneration"),
+        created=meta.get("creationTimestamp") or "",
+        phase=phase,
+        paused_from=paused_from,
+        queue=spec.queue if spec else "default",
+        priority_class=priority_class,
+        queued_at=parse_time(status.get("queuedAt")),
+        retry_after=parse_time(status.get("retryAfter")),
+        started_at=parse_time(status.get("startedAt")),
+        node=status.get("node") or None,
+        pod=status.get("pod") or None,
+        attempts=attempts,
+        encoder=status.get("encoder") or None,
+        paused=bool(spec and spec.paused),
+        canceled=bool(spec and spec.canceled),
+        max_retries=spec.maxRetries if spec else 0,
+        timeout_seconds=spec.timeoutSeconds if spec else None,
+        codec=spec.video.codec if spec else "h264",
+        accelerator=spec.hardware.accelerator if spec else "none",
+        node_selector=tuple(sorted((spec.nodeSelector or {}).items())) if spec else (),
+        spec_json=_compact(raw_spec),
+        status_json=_compact(status),
+        broken=broken,
+    )
+
+
+@dataclass(slots=True, frozen=True)
+class NodeRecord:
+    name: str
+    labels: Mapping[str, str]
+    unschedulable: bool
+
+    @property
+    def encoders(self) -> frozenset[str]:
+        prefix = api.LABEL_ENCODER_PREFIX
+        return frozenset(k[len(prefix) :] for k, v in self.labels.items() if k.startswith(prefix) and v == "true")
+
+
+def node_record(body: Mapping[str, Any]) -> NodeRecord:
+    meta = body.get("metadata") or {}
+    return NodeRecord(
+        name=meta.get("name", ""),
+        labels=dict(meta.get("labels") or {}),
+        unschedulable=bool((body.get("spec") or {}).get("unschedulable")),
+    )
+
+
+@dataclass(slots=True, frozen=True)
+class LeaseRecord:
+    node: str
+    renew_time: datetime | None
+    duration_seconds: int
+    slots: int | None
+
+    def alive(self, now: datetime) -> bool:
+        """interfaces.md: alive while renewTime + leaseDurationSeconds > now."""
+        return self.renew_time is not None and (now - self.renew_time).total_seconds() < self.duration_seconds
+
+
+def lease_record(body: Mapping[str, Any]) -> LeaseRecord | None:
+    """None for Leases that are not agent heartbeats."""
+    meta = body.get("metadata") or {}
+    name = meta.get("name", "")
+    if not name.startswith(api.LEASE_PREFIX):
+        return None
+    spec = body.get("spec") or {}
+    try:
+        slots = int((meta.get("annotations") or {})[api.ANNOTATION_SLOTS])
+    except (KeyError, TypeError, ValueError):
+        slots = None
+    return LeaseRecord(
+        node=spec.get("holderIdentity") or name[len(api.LEASE_PREFIX) :],
+        renew_time=parse_time(spec.get("renewTime")),
+        duration_seconds=int(spec.get("leaseDurationSeconds") or 15),
+        slots=slots,
+    )
+
+
+@dataclass(slots=True, frozen=True)
+class PodRecord:
+    namespace: str
+    name: str
+    job: str
+    job_uid: str
+    attempt: int
+    phase: str  # Pending | Running | Succeeded | Failed | Unknown
+    exit_code: int | None
+    termination_message: str | None
+    deleting: bool
+
+    @property
+    def job_key(self) -> JobKey:
+        return (self.namespace, self.job)
+
+
+def pod_record(body: Mapping[str, Any]) -> PodRecord | None:
+    """None for pods that are not ffrtmp job pods."""
+    meta = body.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if api.LABEL_JOB not in labels:
+        return None
+    status = body.get("status") or {}
+    exit_code = message = None
+    for container in status.get("containerStatuses") or []:
+        terminated = (container.get("state") or {}).get("terminated")
+        if container.get("name") == api.RUNNER_CONTAINER and terminated:
+            exit_code = terminated.get("exitCode")
+            message = terminated.get("message")
+    try:
+        attempt = int(labels.get(api.LABEL_ATTEMPT, 0))
+    except ValueError:
+        attempt = 0
+    return PodRecord(
+        namespace=meta.get("namespace", ""),
+        name=meta.get("name", ""),
+        job=labels[api.LABEL_JOB],
+        job_uid=labels.get(api.LABEL_JOB_UID, ""),
+        attempt=attempt,
+        phase=status.get("phase") or "Pending",
+        exit_code=exit_code,
+        termination_message=message,
+        deleting=bool(meta.get("deletionTimestamp")),
+    )

@@ -1,0 +1,202 @@
+"""The job state machine: allowed transitions, the status patch of a change, failure classification
+and retry with backoff. Pure, no cluster."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ffrtmp_operator import api
+from ffrtmp_operator.api import Phase, Reason
+from ffrtmp_operator.lifecycle import (
+    Failure,
+    InvalidTransition,
+    after_failure,
+    backoff_seconds,
+    can_transition,
+    classify_failure,
+    holds_slot,
+    transition,
+)
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+P = Phase
+
+
+@pytest.mark.parametrize(
+    ("current", "target", "allowed"),
+    [
+        (None, P.QUEUED, True),
+        (P.PENDING, P.QUEUED, True),
+        (P.QUEUED, P.ASSIGNED, True),
+        (P.ASSIGNED, P.PROCESSING, True),
+        (P.PROCESSING, P.COMPLETED, True),
+        (P.PROCESSING, P.FAILED, True),
+        (P.QUEUED, P.PAUSED, True),
+        (P.PROCESSING, P.PAUSED, True),
+        (P.ASSIGNED, P.PAUSED, True),
+        (P.PAUSED, P.PROCESSING, True),
+        (P.PROCESSING, P.QUEUED, True),  # retry
+        (P.PENDING, P.CANCELED, True),
+        (P.QUEUED, P.CANCELED, True),
+        (P.PAUSED, P.CANCELED, True),
+        (P.PROCESSING, P.CANCELED, True),
+        (P.QUEUED, P.PROCESSING, False),  # must be placed first
+        (P.QUEUED, P.COMPLETED, False),
+        (P.PENDING, P.ASSIGNED, False),
+        (P.COMPLETED, P.QUEUED, False),
+        (P.FAILED, P.QUEUED, False),
+        (P.CANCELED, P.QUEUED, False),
+        (P.COMPLETED, P.CANCELED, False),
+    ],
+)
+def test_given_phase_when_moving_then_only_design_transitions_are_allowed(current, target, allowed):
+    assert can_transition(current, target) is allowed
+
+
+def test_given_a_new_job_when_queued_then_patch_stamps_queued_at_transition_and_conditions():
+    patch = transition({}, P.QUEUED, reason="Created", message="queued in default", now=NOW, generation=1)
+    assert patch["phase"] == "Queued"
+    assert patch["queuedAt"] == "2026-01-02T03:04:05.678Z"
+    assert patch["observedGeneration"] == 1
+    assert patch["transitions"] == [
+        {"phase": "Queued", "at": "2026-01-02T03:04:05.678Z", "reason": "Created", "message": "queued in default"}
+    ]
+    assert [c["type"] for c in patch["conditions"]] == list(api.CONDITION_TYPES)
+    assert all(c["status"] == "False" for c in patch["conditions"])
+
+
+def test_given_a_terminal_job_when_moving_then_the_transition_is_refused():
+    with pytest.raises(InvalidTransition):
+        transition({"phase": "Completed"}, P.QUEUED, reason="x", now=NOW)
+
+
+def test_given_a_retried_job_when_queued_again_then_queued_at_keeps_its_place_and_placement_is_cleared():
+    status = {"phase": "Processing", "queuedAt": "2026-01-01T00:00:00.000Z", "node": "n1", "pod": "j-1", "encoder": "libx264"}
+    patch = transition(status, P.QUEUED, reason="EncoderError", now=NOW)
+    assert "queuedAt" not in patch
+    assert patch["node"] is None and patch["pod"] is None and patch["encoder"] is None
+
+
+@pytest.mark.parametrize(
+    ("target", "stamp_field"),
+    [(P.PROCESSING, "startedAt"), (P.COMPLETED, "completedAt"), (P.FAILED, "completedAt"), (P.CANCELED, "completedAt")],
+)
+def test_given_a_running_job_when_it_starts_or_ends_then_the_matching_timestamp_is_set(target, stamp_field):
+    patch = transition({"phase": "Assigned"}, target, reason="r", now=NOW)
+    assert patch[stamp_field] == "2026-01-02T03:04:05.678Z"
+
+
+def test_given_a_paused_processing_job_when_resumed_then_started_at_is_kept():
+    patch = transition({"phase": "Paused", "pausedFrom": "Processing"}, P.PROCESSING, reason="ResumedByUser", now=NOW)
+    assert "startedAt" not in patch
+    assert patch["pausedFrom"] is None
+
+
+@pytest.mark.parametrize(
+    ("current", "paused_from"), [(P.PENDING, "Queued"), (P.QUEUED, "Queued"), (P.PROCESSING, "Processing")]
+)
+def test_given_a_job_when_paused_then_paused_from_says_where_it_returns(current, paused_from):
+    patch = transition({"phase": current.value}, P.PAUSED, reason="PausedByUser", now=NOW)
+    assert patch["pausedFrom"] == paused_from
+    assert {c["type"]: c["status"] for c in patch["conditions"]}["Paused"] == "True"
+
+
+def test_given_many_changes_when_transitions_grow_then_only_the_newest_max_are_kept():
+    status = {"phase": "Queued", "transitions": [{"phase": "Queued", "at": f"t{i}"} for i in range(api.MAX_TRANSITIONS)]}
+    patch = transition(status, P.PAUSED, reason="PausedByUser", now=NOW)
+    assert len(patch["transitions"]) == api.MAX_TRANSITIONS
+    assert patch["transitions"][0]["at"] == "t1"
+    assert patch["transitions"][-1]["phase"] == "Paused"
+
+
+def test_given_conditions_when_a_status_does_not_flip_then_last_transition_time_stays():
+    first = transition({}, P.QUEUED, reason="Created", now=NOW)
+    later = NOW + timedelta(minutes=5)
+    second = transition({"phase": "Queued", "conditions": first["conditions"]}, P.ASSIGNED, reason="Admitted", now=later)
+    by_type = {c["type"]: c for c in second["conditions"]}
+    assert by_type["Scheduled"]["status"] == "True"
+    assert by_type["Scheduled"]["lastTransitionTime"] == "2026-01-02T03:09:05.678Z"
+    assert by_type["Complete"]["lastTransitionTime"] == "2026-01-02T03:04:05.678Z"
+
+
+@pytest.mark.parametrize(
+    ("phase", "expected_true"),
+    [
+        (P.ASSIGNED, {"Scheduled"}),
+        (P.PROCESSING, {"Scheduled", "Running"}),
+        (P.COMPLETED, {"Scheduled", "Complete"}),
+        (P.FAILED, {"Failed"}),
+        (P.CANCELED, {"Canceled"}),
+    ],
+)
+def test_given_a_phase_when_conditions_are_computed_then_the_standard_ones_are_true(phase, expected_true):
+    before = {P.ASSIGNED: "Queued", P.PROCESSING: "Assigned"}.get(phase, "Processing")
+    patch = transition({"phase": before}, phase, reason="r", now=NOW)
+    assert {c["type"] for c in patch["conditions"] if c["status"] == "True"} == expected_true
+
+
+@pytest.mark.parametrize(
+    ("phase", "paused_from", "holds"),
+    [
+        (P.ASSIGNED, None, True),
+        (P.PROCESSING, None, True),
+        (P.PAUSED, P.PROCESSING, True),
+        (P.PAUSED, P.QUEUED, False),
+        (P.QUEUED, None, False),
+        (P.COMPLETED, None, False),
+    ],
+)
+def test_given_a_phase_when_counting_slots_then_running_and_sigstopped_jobs_hold_one(phase, paused_from, holds):
+    assert holds_slot(phase, paused_from) is holds
+
+
+@pytest.mark.parametrize(
+    ("exit_code", "message", "reason", "text"),
+    [
+        (10, None, Reason.INPUT_ERROR, ""),
+        (11, None, Reason.ENCODER_ERROR, ""),
+        (12, "", Reason.OUTPUT_ERROR, ""),
+        (13, None, Reason.TIMEOUT, ""),
+        (1, '{"reason": "EncoderError", "message": "nvenc: no device"}', Reason.ENCODER_ERROR, "nvenc: no device"),
+        (11, '{"reason": "Nonsense", "message": "m"}', Reason.ENCODER_ERROR, "m"),
+        (137, None, Reason.POD_ERROR, "runner exited with code 137"),
+        (None, None, Reason.POD_ERROR, "pod failed"),
+        (2, "Traceback: boom", Reason.POD_ERROR, "Traceback: boom"),
+    ],
+)
+def test_given_a_failed_pod_when_classified_then_message_json_wins_over_exit_code(exit_code, message, reason, text):
+    assert classify_failure(exit_code=exit_code, termination_message=message) == Failure(reason, text)
+
+
+@pytest.mark.parametrize(("attempts", "seconds"), [(1, 10), (2, 20), (3, 40), (6, 300), (20, 300)])
+def test_given_attempts_when_backing_off_then_delay_doubles_up_to_the_cap(attempts, seconds):
+    assert backoff_seconds(attempts, base=10, cap=300) == seconds
+
+
+@pytest.mark.parametrize(
+    ("reason", "attempts", "max_retries", "phase", "outcome_reason"),
+    [
+        (Reason.ENCODER_ERROR, 1, 3, P.QUEUED, "EncoderError"),
+        (Reason.ENCODER_ERROR, 3, 3, P.QUEUED, "EncoderError"),
+        (Reason.ENCODER_ERROR, 4, 3, P.FAILED, "RetriesExhausted"),
+        (Reason.NODE_LOST, 1, 0, P.FAILED, "RetriesExhausted"),
+        (Reason.INPUT_ERROR, 1, 3, P.FAILED, "InputError"),
+        (Reason.TIMEOUT, 1, 3, P.FAILED, "Timeout"),
+    ],
+)
+def test_given_a_failure_when_deciding_then_retry_until_max_retries_unless_final(reason, attempts, max_retries, phase, outcome_reason):
+    outcome = after_failure(Failure(reason, "msg"), attempts=attempts, max_retries=max_retries, now=NOW, base=1, cap=8)
+    assert (outcome.phase, outcome.reason) == (phase, outcome_reason)
+    assert (outcome.retry_after is not None) == (phase == P.QUEUED)
+
+
+def test_given_retries_exhausted_when_failing_then_the_message_names_the_last_reason():
+    outcome = after_failure(Failure(Reason.ENCODER_ERROR, "x264 crashed"), attempts=3, max_retries=2, now=NOW, base=1, cap=8)
+    assert outcome.message == "3 attempt(s), last: EncoderError: x264 crashed"
+
+
+def test_given_a_retry_when_scheduled_then_retry_after_is_now_plus_backoff():
+    outcome = after_failure(Failure(Reason.ENCODER_ERROR, ""), attempts=2, max_retries=5, now=NOW, base=1, cap=8)
+    assert outcome.retry_after == NOW + timedelta(seconds=2)

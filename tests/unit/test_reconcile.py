@@ -1,0 +1,135 @@
+"""What the operator does about one job given its pods and its node's heartbeat (pure `decide`), and
+the cache's memory budget for 10,000 jobs."""
+
+from __future__ import annotations
+
+import tracemalloc
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ffrtmp_operator.api import Phase
+from ffrtmp_operator.cache import Cache
+from ffrtmp_operator.lifecycle import stamp
+from ffrtmp_operator.reconcile import GRACE_NOW, NOTHING, decide
+from ffrtmp_operator.records import PodRecord, job_record
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+HELLO = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "hello.yaml").read_text())
+
+
+def job(phase=None, *, paused=False, canceled=False, attempts=1, max_retries=2, paused_from=None, started=None, timeout=None, spec=None):
+    spec = {**HELLO["spec"], "paused": paused, "canceled": canceled, "maxRetries": max_retries, **(spec or {})}
+    if timeout:
+        spec["timeoutSeconds"] = timeout
+    status = {"attempts": attempts}
+    if phase:
+        status["phase"] = phase
+    if phase in ("Assigned", "Processing", "Paused"):
+        status.update(node="n1", pod=f"hello-{attempts}")
+    if paused_from:
+        status["pausedFrom"] = paused_from
+    if started is not None:
+        status["startedAt"] = stamp(NOW - timedelta(seconds=started))
+    return job_record({"metadata": {"name": "hello", "namespace": "ns", "uid": "u1"}, "spec": spec, "status": status})
+
+
+def pod(phase="Running", *, attempt=1, exit_code=None, message=None, deleting=False):
+    return PodRecord("ns", f"hello-{attempt}", "hello", "u1", attempt, phase, exit_code, message, deleting)
+
+
+def run(the_job, pods=(), *, alive=True):
+    return decide(the_job, list(pods), node_alive=alive, now=NOW, backoff_base=1, backoff_cap=8)
+
+
+@pytest.mark.parametrize(
+    ("the_job", "pods", "target", "reason"),
+    [
+        (job(None), [], Phase.QUEUED, "Created"),
+        (job(None, paused=True), [], Phase.PAUSED, "PausedByUser"),
+        (job("Queued", paused=True), [], Phase.PAUSED, "PausedByUser"),
+        (job("Paused", paused_from="Queued"), [], Phase.QUEUED, "ResumedByUser"),
+        (job("Queued", canceled=True), [], Phase.CANCELED, "CanceledByUser"),
+        (job("Assigned"), [pod("Running")], Phase.PROCESSING, "Started"),
+        (job("Assigned"), [pod("Succeeded")], Phase.COMPLETED, "Succeeded"),
+        (job("Processing"), [pod("Succeeded")], Phase.COMPLETED, "Succeeded"),
+        (job("Processing", paused=True), [pod()], Phase.PAUSED, "PausedByUser"),
+        (job("Paused", paused_from="Processing"), [pod()], Phase.PROCESSING, "ResumedByUser"),
+        (job("Paused", paused_from="Assigned"), [pod()], Phase.PROCESSING, "ResumedByUser"),
+        (job("Processing"), [pod("Failed", exit_code=10)], Phase.FAILED, "InputError"),
+        (job("Processing", attempts=1), [pod("Failed", exit_code=11)], Phase.QUEUED, "EncoderError"),
+        (job("Processing", attempts=3), [pod("Failed", exit_code=11, attempt=3)], Phase.FAILED, "RetriesExhausted"),
+        (job("Processing", started=100, timeout=60), [pod()], Phase.FAILED, "Timeout"),
+        (job("Processing"), [], Phase.QUEUED, "PodError"),
+    ],
+)
+def test_given_a_job_and_its_pod_when_deciding_then_the_phase_follows_the_lifecycle(the_job, pods, target, reason):
+    decision = run(the_job, pods)
+    assert (decision.target, decision.reason) == (target, reason)
+
+
+def test_given_a_running_job_when_canceled_then_it_is_canceled_and_its_pod_deleted():
+    decision = run(job("Processing", canceled=True), [pod()])
+    assert decision.target == Phase.CANCELED
+    assert decision.delete_pods == (("hello-1", None),)
+
+
+def test_given_a_failed_attempt_when_retrying_then_the_old_pod_goes_and_retry_after_is_set():
+    decision = run(job("Processing", attempts=2), [pod("Failed", exit_code=11, attempt=2)])
+    assert decision.delete_pods == (("hello-2", None),)
+    assert decision.extra == {"retryAfter": stamp(NOW + timedelta(seconds=2))}
+
+
+def test_given_a_dead_node_when_deciding_then_the_job_is_requeued_with_node_lost_and_the_pod_force_deleted():
+    decision = run(job("Processing"), [pod()], alive=False)
+    assert (decision.target, decision.reason) == (Phase.QUEUED, "NodeLost")
+    assert decision.delete_pods == (("hello-1", GRACE_NOW),)
+
+
+def test_given_an_assigned_job_without_its_pod_when_deciding_then_the_pod_is_created():
+    assert run(job("Assigned")).create_pod is True
+
+
+def test_given_a_running_job_when_nothing_changed_then_nothing_is_done():
+    assert run(job("Processing"), [pod()]) == NOTHING
+
+
+def test_given_a_completed_job_when_its_pod_finished_then_the_pod_is_kept_for_logs():
+    assert run(job("Completed"), [pod("Succeeded")]) == NOTHING
+
+
+def test_given_a_broken_spec_when_deciding_then_only_that_job_fails():
+    broken = job_record({"metadata": {"name": "bad", "namespace": "ns"}, "spec": {"queue": "nope"}, "status": {}})
+    decision = run(broken)
+    assert decision.target == Phase.FAILED and "invalid spec" in decision.message
+
+
+def test_given_a_garbage_status_when_parsing_then_the_record_is_marked_broken_not_raised():
+    record = job_record({"metadata": {"name": "x", "namespace": "ns"}, "spec": HELLO["spec"], "status": {"phase": "Exploded"}})
+    assert record.broken
+
+
+def test_given_10000_jobs_when_cached_then_they_fit_well_under_250_mb():
+    bodies = []
+    for i in range(10_000):
+        status = {
+            "phase": "Queued", "queuedAt": stamp(NOW), "attempts": 1,
+            "transitions": [{"phase": "Queued", "at": stamp(NOW), "reason": "Created", "message": "queued in default"}] * 4,
+            "conditions": [{"type": t, "status": "False", "reason": "Created", "lastTransitionTime": stamp(NOW)}
+                           for t in ("Scheduled", "Running", "Paused", "Complete", "Failed", "Canceled")],
+            "progress": {"percent": 50.0}, "result": {"psnr": 40.0},
+        }  # fmt: skip
+        bodies.append({"metadata": {"name": f"job-{i:05d}", "namespace": "ns", "uid": f"uid-{i:032d}",
+                                    "resourceVersion": str(i), "creationTimestamp": "2026-01-01T00:00:00Z"},
+                       "spec": HELLO["spec"], "status": status})  # fmt: skip
+    tracemalloc.start()
+    cache = Cache()
+    for body in bodies:
+        cache.upsert_job(job_record(body))
+    used, _peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(cache.queue) == 10_000
+    print(f"cache of 10,000 jobs: {used / 2**20:.1f} MiB")
+    assert used < 60 * 1024 * 1024, f"{used / 2**20:.1f} MiB"
