@@ -28,7 +28,7 @@ class Panel:
     height: int = 8
     description: str = ""
     max: float | None = None
-    agent: bool = False  # served by the agents (:9091), not the operator
+    needs: str | None = None  # "gpu" | "energy" | "vmaf": no data on machines without it (the e2e test checks)
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,31 @@ NODES = Dashboard(
                               "free")], kind="stat", width=8),
         Panel("Slots used per node", [("max by (node) (ffrtmp_node_slots_used)", "{{node}} used"),
                                       ("max by (node) (ffrtmp_node_slots)", "{{node}} total")]),
+        Panel("Hardware: CPU cores", [("max by (node) (ffrtmp_node_cpu_cores)", "{{node}}")], kind="bargauge"),
+        Panel("Hardware: memory", [("max by (node) (ffrtmp_node_memory_total_bytes)", "{{node}}")],
+              kind="bargauge", unit="bytes"),
+        Panel("Proven encoders", [("max by (node, encoder) (ffrtmp_node_encoder_available) == 1",
+                                   "{{node}} {{encoder}}")], kind="table",
+              description="Encoders a one-second trial encode proved on each node."),
+        Panel("CPU utilisation", [("max by (node) (ffrtmp_node_cpu_utilization_ratio)", "{{node}}")],
+              unit="percentunit", max=1),
+        Panel("Memory in use", [("max by (node) (ffrtmp_node_memory_total_bytes - "
+                                 "ffrtmp_node_memory_available_bytes)", "{{node}}")], unit="bytes"),
+        Panel("Load average (1m)", [('max by (node) (ffrtmp_node_load_average{window="1m"})', "{{node}}")]),
+        Panel("Jobs' CPU use", [(f"sum by (node) (rate(ffrtmp_agent_job_cpu_seconds_total[{RI}]))", "{{node}}")],
+              description="CPU cores busy with job processes (runner + ffmpeg), per node."),
+        Panel("Jobs' memory", [("sum by (node) (ffrtmp_agent_job_memory_bytes)", "{{node}}")], unit="bytes"),
+        Panel("Jobs running (agent view)", [("max by (node) (ffrtmp_agent_slots_used)", "{{node}} used"),
+                                            ("max by (node) (ffrtmp_agent_slots)", "{{node}} slots")]),
+        Panel("GPU utilisation", [("max by (node, gpu) (ffrtmp_gpu_utilization_ratio)", "{{node}} gpu{{gpu}}")],
+              unit="percentunit", max=1, needs="gpu"),
+        Panel("GPU encoder (NVENC) utilisation",
+              [("max by (node, gpu) (ffrtmp_gpu_encoder_utilization_ratio)", "{{node}} gpu{{gpu}}")],
+              unit="percentunit", max=1, needs="gpu"),
+        Panel("GPU memory in use", [("max by (node, gpu) (ffrtmp_gpu_memory_used_bytes)", "{{node}} gpu{{gpu}}")],
+              unit="bytes", needs="gpu"),
+        Panel("Power", [(f"sum by (node) (rate(ffrtmp_node_cpu_energy_joules_total[{RI}]))", "{{node}} CPU"),
+                        ("sum by (node) (ffrtmp_gpu_power_watts)", "{{node}} GPU")], unit="watt", needs="energy"),
     ],
 )
 
@@ -132,13 +157,17 @@ QUALITY = Dashboard(
               width=8),
         Panel("SSIM (mean, 1h)", [(_mean("ffrtmp_job_ssim_ratio", "encoder"), "{{encoder}}")], width=8, max=1),
         Panel("VMAF (mean, 1h)", [(_mean("ffrtmp_job_vmaf_score", "encoder"), "{{encoder}}")], width=8, max=100,
-              description="Needs an ffmpeg built with libvmaf on the node."),
+              description="Needs an ffmpeg built with libvmaf on the node.", needs="vmaf"),
         Panel("QoE score (mean, 1h)", [(_mean("ffrtmp_job_qoe_score", "encoder"), "{{encoder}}")], width=8,
               max=100),
         Panel("Energy per job (mean, 1h)", [(_mean("ffrtmp_job_energy_joules", "encoder"), "{{encoder}}")],
-              unit="joule", width=8, description="RAPL / NVML counters; absent where the node has none."),
+              unit="joule", width=8, description="RAPL / NVML counters; absent where the node has none.",
+              needs="energy"),
         Panel("Efficiency (output seconds per kJ, mean 1h)",
-              [(_mean("ffrtmp_job_efficiency_score", "encoder"), "{{encoder}}")], width=8),
+              [(_mean("ffrtmp_job_efficiency_score", "encoder"), "{{encoder}}")], width=8, needs="energy"),
+        Panel("Jobs' power (attributed)",
+              [(f"sum by (node) (rate(ffrtmp_agent_job_energy_joules_total[{RI}]))", "{{node}}")], unit="watt",
+              width=12, needs="energy", description="CPU package energy split between jobs by CPU-time share."),
         Panel("Measures a node could not take (1h)",
               [("sum by (measure) (increase(ffrtmp_job_measurements_unavailable_total[1h]))", "{{measure}}")],
               kind="bargauge", width=12),
@@ -162,6 +191,7 @@ def panel_json(panel: Panel, *, panel_id: int, x: int, y: int) -> dict:
         "datasource": _DATASOURCE,
         "gridPos": {"h": panel.height, "w": panel.width, "x": x, "y": y},
         "fieldConfig": {"defaults": defaults, "overrides": []},
+        **({"ffrtmpNeeds": panel.needs} if panel.needs else {}),
         "targets": [
             {"refId": chr(ord("A") + i), "datasource": _DATASOURCE, "expr": expr, "legendFormat": legend,
              "range": panel.kind == "timeseries", "instant": panel.kind != "timeseries"}

@@ -60,16 +60,21 @@ def _sample_names(text: bytes) -> set[str]:
 
 
 def _agent_sample_names() -> set[str]:
-    try:
-        from ffrtmp_agent import metrics as agent_metrics
-    except ImportError:
-        return set()
-    registry = getattr(agent_metrics, "registry_for_docs", None)
-    if registry is None:
-        return set()
-    from prometheus_client import generate_latest
+    """The agent's node metrics, rendered from its real collector; the GPU families need NVML to render,
+    so those (all declared through NodeCollector._gauge or CounterMetricFamily) are read from the source."""
+    from prometheus_client import CollectorRegistry, generate_latest
 
-    return _sample_names(generate_latest(registry()))
+    from ffrtmp_agent import metrics as agent_metrics
+
+    registry = CollectorRegistry()
+    registry.register(agent_metrics.NodeCollector("n", slots=2, trials={"libx264": True},
+                                                  sampler=agent_metrics.Sampler()))
+    names = _sample_names(generate_latest(registry))
+    source = Path(agent_metrics.__file__).read_text()
+    names.update(re.findall(r'_gauge\(\s*"(ffrtmp_[a-z0-9_]+)"', source))
+    names.update(n + "_total" for n in re.findall(r'CounterMetricFamily\(\s*"(ffrtmp_[a-z0-9_]+)"', source))
+    names.update(re.findall(r'GaugeMetricFamily\(\s*"(ffrtmp_[a-z0-9_]+)"', source))
+    return names
 
 
 def test_given_generate_py_then_committed_dashboards_and_chart_copies_match_it():
