@@ -14,7 +14,7 @@ STACK = $(PYTHON) -m ffrtmp_stack --dev-dir $(DEV)
 PYTEST = $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools crds dashboards up down status clean test test-unit test-integration test-e2e
+.PHONY: help deps tools crds dashboards up down status clean test test-unit test-integration test-e2e bench bench-smoke
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -55,3 +55,10 @@ test-integration: ## tests against a real kube-apiserver + etcd
 
 test-e2e: ## end-to-end tests
 	$(PYTEST) tests/e2e
+
+bench-smoke: ## scheduler benchmark, smoke size (M=1000 jobs, N=100 nodes; minutes) -> bench/results/scheduler-smoke.json
+	$(PYTHON) -m bench.scheduler --size smoke --profile
+
+bench: ## full benchmarks (long): scheduler M=10000/N=500, then transcode overhead vs bare ffmpeg -> bench/results/
+	$(PYTHON) -m bench.scheduler --size full --profile
+	$(PYTHON) -m bench.transcode
