@@ -209,7 +209,7 @@ def run_baseline(cfg: Config, work: Path) -> dict[str, Any]:
         kube = cluster.kube
         kube.request("POST", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts",
                      {"metadata": {"name": api.RUNNER_SERVICE_ACCOUNT}})  # the operator makes this one itself
-        tracker = Tracker()
+        tracker = Tracker(prefix="base-")
         watches = cluster.watches(tracker)
         creator = Creator(kube, namespace=NAMESPACE, tracker=tracker, concurrency=cfg.concurrency)
         admitter = BaselineAdmitter(kube, namespace=NAMESPACE, nodes=cluster.fleet.names)
@@ -276,13 +276,16 @@ def run_operator(cfg: Config, work: Path, *, results_dir: Path, name: str) -> di
 
 def _operator_phase(cluster: Cluster, cfg: Config, op: psutil.Process, *, prefix: str, count: int, paced: bool,
                     profile: Path | None) -> dict[str, Any]:
-    tracker = Tracker()
+    tracker = Tracker(prefix=f"{prefix}-")
     watches = cluster.watches(tracker)
     creator = Creator(cluster.kube, namespace=NAMESPACE, tracker=tracker, concurrency=cfg.concurrency)
     names = [f"{prefix}-{i:05d}" for i in range(count)]
     spy = PySpy(op.pid, profile) if profile else None
-    result: dict[str, Any] = {}
-    with Phase(cluster, {"operator": op}) as phase:
+    extra = {"operator": op}
+    if spy and spy.proc:  # the profiler's own CPU is shown, so its cost on a 2-core machine is visible
+        extra["py-spy"] = psutil.Process(spy.proc.pid)
+    result: dict[str, Any] = {"profiled": bool(spy and spy.proc)}
+    with Phase(cluster, extra) as phase:
         if paced:
             result["achieved_rate_per_s"] = round(creator.paced(names, rate_per_s=cfg.paced_rate), 2)
         else:

@@ -53,6 +53,7 @@ class Tracker:
     """Collects JobTimes from the creators and from the job and pod watches (called from several threads;
     each field is written once, so the GIL's atomic dict/attribute updates are enough)."""
 
+    prefix: str = ""  # only jobs named <prefix>-... belong to this phase (a watch also lists older ones)
     jobs: dict[str, JobTimes] = field(default_factory=dict)
     bound: int = 0
     all_bound: threading.Event = field(default_factory=threading.Event)
@@ -67,9 +68,12 @@ class Tracker:
     def on_job(self, kind: str, obj: dict[str, Any], seen: float) -> None:
         if kind == "DELETED":
             return
+        name = obj["metadata"]["name"]
+        if not name.startswith(self.prefix):
+            return
         status = obj.get("status") or {}
         phase = status.get("phase")
-        t = self.times(obj["metadata"]["name"])
+        t = self.times(name)
         if phase == "Queued" and t.queued_seen is None:
             t.queued_seen = seen
         if phase in ("Assigned", "Processing", "Completed") and t.assigned_seen is None:
@@ -85,7 +89,7 @@ class Tracker:
         if kind == "DELETED" or not obj.get("spec", {}).get("nodeName"):
             return
         job = obj["metadata"].get("labels", {}).get(api.LABEL_JOB)
-        if not job:
+        if not job or not job.startswith(self.prefix):
             return
         t = self.times(job)
         if t.bound_seen is None:
