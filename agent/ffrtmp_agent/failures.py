@@ -75,6 +75,10 @@ def classify(exit_code: int, stderr_tail: Sequence[str], *, input_ref: str | Non
     Anything unrecognised is an EncoderError, which retries (the safe default for a transient fault).
     """
     lines = [line.strip() for line in stderr_tail if line.strip()]
+    if refused := next((line for line in lines if "Format not on whitelist" in line), None):
+        demuxer = re.match(r"^\[(\S+) @", refused)
+        return Failure(INPUT_ERROR, f"the input is read by the {demuxer.group(1) if demuxer else 'a'} demuxer, which "
+                       "is not allowed: playlist and concat inputs need spec.input.allowPlaylists")  # fmt: skip
     for line in reversed(lines):
         if input_ref and line.startswith(input_ref + ":"):
             return Failure(INPUT_ERROR, _message("cannot read the input", line, input_ref))

@@ -34,7 +34,7 @@ CASES = [
       "rtmp://127.0.0.1:1/live/x: Connection refused"], "OutputError", "Connection refused"),
     ("given a playlist refused by the whitelist then InputError", "file:/media/in/evil.m3u8", OUT,
      ["[hls @ 0x55d0c0ffee00] Format not on whitelist 'mov,matroska'", "file:/media/in/evil.m3u8: Invalid argument"],
-     "InputError", "Invalid argument"),
+     "InputError", "hls demuxer, which is not allowed: playlist and concat inputs need spec.input.allowPlaylists"),
     ("given nvenc without a driver then EncoderError", IN, OUT,
      ["[h264_nvenc @ 0x55d0c0ffee00] Cannot load libcuda.so.1",
       "Error initializing output stream 0:0 -- Error while opening encoder for output stream #0:0 - maybe incorrect "
