@@ -114,7 +114,7 @@ def test_given_custom_values_then_ports_slots_and_classes_follow(helm):
                      "--set", "image.tag=1.2.3", "--set", "operator.runnerImage=example.com/runner:9")
     deploy = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert "--metrics-port=19090" in deploy["args"] and deploy["image"] == "ghcr.io/ffrtmp/ffrtmp:1.2.3"
-    assert {"name": "FFRTMP_RUNNER_IMAGE", "value": "example.com/runner:9"} in deploy["env"]
+    assert "--runner-image=example.com/runner:9" in deploy["args"]
     agent = _one(docs, "DaemonSet")["spec"]["template"]["spec"]["containers"][0]
     assert "--slots=5" in agent["args"]
 
