@@ -124,7 +124,8 @@ def run(settings: AgentSettings, stop: threading.Event) -> None:
     metrics.serve(settings.node_name, host=settings.metrics_host, port=settings.metrics_port,
                   slots=settings.slots, trials={t.encoder: t.ok for t in found.trials}, stop=stop)
     if settings.standalone:
-        node.register_node(core, settings.node_name, labels=found.labels, status=_node_status(settings, found))
+        node.register_node(core, settings.node_name, labels=found.labels, hardware=found.hardware,
+                           status=_node_status(settings, found))
     _retry(lambda: node.sync_node_metadata(core, settings.node_name, labels=found.labels,
                                            hardware=found.hardware), stop)
     threads = [threading.Thread(target=heartbeat_loop, args=(settings, api_client, found, stop), name="heartbeat")]

@@ -105,8 +105,8 @@ def _stable(hardware: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def standalone_node(name: str, *, labels: dict[str, str]) -> dict[str, Any]:
-    """A Node object for a machine without a kubelet (standalone mode)."""
+def standalone_node(name: str, *, labels: dict[str, str], hardware: dict[str, Any]) -> dict[str, Any]:
+    """A Node object for a machine without a kubelet (standalone mode), labelled and annotated at once."""
     return {
         "apiVersion": "v1",
         "kind": "Node",
@@ -118,6 +118,7 @@ def standalone_node(name: str, *, labels: dict[str, str]) -> dict[str, Any]:
                 "kubernetes.io/arch": _arch(),
                 **labels,
             },
+            "annotations": {api.ANNOTATION_HARDWARE: json.dumps(hardware, separators=(",", ":"))},
         },
         "spec": {},
     }
@@ -180,11 +181,11 @@ def sync_node_metadata(core: client.CoreV1Api, node: str, *, labels: dict[str, s
 
 
 def register_node(
-    core: client.CoreV1Api, name: str, *, labels: dict[str, str], status: dict[str, Any]
+    core: client.CoreV1Api, name: str, *, labels: dict[str, str], hardware: dict[str, Any], status: dict[str, Any]
 ) -> None:
     """Create Node `name` if missing (standalone mode), then post its status."""
     try:
-        core.create_node(standalone_node(name, labels=labels))
+        core.create_node(standalone_node(name, labels=labels, hardware=hardware))
         log.info("registered node %s", name)
     except ApiException as exc:
         if exc.status != 409:

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -180,6 +181,11 @@ def test_given_a_running_pod_when_deleted_then_the_process_dies_within_5s_and_th
     assert "ffmpeg" in psutil.Process(pid).name()
     log_file = running["metadata"]["annotations"]["ffrtmp.io/log-file"]
     assert Path(log_file).is_file()
+    job_series = f'ffrtmp_agent_job_cpu_seconds_total{{job="job",namespace="{namespace}",node="{agent.node}"}}'
+    body = wait_for(lambda: (_scrape(agent.metrics_port) or "") if job_series in (_scrape(agent.metrics_port) or "")
+                    else None, timeout=10, what="per-job metrics for the running pod")
+    assert f'ffrtmp_agent_job_memory_bytes{{job="job",namespace="{namespace}",node="{agent.node}"}}' in body
+    assert f'ffrtmp_agent_slots_used{{node="{agent.node}"}} 1.0' in body
 
     core.delete_namespaced_pod(name, namespace)
 
@@ -276,6 +282,39 @@ def test_given_a_job_pod_then_its_kubeconfig_token_is_the_runner_service_account
     assert logs["whoami"] == f"system:serviceaccount:{namespace}:{api.RUNNER_SERVICE_ACCOUNT}"
     assert logs["can-get-jobs"] == "yes"
     assert logs["can-list-secrets"] == "no"
+
+
+def test_given_a_graceful_agent_stop_then_running_pods_fail_as_node_shutdown_and_the_node_is_not_ready(
+        control_plane, api_client, core, namespace, tmp_path):
+    node = f"shutdown-{secrets.token_hex(3)}"
+    agent = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path)
+    try:
+        agent.wait_registered(core)
+        job = make_job(api_client, namespace)
+        pod = job_pod(job, node=node, command=["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
+                                                 "-i", "testsrc2=size=160x120:rate=10", "-f", "null", "-"])
+        core.create_namespaced_pod(namespace, pod)
+        running = wait_phase(core, namespace, pod["metadata"]["name"], {"Running"})
+        pid = int(running["status"]["containerStatuses"][0]["containerID"].rsplit("/", 1)[1])
+
+        assert agent.stop() == 0
+
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+        failed = read_pod(core, namespace, pod["metadata"]["name"])
+        assert failed["status"]["phase"] == "Failed" and failed["status"]["reason"] == "NodeShutdown"
+        ready = core.read_node(node).status.conditions[0]
+        assert ready.type == "Ready" and ready.status == "False"
+    finally:
+        agent.kill()
+        core.delete_node(node)
+
+
+def _scrape(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+    except OSError:
+        return None
 
 
 def test_given_an_agent_restart_then_its_running_pods_are_failed_and_their_processes_killed(
