@@ -44,6 +44,10 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     d, ds, dp, dpe = Settings(), SchedulingSettings(), PodSettings(), PeeringSettings()
     p = argparse.ArgumentParser(prog="ffrtmp-operator", description="The ffrtmp TranscodeJob operator.")
     p.add_argument("--system-namespace", default=d.system_namespace, help="where the agents' heartbeat Leases live")
+    p.add_argument(
+        "--namespace", action="append", default=[], dest="namespaces",
+        help="manage TranscodeJobs only in this namespace (repeatable; default: all namespaces)",
+    )  # fmt: skip
     p.add_argument("--metrics-host", default=d.metrics_host)
     p.add_argument("--metrics-port", type=int, default=d.metrics_port, help="0 = no metrics endpoint")
     p.add_argument("--peering", default=dpe.name, help="ClusterKopfPeering name shared by the replicas")
@@ -66,6 +70,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     a = p.parse_args(argv)
     return Settings(
         system_namespace=a.system_namespace,
+        namespaces=tuple(a.namespaces),
         metrics_host=a.metrics_host,
         metrics_port=a.metrics_port,
         verbose=a.verbose,

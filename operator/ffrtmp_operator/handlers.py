@@ -39,6 +39,8 @@ def register(
     async def job_event(event: dict[str, Any], **_: Any) -> None:
         obj = event["object"]
         meta = obj.get("metadata") or {}
+        if not settings.manages(meta.get("namespace", "")):
+            return
         if event.get("type") == "DELETED":
             cache.delete_job((meta.get("namespace", ""), meta.get("name", "")))
         else:
@@ -48,7 +50,7 @@ def register(
     @kopf.on.event("", "v1", "pods", **on)
     async def pod_event(event: dict[str, Any], **_: Any) -> None:
         record = pod_record(event["object"])
-        if record is None:
+        if record is None or not settings.manages(record.namespace):
             return
         if event.get("type") == "DELETED":
             cache.delete_pod(record.namespace, record.name)

@@ -88,9 +88,10 @@ class Scheduler:
     async def resync(self) -> None:
         started = time.monotonic()
         raw = await self.kube.list_all(system_namespace=self.settings.system_namespace)
+        manages = self.settings.manages
         self.cache.replace_all(
-            jobs=[job_record(o) for o in raw["jobs"]],
-            pods=[p for o in raw["pods"] if (p := pod_record(o)) is not None],
+            jobs=[job for o in raw["jobs"] if manages((job := job_record(o)).namespace)],
+            pods=[p for o in raw["pods"] if (p := pod_record(o)) is not None and manages(p.namespace)],
             nodes=[node_record(o) for o in raw["nodes"]],
             leases=[lease for o in raw["leases"] if (lease := lease_record(o)) is not None],
             priority_values={o["metadata"]["name"]: int(o.get("value", 0)) for o in raw["priorityclasses"]},

@@ -41,7 +41,8 @@ class PeeringSettings:
     name: str = "ffrtmp"
     """The ClusterKopfPeering object replicas meet in (created at startup when missing)."""
     priority: int = 0
-    """This replica's kopf peering priority; replicas must differ (equal ones all pause)."""
+    """This replica's kopf peering priority; replicas must differ (equal ones all pause), so the CLI
+    default is a random one."""
     lifetime_seconds: int = 60
     """How long a replica's peering entry lives without renewal (s): a SIGKILLed active replica is
     replaced after at most this long. kopf renews it 5-10 s before it ends."""
@@ -51,6 +52,9 @@ class PeeringSettings:
 class Settings:
     system_namespace: str = api.DEFAULT_SYSTEM_NAMESPACE
     """Where the agents' heartbeat Leases live."""
+    namespaces: tuple[str, ...] = ()
+    """Manage TranscodeJobs only in these namespaces; empty = all. (Tests isolate themselves with it on a
+    shared API server; an admin can split namespaces between operator installs.)"""
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9090
     """Prometheus endpoint; port 0 turns it off."""
@@ -58,3 +62,6 @@ class Settings:
     scheduling: SchedulingSettings = field(default_factory=SchedulingSettings)
     pods: PodSettings = field(default_factory=PodSettings)
     peering: PeeringSettings = field(default_factory=PeeringSettings)
+
+    def manages(self, namespace: str) -> bool:
+        return not self.namespaces or namespace in self.namespaces
