@@ -1,0 +1,188 @@
+"""`helm install` of the chart into the real apiserver, then the operator runs with a token of the chart's
+own ServiceAccount (TokenRequest, not admin) and a job goes from Pending to Completed on a standalone
+agent. A verb missing from the chart's RBAC stops the job or shows up as a 403 in the operator's log.
+
+The chart's Deployment and DaemonSet pods never run here (no kubelet); their objects are checked instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from agent_process import AgentProcess, free_port, wait_for
+from kubernetes import client
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "helm" / "ffrtmp"
+SYSTEM_NS = "ffrtmp-system"
+
+
+def _helm(control_plane, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([str(Path(control_plane.bin_dir) / "helm"), *args], capture_output=True, text=True,
+                          env=control_plane.env(), timeout=120)
+    if check and done.returncode != 0:
+        pytest.fail(f"helm {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+    return done
+
+
+def _sa_kubeconfig(control_plane, api_client, *, namespace: str, service_account: str, path: Path) -> Path:
+    """A kubeconfig holding a TokenRequest token of `service_account` (what the pod would mount)."""
+    token = client.CoreV1Api(api_client).create_namespaced_service_account_token(
+        service_account, namespace, {"spec": {"expirationSeconds": 3600}}).status.token
+    ca = base64.b64encode(Path(control_plane.ca_file).read_bytes()).decode()
+    config = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "c", "cluster": {"server": control_plane.server, "certificate-authority-data": ca}}],
+        "users": [{"name": "sa", "user": {"token": token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}],
+    }
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+@pytest.fixture
+def release(control_plane, api_client):
+    """The chart installed into the system namespace under a unique release and peering name."""
+    name = f"it-{secrets.token_hex(3)}"
+    peering = f"{name}-peering"
+    _helm(control_plane, "install", name, str(CHART), "-n", SYSTEM_NS, "--take-ownership",
+          "--set", f"operator.peering.name={peering}")
+    yield {"name": name, "peering": peering, "operator_sa": f"{name}-ffrtmp-operator",
+           "agent_sa": f"{name}-ffrtmp-agent"}
+    _helm(control_plane, "uninstall", name, "-n", SYSTEM_NS, check=False)
+
+
+def test_given_the_chart_when_installed_then_its_objects_exist_as_rendered(release, kubectl):
+    name = release["name"]
+    deploy = json.loads(kubectl("get", "deployment", f"{name}-ffrtmp-operator", "-n", SYSTEM_NS, "-o", "json").stdout)
+    assert deploy["spec"]["replicas"] == 2
+    assert f"--peering={release['peering']}" in deploy["spec"]["template"]["spec"]["containers"][0]["args"]
+    kubectl("get", "daemonset", f"{name}-ffrtmp-agent", "-n", SYSTEM_NS)
+    kubectl("get", "clusterrole", f"{name}-ffrtmp-operator")
+    kubectl("get", "clusterkopfpeering", release["peering"])
+    services = kubectl("get", "services", "-n", SYSTEM_NS, "-l", f"app.kubernetes.io/instance={name}",
+                       "-o", "name").stdout.split()
+    assert sorted(services) == [f"service/{name}-ffrtmp-agent-metrics", f"service/{name}-ffrtmp-operator-metrics"]
+    dashboards = kubectl("get", "configmaps", "-n", SYSTEM_NS, "-l", "grafana_dashboard=1,"
+                         f"app.kubernetes.io/instance={name}", "-o", "name").stdout.split()
+    assert len(dashboards) == len(list((REPO / "grafana").glob("*.json")))
+    classes = json.loads(kubectl("get", "priorityclasses", "ffrtmp-high", "ffrtmp-medium", "ffrtmp-low",
+                                 "-o", "json").stdout)["items"]
+    assert {c["metadata"]["name"]: c["value"] for c in classes} == {
+        "ffrtmp-high": 1000, "ffrtmp-medium": 500, "ffrtmp-low": 100}
+    # No monitoring.coreos.com API on this cluster, so the chart must not have tried a ServiceMonitor.
+    assert "ServiceMonitor" not in kubectl("get", "all", "-n", SYSTEM_NS).stdout
+
+
+def test_given_the_chart_sa_token_when_the_operator_runs_then_a_job_completes(
+        release, control_plane, api_client, namespace, tmp_path):
+    """The operator holds only the chart's RBAC; the agent (standing in for a kubelet) runs as admin."""
+    kubeconfig = _sa_kubeconfig(control_plane, api_client, namespace=SYSTEM_NS,
+                                service_account=release["operator_sa"], path=tmp_path / "operator.kubeconfig")
+    env = {**control_plane.env(), "KUBECONFIG": str(kubeconfig)}
+    log_path = tmp_path / "operator.log"
+    node = f"helm-node-{secrets.token_hex(3)}"
+    agent = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path / "agent")
+    with log_path.open("wb") as log:
+        operator = subprocess.Popen(
+            [sys.executable, "-m", "ffrtmp_operator", "--system-namespace", SYSTEM_NS, "--metrics-port", "0",
+             "--peering", release["peering"], "--tick-seconds", "0.5", "--verbose"],
+            env=env, stdout=log, stderr=subprocess.STDOUT)
+    custom = client.CustomObjectsApi(api_client)
+    try:
+        agent.wait_registered(client.CoreV1Api(api_client))
+        job = {"apiVersion": "ffrtmp.io/v1alpha1", "kind": "TranscodeJob", "metadata": {"name": "via-chart-rbac"},
+               "spec": {"input": {"testSource": {"width": 320, "height": 240, "durationSeconds": 2}},
+                        "output": {"url": "file:///out/via-chart-rbac.mp4"},
+                        "volumes": [{"name": "out", "mountPath": "/out", "emptyDir": {}}],
+                        "video": {"codec": "h264", "preset": "ultrafast"}, "hardware": {"accelerator": "none"},
+                        "nodeSelector": {"kubernetes.io/hostname": node}}}
+        custom.create_namespaced_custom_object("ffrtmp.io", "v1alpha1", namespace, "transcodejobs", job)
+
+        def phase() -> str | None:
+            if operator.poll() is not None:
+                raise AssertionError(f"operator exited {operator.returncode}:\n{log_path.read_text()[-3000:]}")
+            obj = custom.get_namespaced_custom_object("ffrtmp.io", "v1alpha1", namespace, "transcodejobs",
+                                                      "via-chart-rbac")
+            current = (obj.get("status") or {}).get("phase")
+            return current if current in ("Completed", "Failed", "Canceled") else None
+
+        try:
+            final = wait_for(phase, timeout=120, interval=0.5, what="job via-chart-rbac to finish")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\noperator log:\n{log_path.read_text()[-4000:]}") from None
+        assert final == "Completed", log_path.read_text()[-4000:]
+        status = custom.get_namespaced_custom_object("ffrtmp.io", "v1alpha1", namespace, "transcodejobs",
+                                                     "via-chart-rbac")["status"]
+        assert status["node"] == node
+        events = client.CoreV1Api(api_client).list_namespaced_event(
+            namespace, field_selector="involvedObject.name=via-chart-rbac").items
+        assert {e.reason for e in events} >= {"Admitted", "Succeeded"}, [e.reason for e in events]
+    finally:
+        operator.terminate()
+        try:
+            operator.wait(30)
+        except subprocess.TimeoutExpired:
+            operator.kill()
+        agent.stop()
+        try:
+            client.CoreV1Api(api_client).delete_node(node)
+        except client.exceptions.ApiException:
+            pass
+    forbidden = [line for line in log_path.read_text(errors="replace").splitlines()
+                 if "forbidden" in line.lower() or '"status": 403' in line or " 403" in line]
+    assert not forbidden, "operator hit RBAC denials:\n" + "\n".join(forbidden[:10])
+
+
+def test_given_the_agent_sa_token_when_an_agent_runs_then_it_labels_its_node_and_renews_its_lease(
+        release, control_plane, api_client, tmp_path):
+    """The DaemonSet's agent (not standalone) with only the chart's agent RBAC: labels, annotation, Lease."""
+    core = client.CoreV1Api(api_client)
+    node = f"helm-ds-{secrets.token_hex(3)}"
+    core.create_node({"metadata": {"name": node}})  # a kubelet would have registered it
+    kubeconfig = _sa_kubeconfig(control_plane, api_client, namespace=SYSTEM_NS,
+                                service_account=release["agent_sa"], path=tmp_path / "agent.kubeconfig")
+    port = free_port()
+    log_path = tmp_path / "agent.log"
+    with log_path.open("wb") as log:
+        agent = subprocess.Popen(
+            [sys.executable, "-m", "ffrtmp_agent", "--node-name", node, "--system-namespace", SYSTEM_NS,
+             "--metrics-port", str(port), "--slots", "3"],
+            env={**control_plane.env(), "KUBECONFIG": str(kubeconfig)}, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        labelled = wait_for(
+            lambda: (core.read_node(node).metadata.labels or {}).get("ffrtmp.io/worker") == "true"
+            or (agent.poll() is not None and pytest.fail(log_path.read_text()[-3000:])),
+            timeout=90, what="agent to label its node")
+        assert labelled
+        lease = wait_for(lambda: _lease(api_client, node), timeout=30, what="the agent's Lease")
+        assert lease.metadata.annotations["ffrtmp.io/slots"] == "3"
+        first = lease.spec.renew_time
+        time.sleep(6)
+        assert _lease(api_client, node).spec.renew_time > first, "lease not renewed"
+        assert "ffrtmp.io/hardware" in (core.read_node(node).metadata.annotations or {})
+    finally:
+        agent.terminate()
+        try:
+            agent.wait(30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+        core.delete_node(node)
+    text = log_path.read_text(errors="replace")
+    assert "Forbidden" not in text and "403" not in text, text[-3000:]
+
+
+def _lease(api_client, node: str):
+    try:
+        return client.CoordinationV1Api(api_client).read_namespaced_lease(f"ffrtmp-agent-{node}", SYSTEM_NS)
+    except client.exceptions.ApiException:
+        return None
