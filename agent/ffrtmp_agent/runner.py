@@ -52,6 +52,9 @@ class Settings:
     """A live run that lasted this long was healthy: the next reconnect starts at 1 s again."""
     max_live_failures: int = 8
     """Consecutive live runs that produced nothing before the job fails (about 3 minutes of trying)."""
+    live_stall_seconds: float = 10.0
+    """A live run whose media time has not advanced for this long has lost its input: ffmpeg's RTMP
+    client keeps waiting on a server that holds the connection open after the publisher left."""
     probe_timeout_seconds: float = 60.0
 
 
@@ -234,11 +237,18 @@ class Runner:
                 continue
             enc = self._start(self._live_argv(run))
             run += 1
-            run_started = last = self.clock()
-            ended_on_purpose = False
+            run_started = last = last_growth = self.clock()
+            ended_on_purpose, stalled, media_time = False, False, 0.0
             while enc.poll() is None:
-                self._report_from(enc)
+                sample = self._report_from(enc)
                 now = self.clock()
+                if sample is not None and (sample.out_time_seconds or 0.0) > media_time:
+                    media_time, last_growth = sample.out_time_seconds or 0.0, now
+                if now - last_growth > settings.live_stall_seconds:
+                    log.warning("live input stalled for %.0f s; restarting ffmpeg %d", now - last_growth, enc.pid)
+                    enc.stop(grace=settings.cancel_grace_seconds)
+                    stalled = True
+                    break
                 self.active_seconds += now - last
                 last = now
                 if self.control.stopping:
@@ -263,10 +273,11 @@ class Runner:
                 return Outcome(End.SUCCEEDED) if code == 0 else Outcome(End.FAILED, self._classify(enc, code))
             idle_runs = 0 if produced else idle_runs + 1
             if idle_runs >= settings.max_live_failures:
-                return Outcome(End.FAILED, self._classify(enc, code or 1))
+                return Outcome(End.FAILED, self._no_live_media(enc, code, runs=idle_runs))
             if self.clock() - run_started >= settings.backoff_reset_seconds:
                 backoff = 1.0
-            log.warning("live ffmpeg exited %d (%s); reconnecting in %.0f s", code, _last(enc), backoff)
+            why = "input stalled" if stalled else f"exited {code}: {_last(enc)}"
+            log.warning("live ffmpeg %s; reconnecting in %.0f s", why, backoff)
             wake = self.clock() + backoff
             while self.clock() < wake and not self.control.stopping:
                 self.control.wait(min(settings.poll_seconds * 5, max(0.0, wake - self.clock())))
@@ -307,16 +318,24 @@ class Runner:
     def _classify(self, enc: Encode, code: int) -> Failure:
         return failures.classify(code, list(enc.stderr_tail), input_ref=self.input_ref, output_ref=enc.argv[-1])
 
+    def _no_live_media(self, enc: Encode, code: int, *, runs: int) -> Failure:
+        failure = self._classify(enc, code or 1)
+        if failure.reason != failures.ENCODER_ERROR:
+            return failure
+        return Failure(failures.INPUT_ERROR, f"the live input {self.plan.inputUrl or 'test source'} delivered no "
+                       f"media in {runs} attempts (last: {_last(enc)})")  # fmt: skip
+
     def _stopped(self) -> Outcome:
         return Outcome(End.CANCELED if self.control.canceled else End.TERMINATED)
 
     def _uses_nvidia(self) -> bool:
         return self.plan.encoder.endswith("_nvenc")
 
-    def _report_from(self, enc: Encode) -> None:
+    def _report_from(self, enc: Encode) -> Sample | None:
         sample = enc.take_sample()
         if sample is not None:
             self._report(sample)
+        return sample
 
     def _report(self, sample: Sample, *, force: bool = False) -> None:
         if not self.throttle.ready(self.clock(), force=force):
