@@ -22,6 +22,8 @@ from runner_support import (
     video_stream,
 )
 
+from ffrtmp_agent import energy
+
 
 def volume(media: Path) -> list[dict[str, Any]]:
     return [{"name": "media", "mountPath": str(media), "hostPath": {"path": str(media)}}]
@@ -79,8 +81,11 @@ def test_given_synthetic_source_when_runner_encodes_to_mp4_then_output_progress_
     assert (result["codec"], result["width"], result["height"], result["encoder"]) == ("h264", 320, 180, "libx264")
     assert 30 < result["psnr"] < 100 and 0.8 < result["ssim"] <= 1.0
     assert 0 < result["qoeScore"] <= 100
-    assert "energy" in result["unavailable"]  # this VM exposes no RAPL counters
-    assert "energyJoules" not in result and "efficiencyScore" not in result
+    if energy.read_rapl()[0] is None:  # no readable RAPL counter here (this VM; any non-root pod)
+        assert "energy" in result["unavailable"]
+        assert "energyJoules" not in result and "efficiencyScore" not in result
+    else:
+        assert result["energyJoules"] > 0 and "energy" not in result["unavailable"]
 
 
 def test_given_real_input_file_and_fake_rapl_counters_when_encoded_then_duration_probed_and_energy_reported(
