@@ -65,6 +65,14 @@ def _run_text(argv: list[str]) -> str | None:
     return lines[0] if lines else None
 
 
+def _run_lines(argv: list[str]) -> list[str] | None:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.splitlines()
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -95,6 +103,9 @@ def machine(*, extra_versions: dict[str, str | None] | None = None) -> dict[str,
         "os": platform.platform(),
         "python": platform.python_version(),
         "git_commit": commit,
+        # Others commit to the same tree while benchmarks run: say which measured files differed from HEAD.
+        "uncommitted_operator_agent_files": (_run_lines(["git", "-C", str(REPO), "status", "--porcelain", "--",
+                                                         "operator", "agent"]) or []),
         "versions": {
             "kopf": _version("kopf"),
             "kubernetes_client": _version("kubernetes"),

@@ -1,0 +1,102 @@
+"""Renders the results tables of BENCHMARKS.md from bench/results/*.json (between the RESULTS markers), so
+the document always shows what the committed result files say. `python -m bench.report`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from .common import REPO, RESULTS
+
+DOC = REPO / "BENCHMARKS.md"
+BEGIN, END = "<!-- RESULTS:BEGIN (python -m bench.report) -->", "<!-- RESULTS:END -->"
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, float):
+        value = f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
+    return f"{value}{unit}"
+
+
+def _ok(flag: bool | None) -> str:
+    return "n/a" if flag is None else ("met" if flag else "**missed**")
+
+
+def scheduler_table(r: dict[str, Any]) -> str:
+    cfg, m, t = r["config"], r["machine"], r.get("targets", {})
+    op = r.get("operator") or {}
+    burst, paced = op.get("burst") or {}, op.get("paced") or {}
+    bl = r.get("baseline") or {}
+    lat = (paced.get("latency_s") or {})
+    rows = [
+        ("admission throughput (burst, first create -> last pod bound)", f"{_fmt(r.get('jobs_per_s'))} jobs/s", "", ""),
+        ("baseline: minimal admission client, same run", f"{_fmt(r.get('baseline_per_s'))} jobs/s", "", ""),
+        ("ratio operator / baseline", _fmt(r.get("ratio")), ">= 0.5", _ok(t.get("ratio>=0.5"))),
+        ("queue -> assigned p50 (paced)", f"{_fmt(r.get('p50_s'))} s", "", ""),
+        ("queue -> assigned p99 (paced)", f"{_fmt(r.get('p99_s'))} s", "<= 1 s", _ok(t.get("p99<=1s"))),
+        ("create -> pod bound p99 (paced)", f"{_fmt((lat.get('create_to_bound') or {}).get('p99'))} s", "", ""),
+        ("queue -> assigned p50 / p99 (burst backlog)",
+         f"{_fmt(((burst.get('latency_s') or {}).get('queued_to_assigned') or {}).get('p50'))} / "
+         f"{_fmt(((burst.get('latency_s') or {}).get('queued_to_assigned') or {}).get('p99'))} s", "", ""),
+        ("operator peak RSS", f"{_fmt(r.get('operator_rss_mb'))} MB", "<= 250 MB", _ok(t.get("rss<=250MB"))),
+        ("operator API writes per admitted job (burst)", _fmt(r.get("writes_per_job")), "<= 4", _ok(t.get("writes<=4"))),
+        ("operator API writes per admitted job (paced)", _fmt(paced.get("writes_per_job")), "", ""),
+        ("operator CPU per admitted job (burst)", f"{_fmt((burst.get('cpu_ms_per_job') or {}).get('operator'))} ms", "", ""),
+        ("apiserver CPU per job: operator run / baseline",
+         f"{_fmt((burst.get('cpu_ms_per_job') or {}).get('kube-apiserver'))} / "
+         f"{_fmt((bl.get('cpu_ms_per_job') or {}).get('kube-apiserver'))} ms", "", ""),
+        ("all jobs admitted (burst / paced)", f"{_fmt(burst.get('complete'))} / {_fmt(paced.get('complete'))}", "", ""),
+    ]
+    head = (f"**{r['name']}** — M={cfg['jobs']} jobs, N={cfg['nodes']} nodes, {cfg['slots']} slots each, "
+            f"client concurrency {cfg['concurrency']}, paced {cfg['paced_rate']:g} jobs/s for {cfg['paced_seconds']:g} s; "
+            f"py-spy attached: {cfg.get('profile')}; {r['started']}, commit {m.get('git_commit')}, "
+            f"{m['cpu_model']}, {m['logical_cpus']} CPUs, {m['ram_gb']} GB, load at start {m['load_avg_at_start']}; "
+            f"`{r['command']}` ({r.get('wall_seconds')} s)\n\n")
+    lines = ["| figure | value | target | |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    return head + "\n".join(lines) + "\n"
+
+
+def transcode_table(r: dict[str, Any]) -> str:
+    m, t = r["machine"], r.get("targets", {})
+    head = (f"**{r['name']}** — {r['config']['pairs']} pairs, {r['config']['source_seconds']:g} s 1280x720 testsrc2, "
+            f"libx264 veryfast; {r['started']}, commit {m.get('git_commit')}, {m['cpu_model']}, "
+            f"{m['logical_cpus']} CPUs, load at start {m['load_avg_at_start']}; `{r['command']}`\n\n")
+    lines = ["| pair | order | bare wall s | stack wall s | wall ratio | ffmpeg CPU s | agent+runner CPU s | overhead % |",
+             "|---|---|---|---|---|---|---|---|"]
+    for i, p in enumerate(r["pairs"]):
+        lines.append(f"| {i} | {'/'.join(p['order'])} | {p['bare']['wall_s']} | {p['stack']['wall_s']} | "
+                     f"{p['wall_ratio']} | {p['stack']['ffmpeg_cpu_s']} | {p['stack']['agent_and_runner_cpu_s']} | "
+                     f"{p['cpu_overhead_percent']} |")
+    lines.append(f"| **median** | | | | **{r['wall_ratio_median']}** (target <= 1.10: {_ok(t.get('wall_ratio<=1.10'))}) "
+                 f"| | | **{r['cpu_overhead_percent_median']}** (target <= 2: {_ok(t.get('cpu_overhead<=2%'))}) |")
+    return head + "\n".join(lines) + "\n"
+
+
+def render(results: Path = RESULTS) -> str:
+    parts = []
+    for path in sorted(results.glob("*.json")):
+        r = json.loads(path.read_text())
+        if "pairs" in r:
+            parts.append(transcode_table(r))
+        elif "config" in r and "jobs" in r["config"]:
+            parts.append(scheduler_table(r))
+    return "\n".join(parts)
+
+
+def main() -> int:
+    doc = DOC.read_text()
+    start, end = doc.index(BEGIN) + len(BEGIN), doc.index(END)
+    DOC.write_text(doc[:start] + "\n" + render() + doc[end:])
+    print(f"updated {DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
