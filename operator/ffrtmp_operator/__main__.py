@@ -34,7 +34,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")})
+        # Structured fields passed as `extra=`; kopf's own extras (settings, object refs) are left out.
+        entry.update(
+            {k: v for k, v in record.__dict__.items() if k not in _STANDARD and isinstance(v, str | int | float | bool)}
+        )
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

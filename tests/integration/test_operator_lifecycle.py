@@ -3,11 +3,13 @@ paused, resumed, canceled, retried and failed, with transitions, conditions and 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from conftest import wait_until
 from ffrtmp_operator import api
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -57,3 +59,116 @@ def test_given_a_job_and_a_node_when_the_pod_runs_and_succeeds_then_the_job_comp
     assert {c["type"]: c["status"] for c in status["conditions"]}["Complete"] == "True"
     # One Event per transition (Event times have second precision, so compare as a multiset).
     assert sorted(e.reason for e in cluster.events("ok")) == ["Admitted", "Created", "Started", "Succeeded"]
+
+
+def run_job(cluster, name: str, **spec) -> dict:
+    """Create a job and bring it to Processing (the test starts its pod like a kubelet)."""
+    cluster.create_job(name, **spec)
+    pod = cluster.wait_phase(name, "Assigned")["pod"]
+    cluster.pod_running(pod)
+    return cluster.wait_phase(name, "Processing")
+
+
+def test_given_a_queued_job_when_paused_then_it_is_not_scheduled_until_resumed(operator, cluster):
+    cluster.create_job("q")
+    cluster.wait_phase("q", "Queued")
+    cluster.patch_spec("q", paused=True)
+    status = cluster.wait_phase("q", "Paused")
+    assert status["pausedFrom"] == "Queued"
+    cluster.add_node("w", slots=1)
+    time.sleep(2)  # four scheduler ticks with a free slot
+    assert cluster.status("q")["phase"] == "Paused" and cluster.pods("q") == []
+    cluster.patch_spec("q", paused=False)
+    status = cluster.wait_phase("q", "Assigned")
+    assert [t["phase"] for t in status["transitions"]] == ["Queued", "Paused", "Queued", "Assigned"]
+
+
+def test_given_a_processing_job_when_paused_then_it_keeps_its_pod_and_slot_and_resumes(operator, cluster):
+    cluster.add_node("w", slots=1)
+    run_job(cluster, "p")
+    cluster.patch_spec("p", paused=True)
+    status = cluster.wait_phase("p", "Paused")
+    assert status["pausedFrom"] == "Processing"
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Paused"] == "True"
+    cluster.create_job("waiting")  # the paused (SIGSTOPped) encoder still holds the only slot
+    cluster.wait_phase("waiting", "Queued")
+    time.sleep(1.5)
+    assert cluster.status("waiting")["phase"] == "Queued"
+    assert [p.metadata.name for p in cluster.pods("p")] == ["p-1"]
+    cluster.patch_spec("p", paused=False)
+    status = cluster.wait_phase("p", "Processing")
+    assert status["attempts"] == 1 and status.get("pausedFrom") is None
+
+
+def test_given_an_assigned_job_when_paused_and_resumed_then_it_returns_to_assigned_and_runs(operator, cluster):
+    cluster.add_node("w", slots=1)
+    cluster.create_job("a")
+    cluster.wait_phase("a", "Assigned")
+    cluster.patch_spec("a", paused=True)
+    assert cluster.wait_phase("a", "Paused")["pausedFrom"] == "Assigned"
+    cluster.patch_spec("a", paused=False)
+    cluster.wait_phase("a", "Assigned")
+    cluster.pod_running("a-1")
+    cluster.wait_phase("a", "Processing")
+
+
+def test_given_a_queued_job_when_canceled_then_it_is_canceled_for_good(operator, cluster):
+    cluster.create_job("c")
+    cluster.wait_phase("c", "Queued")
+    cluster.patch_spec("c", canceled=True)
+    status = cluster.wait_phase("c", "Canceled")
+    assert status["completedAt"]
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Canceled"] == "True"
+    cluster.add_node("w", slots=1)
+    time.sleep(1.5)
+    assert cluster.pods("c") == []
+
+
+def test_given_a_processing_job_when_canceled_then_its_pod_is_deleted(operator, cluster):
+    cluster.add_node("w", slots=1)
+    run_job(cluster, "c")
+    cluster.patch_spec("c", canceled=True)
+    cluster.wait_phase("c", "Canceled")
+    # No kubelet confirms a graceful delete here: the pod is marked for deletion (the agent would
+    # SIGTERM the runner and then remove it).
+    wait_until(
+        lambda: all(p.metadata.deletion_timestamp for p in cluster.pods("c")), timeout=10, what="pod deletion"
+    )
+
+
+def test_given_a_failing_encoder_when_it_fails_each_time_then_it_retries_then_fails(operator, cluster):
+    cluster.add_node("w", slots=1)
+    cluster.create_job("r", maxRetries=2)
+    for attempt in (1, 2, 3):
+        status = wait_until(
+            lambda: (s := cluster.status("r")).get("phase") == "Assigned" and s.get("attempts") == attempt and s,
+            timeout=20, what=f"attempt {attempt} assigned",
+        )  # fmt: skip
+        assert status["pod"] == f"r-{attempt}"
+        cluster.pod_failed(f"r-{attempt}", exit_code=11, message='{"reason": "EncoderError", "message": "x264 died"}')
+        if attempt < 3:
+            queued = cluster.wait_phase("r", "Queued")
+            assert queued["reason"] == "EncoderError" and queued["retryAfter"]
+    status = cluster.wait_phase("r", "Failed")
+    assert status["reason"] == "RetriesExhausted"
+    assert "EncoderError: x264 died" in status["message"]
+    assert status["attempts"] == 3
+    assert {c["type"]: c["status"] for c in status["conditions"]}["Failed"] == "True"
+    # Retried attempts' pods were deleted; the last failed pod stays for `kubectl logs`.
+    wait_until(lambda: [p.metadata.name for p in cluster.pods("r")] == ["r-3"], timeout=10, what="old pods gone")
+    assert sum(e.reason == "EncoderError" for e in cluster.events("r")) == 2
+
+
+def test_given_an_input_error_when_the_pod_fails_then_the_job_fails_without_retry(operator, cluster):
+    cluster.add_node("w", slots=1)
+    run_job(cluster, "bad-input", maxRetries=3)
+    cluster.pod_failed("bad-input-1", exit_code=10)
+    status = cluster.wait_phase("bad-input", "Failed")
+    assert (status["reason"], status["attempts"]) == ("InputError", 1)
+
+
+def test_given_a_timeout_when_the_job_runs_longer_then_it_fails_with_timeout(operator, cluster):
+    cluster.add_node("w", slots=1)
+    run_job(cluster, "slow", timeoutSeconds=1)
+    status = cluster.wait_phase("slow", "Failed", timeout=15)
+    assert status["reason"] == "Timeout"
