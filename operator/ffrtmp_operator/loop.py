@@ -35,7 +35,8 @@ WRITE_CONCURRENCY = 16  # parallel API writes per phase; the apiserver's default
 
 
 class Clock:
-    """Wall clock that never repeats a millisecond, so stamps (queuedAt) keep arrival order."""
+    """Wall clock with strictly increasing milliseconds (the precision of status stamps), so queuedAt
+    keeps the arrival order of jobs handled in one pass."""
 
     def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._now = now
@@ -43,6 +44,7 @@ class Clock:
 
     def __call__(self) -> datetime:
         now = self._now()
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)
         if now <= self._last:
             now = self._last + timedelta(milliseconds=1)
         self._last = now

@@ -243,7 +243,18 @@ class Cluster:
     def _pod_status(self, pod: str, phase: str, state: dict[str, Any]) -> None:
         container = {"name": api.RUNNER_CONTAINER, "state": state, "ready": phase == "Running", "restartCount": 0,
                      "image": "ffrtmp", "imageID": "", "started": phase == "Running"}  # fmt: skip
-        self.core.patch_namespaced_pod_status(pod, self.ns, {"status": {"phase": phase, "containerStatuses": [container]}})
+        body = {"status": {"phase": phase, "containerStatuses": [container]}}
+
+        def patched() -> bool:  # the operator creates the pod just after writing Assigned
+            try:
+                self.core.patch_namespaced_pod_status(pod, self.ns, body)
+            except client.exceptions.ApiException as exc:
+                if exc.status == 404:
+                    return False
+                raise
+            return True
+
+        wait_until(patched, timeout=10, what=f"pod {pod} to exist")
 
 
 @pytest.fixture

@@ -200,3 +200,12 @@ def test_given_retries_exhausted_when_failing_then_the_message_names_the_last_re
 def test_given_a_retry_when_scheduled_then_retry_after_is_now_plus_backoff():
     outcome = after_failure(Failure(Reason.ENCODER_ERROR, ""), attempts=2, max_retries=5, now=NOW, base=1, cap=8)
     assert outcome.retry_after == NOW + timedelta(seconds=2)
+
+
+def test_given_many_stamps_within_one_millisecond_when_clocked_then_each_stamp_is_distinct_and_ordered():
+    from ffrtmp_operator.lifecycle import stamp
+    from ffrtmp_operator.loop import Clock
+
+    clock = Clock(lambda: NOW)
+    stamps = [stamp(clock()) for _ in range(3)]
+    assert stamps == ["2026-01-02T03:04:05.678Z", "2026-01-02T03:04:05.679Z", "2026-01-02T03:04:05.680Z"]

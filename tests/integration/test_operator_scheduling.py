@@ -1,0 +1,96 @@
+"""Scheduling against a real API server: queue/priority/FIFO order for one free slot, encoder-aware
+placement that does not block CPU jobs, node heartbeat loss, and live preemption."""
+
+from __future__ import annotations
+
+import time
+
+from conftest import wait_until
+
+
+def test_given_one_free_slot_when_jobs_of_mixed_queues_and_priorities_wait_then_they_run_in_order(operator, cluster):
+    # Arrival order differs from the expected run order on purpose.
+    jobs = [
+        ("batch-high", {"queue": "batch", "priority": "high"}),
+        ("default-low", {"queue": "default", "priority": "low"}),
+        ("default-high-1", {"queue": "default", "priority": "high"}),
+        ("live-low", {"queue": "live", "priority": "low"}),
+        ("default-medium", {"queue": "default", "priority": "medium"}),
+        ("default-high-2", {"queue": "default", "priority": "high"}),
+        ("batch-custom", {"queue": "batch", "priority": "low", "priorityClassName": "ffrtmp-high"}),
+    ]
+    for name, spec in jobs:
+        cluster.create_job(name, **spec)
+        time.sleep(0.05)
+    for name, _ in jobs:
+        cluster.wait_phase(name, "Queued")
+    cluster.add_node("only", slots=1)
+    order = []
+    for _ in jobs:
+        running = wait_until(
+            lambda: [n for n, _ in jobs if n not in order and cluster.status(n).get("phase") == "Assigned"],
+            timeout=20, what="next assignment",
+        )  # fmt: skip
+        assert len(running) == 1, f"one slot, yet assigned at once: {running}"
+        order.append(running[0])
+        pod = cluster.status(running[0])["pod"]
+        cluster.pod_succeeded(pod)
+        cluster.wait_phase(running[0], "Completed")
+    assert order == [
+        "live-low", "default-high-1", "default-high-2", "default-medium", "default-low", "batch-high", "batch-custom",
+    ]  # fmt: skip
+
+
+def test_given_a_gpu_job_first_when_no_node_has_nvenc_then_the_cpu_job_behind_it_runs(operator, cluster):
+    cpu_node = cluster.add_node("cpu", slots=1)
+    cluster.create_job("gpu", priority="high", hardware={"accelerator": "nvidia"})
+    time.sleep(0.05)
+    cluster.create_job("cpu", priority="low")
+    status = cluster.wait_phase("cpu", "Assigned")
+    assert (status["node"], status["encoder"]) == (cpu_node, "libx264")
+    assert cluster.status("gpu")["phase"] == "Queued"
+    gpu_node = cluster.add_node("gpu", slots=1, encoders=("libx264", "h264_nvenc"))
+    status = cluster.wait_phase("gpu", "Assigned")
+    assert (status["node"], status["encoder"]) == (gpu_node, "h264_nvenc")
+    pod = cluster.core.read_namespaced_pod(status["pod"], cluster.ns)
+    assert pod.spec.node_name == gpu_node
+
+
+def test_given_a_cordoned_node_when_jobs_wait_then_none_is_placed_on_it(operator, cluster):
+    node = cluster.add_node("cordoned", slots=2)
+    cluster.core.patch_node(node, {"spec": {"unschedulable": True}})
+    cluster.create_job("j")
+    cluster.wait_phase("j", "Queued")
+    time.sleep(1.5)
+    assert cluster.status("j")["phase"] == "Queued"
+    cluster.core.patch_node(node, {"spec": {"unschedulable": False}})
+    assert cluster.wait_phase("j", "Assigned")["node"] == node
+
+
+def test_given_a_running_job_when_its_node_stops_heartbeating_then_it_is_requeued_and_placed_elsewhere(operator, cluster):
+    lost = cluster.add_node("lost", slots=1, lease_seconds=3)
+    cluster.create_job("j", maxRetries=3)
+    assert cluster.wait_phase("j", "Assigned")["node"] == lost
+    cluster.pod_running("j-1")
+    cluster.wait_phase("j", "Processing")
+    cluster.stop_heartbeat(lost)
+    status = cluster.wait_phase("j", "Queued", timeout=15)
+    assert status["reason"] == "NodeLost"
+    # grace 0: no kubelet will ever confirm the pod's end on a lost node.
+    wait_until(lambda: cluster.pods("j") == [], timeout=10, what="pod of the lost node removed")
+    other = cluster.add_node("other", slots=1)
+    status = wait_until(lambda: (s := cluster.status("j")).get("phase") == "Assigned" and s, timeout=15, what="re-placement")
+    assert (status["node"], status["attempts"], status["pod"]) == (other, 2, "j-2")
+
+
+def test_given_no_free_slot_when_a_live_job_arrives_then_the_running_batch_job_is_preempted(operator, cluster):
+    node = cluster.add_node("w", slots=1)
+    cluster.create_job("batch", queue="batch")
+    cluster.wait_phase("batch", "Assigned")
+    cluster.pod_running("batch-1")
+    cluster.wait_phase("batch", "Processing")
+    cluster.create_job("live", queue="live")
+    status = cluster.wait_phase("live", "Assigned")
+    assert status["node"] == node
+    batch = cluster.status("batch")
+    assert (batch["phase"], batch["reason"]) == ("Queued", "Preempted")
