@@ -61,7 +61,7 @@ def release(control_plane, api_client):
     _helm(control_plane, "uninstall", name, "-n", SYSTEM_NS, check=False)
 
 
-def test_given_the_chart_when_installed_then_its_objects_exist_as_rendered(release, kubectl):
+def test_given_the_chart_when_installed_then_its_objects_exist_as_rendered(release, kubectl, control_plane):
     name = release["name"]
     deploy = json.loads(kubectl("get", "deployment", f"{name}-ffrtmp-operator", "-n", SYSTEM_NS, "-o", "json").stdout)
     assert deploy["spec"]["replicas"] == 2
@@ -79,8 +79,10 @@ def test_given_the_chart_when_installed_then_its_objects_exist_as_rendered(relea
                                  "-o", "json").stdout)["items"]
     assert {c["metadata"]["name"]: c["value"] for c in classes} == {
         "ffrtmp-high": 1000, "ffrtmp-medium": 500, "ffrtmp-low": 100}
-    # No monitoring.coreos.com API on this cluster, so the chart must not have tried a ServiceMonitor.
-    assert "ServiceMonitor" not in kubectl("get", "all", "-n", SYSTEM_NS).stdout
+    # No monitoring.coreos.com API on this cluster, so the release holds no ServiceMonitor.
+    assert not kubectl("api-resources", "--api-group=monitoring.coreos.com", "-o", "name").stdout.strip()
+    manifest = _helm(control_plane, "get", "manifest", name, "-n", SYSTEM_NS).stdout
+    assert "kind: Deployment" in manifest and "kind: ServiceMonitor" not in manifest
 
 
 def test_given_the_chart_sa_token_when_the_operator_runs_then_a_job_completes(
@@ -186,3 +188,35 @@ def _lease(api_client, node: str):
         return client.CoordinationV1Api(api_client).read_namespaced_lease(f"ffrtmp-agent-{node}", SYSTEM_NS)
     except client.exceptions.ApiException:
         return None
+
+
+SERVICE_MONITOR_CRD = {
+    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
+    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+             "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor",
+                       "listKind": "ServiceMonitorList"},
+             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                 "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+}
+
+
+def test_given_the_prometheus_operator_api_then_install_creates_servicemonitors(control_plane, api_client, kubectl):
+    """.Capabilities.APIVersions comes from the live cluster: with the ServiceMonitor CRD served, the chart
+    creates one per component; without it (the other tests) none."""
+    ext = client.ApiextensionsV1Api(api_client)
+    ext.create_custom_resource_definition(SERVICE_MONITOR_CRD)
+    name = f"sm-{secrets.token_hex(3)}"
+    try:
+        wait_for(lambda: "servicemonitors" in kubectl("api-resources", "--api-group=monitoring.coreos.com",
+                                                      "-o", "name", check=False).stdout,
+                 timeout=30, what="the ServiceMonitor API to be served")
+        _helm(control_plane, "install", name, str(CHART), "-n", SYSTEM_NS, "--take-ownership",
+              "--set", f"operator.peering.name={name}-peering")
+        monitors = json.loads(kubectl("get", "servicemonitors", "-n", SYSTEM_NS, "-l",
+                                      f"app.kubernetes.io/instance={name}", "-o", "json").stdout)["items"]
+        assert sorted(m["metadata"]["name"] for m in monitors) == [f"{name}-ffrtmp-agent", f"{name}-ffrtmp-operator"]
+        assert all(m["spec"]["endpoints"][0]["port"] == "metrics" for m in monitors)
+    finally:
+        _helm(control_plane, "uninstall", name, "-n", SYSTEM_NS, check=False)
+        ext.delete_custom_resource_definition(SERVICE_MONITOR_CRD["metadata"]["name"])
