@@ -83,6 +83,9 @@ def test_given_the_chart_when_installed_then_its_objects_exist_as_rendered(relea
     assert not kubectl("api-resources", "--api-group=monitoring.coreos.com", "-o", "name").stdout.strip()
     manifest = _helm(control_plane, "get", "manifest", name, "-n", SYSTEM_NS).stdout
     assert "kind: Deployment" in manifest and "kind: ServiceMonitor" not in manifest
+    notes = _helm(control_plane, "get", "notes", name, "-n", SYSTEM_NS).stdout
+    assert "kubectl label node NODE ffrtmp.io/worker=true" in notes
+    assert "No ServiceMonitor was created" in notes and f'kopf peering "{release["peering"]}"' in notes
 
 
 def test_given_the_chart_sa_token_when_the_operator_runs_then_a_job_completes(
