@@ -104,7 +104,8 @@ def truncated_input(
         return None
     return Failure(
         INPUT_ERROR,
-        f"input is truncated or corrupt: it declares {input_duration:.1f} s but only {output_time:.1f} s could be decoded",
+        f"input is truncated or corrupt: it declares {input_duration:.1f} s "
+        f"but only {output_time:.1f} s could be decoded",
     )
 
 

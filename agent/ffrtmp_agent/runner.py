@@ -4,6 +4,7 @@ Probes the input's duration, runs ffmpeg with its progress pipe, reports status.
 rate, follows the job's spec.paused/spec.canceled through a watch, renames the output into place on
 success and reports status.result (ffprobe facts, quality, energy, scores). On failure it writes
 {"reason","message"} to the termination log and exits with api.RUNNER_EXIT_CODES[reason].
+Environment: FFRTMP_PLAN, KUBECONFIG (else in-cluster), FFRTMP_TERMINATION_LOG, FFRTMP_RAPL_ROOT, FFRTMP_LOG_LEVEL.
 """
 
 from __future__ import annotations
@@ -343,7 +344,8 @@ class Runner:
         if self.plan.live:
             sample = dataclasses.replace(sample, out_time_seconds=self.out_time_base + (sample.out_time_seconds or 0.0))
             length = self.plan.liveDurationSeconds or None
-            done = percent(dataclasses.replace(sample, out_time_seconds=self.clock() - self.started), duration_seconds=length)
+            elapsed = Sample(out_time_seconds=self.clock() - self.started)  # live: wall time against the duration
+            done = percent(elapsed, duration_seconds=length)
         else:
             done = percent(sample, duration_seconds=self.duration)
         self.jobs.patch_status({"progress": status_progress(sample, percent_done=done, now=now_rfc3339())})

@@ -48,9 +48,8 @@ AUDIO_ENCODERS = {"aac": "aac", "opus": "libopus", "mp3": "libmp3lame"}
 # x264 preset names (the spec's vocabulary) mapped onto each encoder family's own presets.
 _X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 NVENC_PRESETS = dict(zip(_X264_PRESETS, ("p1", "p2", "p3", "p3", "p4", "p4", "p5", "p6", "p7"), strict=True))
-QSV_PRESETS = dict(
-    zip(_X264_PRESETS, ("veryfast", "veryfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"), strict=True)
-)
+_QSV = ("veryfast", "veryfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+QSV_PRESETS = dict(zip(_X264_PRESETS, _QSV, strict=True))
 SVTAV1_PRESETS = dict(zip(_X264_PRESETS, ("12", "11", "10", "9", "8", "7", "5", "4", "2"), strict=True))
 # libvpx-vp9: (deadline, cpu-used).
 VP9_PRESETS = dict(
