@@ -150,7 +150,8 @@ class Stack:
         return sorted(p.stem for p in pid_dir.glob("*.pid")) if pid_dir.exists() else []
 
     # -- commands --------------------------------------------------------------------------------
-    def up(self, cfg: StackConfig) -> None:
+    def up(self, cfg: StackConfig) -> cp.Layout:
+        """Start what is missing and wait until all is ready; the control plane's layout."""
         lay = self._layout(create=True)
         assert lay is not None
         ensure_pki(lay.pki.dir)
@@ -164,6 +165,7 @@ class Stack:
         self._save_config(cfg, lay)
         self._write_env(lay)
         self.say(f"stack up: KUBECONFIG={lay.kubeconfig} (source {self.dev / 'env'})")
+        return lay
 
     def _ensure(self, part: Part, ctx: Ctx) -> None:
         if part.module and not _module_exists(part.module):
