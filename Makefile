@@ -14,7 +14,7 @@ STACK = $(PYTHON) -m ffrtmp_stack --dev-dir $(DEV)
 PYTEST = $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools crds dashboards up down status clean test test-unit test-integration test-e2e bench bench-smoke
+.PHONY: help deps tools crds dashboards up down status clean test test-unit test-integration test-e2e bench bench-smoke demo
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -34,6 +34,9 @@ dashboards: ## regenerate grafana/*.json from grafana/generate.py (and the chart
 
 up: ## start the local stack: etcd, kube-apiserver, operator, AGENTS standalone agents with SLOTS each
 	$(STACK) up --agents $(AGENTS) --slots $(SLOTS) --metrics-port $(METRICS_PORT)
+
+demo: ## make up, then run examples/hello.yaml and file-to-hevc.yaml on shared media (.dev/media) and follow them
+	$(STACK) demo --agents $(AGENTS) --slots $(SLOTS) --metrics-port $(METRICS_PORT)
 
 down: ## stop the local stack (etcd data stays in $(DEV))
 	$(STACK) down
