@@ -38,7 +38,7 @@ class AgentProcess:
     """Runs the agent as a subprocess; `stop()` sends SIGTERM (graceful), `kill()` SIGKILL."""
 
     def __init__(self, *, env: dict[str, str], node: str, work_dir: Path, standalone: bool = True,
-                 metrics_port: int | None = None, slots: int = 2):
+                 metrics_port: int | None = None, slots: int = 2, extra_args: tuple[str, ...] = ()):
         self.node = node
         self.work_dir = work_dir
         self.metrics_port = metrics_port if metrics_port is not None else free_port()
@@ -47,6 +47,7 @@ class AgentProcess:
                 "--metrics-port", str(self.metrics_port), "--work-dir", str(work_dir)]
         if standalone:
             argv.append("--standalone")
+        argv += list(extra_args)  # e.g. a short --lease-seconds for node-loss tests
         work_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(argv, env=env, stdout=self._log, stderr=subprocess.STDOUT)
