@@ -1,0 +1,254 @@
+"""A whole ffrtmp stack for the reliability and security tests: real operator replicas and standalone agents
+as subprocesses of the test, against the session's (or a test's own) kube-apiserver, plus ways to count
+what really ran: job pods per job (label ffrtmp.io/job) and runner/encoder starts read from each pod's
+log in the agents' work directories (`<work>/pods/<ns>_<pod>_<uid8>/runner.log`).
+
+Reuses tests/integration/agent_process.py for the agents. The operator manages only the test's namespace
+(--namespace) and jobs select only this stack's nodes (label ffrtmp.io/test-run), so tests never meet.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from kubernetes import client
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+from agent_process import AgentProcess, free_port, wait_for  # noqa: E402
+
+from ffrtmp_operator import api  # noqa: E402
+
+RUN_LABEL = "ffrtmp.io/test-run"
+FAST_OPERATOR = ("--tick-seconds", "0.5", "--backoff-base-seconds", "1", "--backoff-cap-seconds", "2")
+TERMINAL = ("Completed", "Failed", "Canceled")
+__all__ = ["AgentProcess", "OperatorProcess", "Stack", "free_port", "wait_for", "TERMINAL", "RUN_LABEL"]
+
+
+class OperatorProcess:
+    """`python -m ffrtmp_operator`; kill() is SIGKILL (a crash), stop() SIGTERM (a rollout)."""
+
+    def __init__(self, *, env: dict[str, str], args: list[str], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self._log = open(log_path, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "ffrtmp_operator", *args], env=env,
+                                     stdout=self._log, stderr=subprocess.STDOUT)  # fmt: skip
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def is_active(self) -> bool:
+        """This replica's scheduler has run its resync (it is the one scheduling)."""
+        if not self.alive():
+            raise AssertionError(f"operator exited {self.proc.returncode}:\n{self.log_text()[-3000:]}")
+        return '"resync done"' in self.log_text()
+
+    def wait_active(self, timeout: float = 60) -> None:
+        wait_for(self.is_active, timeout=timeout, what="the operator's scheduler to start")
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()
+
+
+class Stack:
+    """Operators, agents and jobs of one test. close() stops every process it started."""
+
+    def __init__(self, *, env: dict[str, str], api_client: client.ApiClient, namespace: str, work: Path) -> None:
+        self.env = env | {"PYTHONUNBUFFERED": "1"}
+        self.ns = namespace
+        self.work = work
+        self.core = client.CoreV1Api(api_client)
+        self.custom = client.CustomObjectsApi(api_client)
+        self.run_id = secrets.token_hex(3)
+        self.peering = f"ffrtmp-{namespace}"[:63]
+        self.operators: list[OperatorProcess] = []
+        self.agents: list[AgentProcess] = []
+
+    # ------------------------------------------------------------------------------- processes
+
+    def operator(self, *extra: str, peering: bool = False, priority: int | None = None,
+                 env: dict[str, str] | None = None) -> OperatorProcess:
+        args = ["--namespace", self.ns, *FAST_OPERATOR, *extra]
+        if "--metrics-port" not in extra:
+            args += ["--metrics-port", "0"]
+        args += ["--peering", self.peering] if peering else ["--no-peering"]
+        if priority is not None:
+            args += ["--priority", str(priority)]
+        op = OperatorProcess(env=env or self.env, args=args, log_path=self.work / f"operator-{len(self.operators)}.log")
+        self.operators.append(op)
+        return op
+
+    def agent(self, *, slots: int = 2, lease_seconds: int = 15, renew_seconds: float = 5,
+              metrics_port: int | None = None) -> AgentProcess:
+        """A standalone agent on node `rel-<run>-<i>`, registered and labelled for this stack's jobs."""
+        node = f"rel-{self.run_id}-{len(self.agents) + 1}"
+        agent = AgentProcess(env=self.env, node=node, work_dir=self.work / node, slots=slots, metrics_port=metrics_port,
+                             extra_args=("--lease-seconds", str(lease_seconds), "--renew-seconds", str(renew_seconds)))
+        self.agents.append(agent)
+        return agent
+
+    def wait_agents(self, timeout: float = 120) -> None:
+        for agent in self.agents:
+            agent.wait_registered(self.core, timeout=timeout)
+            self.core.patch_node(agent.node, {"metadata": {"labels": {RUN_LABEL: self.run_id}}})
+
+    def kill_node(self, agent: AgentProcess) -> None:
+        """A node dies: SIGKILL the agent and every job process it started (they die with the machine)."""
+        try:
+            children = psutil.Process(agent.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            children = []
+        agent.kill()
+        for child in children:
+            try:
+                os.killpg(child.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                child.kill()
+            except psutil.NoSuchProcess:
+                pass
+
+    def close(self) -> None:
+        for op in self.operators:
+            op.stop()
+        for agent in self.agents:
+            if agent.proc.poll() is None:
+                agent.stop()
+            else:
+                agent.kill()
+            try:
+                self.core.delete_node(agent.node)
+            except client.exceptions.ApiException:
+                pass
+
+    # ------------------------------------------------------------------------------------ jobs
+
+    def spec(self, name: str, **overrides: Any) -> dict[str, Any]:
+        """A 1 s, 160x120 test-source job writing file:///out/<name>.mp4 (an emptyDir) on this stack's nodes."""
+        spec: dict[str, Any] = {
+            "input": {"testSource": {"width": 160, "height": 120, "fps": 10, "durationSeconds": 1, "audio": False}},
+            "output": {"url": f"file:///out/{name}.mp4"},
+            "volumes": [{"name": "out", "mountPath": "/out", "emptyDir": {}}],
+            "video": {"codec": "h264", "preset": "ultrafast"},
+            "audio": {"codec": "none"},
+            "hardware": {"accelerator": "none"},
+            "nodeSelector": {RUN_LABEL: self.run_id},
+        }
+        spec.update(overrides)
+        return spec
+
+    def create(self, name: str, **overrides: Any) -> dict[str, Any]:
+        body = {"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name},
+                "spec": self.spec(name, **overrides)}  # fmt: skip
+        return self.custom.create_namespaced_custom_object(api.GROUP, api.VERSION, self.ns, api.PLURAL, body)
+
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        items = self.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, self.ns, api.PLURAL)["items"]
+        return {j["metadata"]["name"]: j for j in items}
+
+    def status(self, name: str) -> dict[str, Any]:
+        job = self.custom.get_namespaced_custom_object(api.GROUP, api.VERSION, self.ns, api.PLURAL, name)
+        return job.get("status") or {}
+
+    def wait_phase(self, name: str, phases: tuple[str, ...] | str, *, timeout: float = 120) -> dict[str, Any]:
+        wanted = (phases,) if isinstance(phases, str) else phases
+        last: dict[str, Any] = {}
+
+        def reached() -> dict[str, Any] | None:
+            nonlocal last
+            last = self.status(name)
+            return last if last.get("phase") in wanted else None
+
+        try:
+            return wait_for(reached, timeout=timeout, interval=0.25, what=f"{name} to be {'/'.join(wanted)}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last status: {last}\n{self.logs_tail()}") from None
+
+    def wait_all_terminal(self, names: list[str], *, timeout: float) -> dict[str, dict[str, Any]]:
+        def done() -> dict[str, dict[str, Any]] | None:
+            jobs = self.jobs()
+            final = {n: jobs[n] for n in names if (jobs[n].get("status") or {}).get("phase") in TERMINAL}
+            return final if len(final) == len(names) else None
+
+        try:
+            return wait_for(done, timeout=timeout, interval=1, what=f"{len(names)} jobs to finish")
+        except AssertionError as exc:
+            phases: dict[str, int] = {}
+            for job in self.jobs().values():
+                phase = (job.get("status") or {}).get("phase") or "Pending"
+                phases[phase] = phases.get(phase, 0) + 1
+            raise AssertionError(f"{exc}; phases now {phases}\n{self.logs_tail()}") from None
+
+    def pods(self, job: str | None = None) -> list[Any]:
+        selector = f"{api.LABEL_JOB}={job}" if job else api.LABEL_JOB
+        return self.core.list_namespaced_pod(self.ns, label_selector=selector).items
+
+    # ------------------------------------------------------------------------- what really ran
+
+    def runner_logs(self, job: str | None = None) -> dict[str, str]:
+        """{pod dir name: runner log} of this namespace's job pods on every agent of the stack."""
+        logs = {}
+        for agent in self.agents:
+            for path in sorted((agent.work_dir / "pods").glob(f"{self.ns}_*/runner.log")):
+                text = path.read_text(errors="replace")
+                if job is None or re.search(rf"runner for {re.escape(self.ns)}/{re.escape(job)} attempt", text):
+                    logs[path.parent.name] = text
+        return logs
+
+    def runs(self) -> dict[str, dict[str, int]]:
+        """Per job: runner starts, encoder (ffmpeg) starts and successful runs, counted from the pod logs."""
+        counts: dict[str, dict[str, int]] = {}
+        for text in self.runner_logs().values():
+            match = re.search(rf"runner for {re.escape(self.ns)}/(\S+) attempt", text)
+            if not match:
+                continue
+            entry = counts.setdefault(match.group(1), {"runners": 0, "encoders": 0, "succeeded": 0})
+            entry["runners"] += 1
+            entry["encoders"] += len(re.findall(r"ffrtmp\.runner starting ffmpeg ", text))
+            entry["succeeded"] += len(re.findall(r"ffrtmp\.runner finished: succeeded", text))
+        return counts
+
+    def logs_tail(self, chars: int = 2500) -> str:
+        parts = [f"--- operator {i} ---\n{op.log_text()[-chars:]}" for i, op in enumerate(self.operators)]
+        parts += [f"--- agent {a.node} ---\n{a.log_text()[-chars:]}" for a in self.agents]
+        return "\n".join(parts)
+
+
+def transition_time(status: dict[str, Any], phase: str, *, after: float = 0.0) -> float | None:
+    """Epoch seconds of the first transition into `phase` at or after `after`, from status.transitions."""
+    from datetime import datetime
+
+    for entry in status.get("transitions") or []:
+        at = datetime.fromisoformat(entry["at"].replace("Z", "+00:00")).timestamp()
+        if entry["phase"] == phase and at >= after:
+            return at
+    return None
+
+
+def elapsed(since: float) -> float:
+    return round(time.time() - since, 2)
