@@ -122,7 +122,8 @@ def run(settings: AgentSettings, stop: threading.Event) -> None:
         if not trial.ok:
             log.info("encoder %s not proven: %s", trial.encoder, trial.error)
     metrics.serve(settings.node_name, host=settings.metrics_host, port=settings.metrics_port,
-                  slots=settings.slots, trials={t.encoder: t.ok for t in found.trials}, stop=stop)
+                  slots=settings.slots, trials={t.encoder: t.ok for t in found.trials}, stop=stop,
+                  own_children_only=settings.standalone)
     if settings.standalone:
         node.register_node(core, settings.node_name, labels=found.labels, hardware=found.hardware,
                            status=_node_status(settings, found))

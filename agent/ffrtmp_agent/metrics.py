@@ -87,6 +87,9 @@ class JobUsage:
 class Sampler:
     """Samples job processes and RAPL every SAMPLE_SECONDS; the collector reads its snapshot."""
 
+    root_pid: int | None = None
+    """Standalone: count only descendants of this process (the agent), not the jobs of other standalone
+    agents on the same machine. None (DaemonSet with hostPID): every process on the host."""
     jobs: dict[JobKey, JobUsage] = field(default_factory=dict)
     node_energy_joules: float | None = None  # None: no RAPL on this machine
     cpu_ratio: float = 0.0
@@ -104,11 +107,19 @@ class Sampler:
                 self._keys[ident] = None
         return self._keys[ident]
 
+    def _processes(self) -> list[psutil.Process]:
+        if self.root_pid is None:
+            return list(psutil.process_iter())
+        try:
+            return psutil.Process(self.root_pid).children(recursive=True)
+        except psutil.Error:
+            return []
+
     def sample(self) -> None:
         cpu: dict[JobKey, float] = {}
         mem: dict[JobKey, int] = {}
         alive: set[tuple[int, float]] = set()
-        for proc in psutil.process_iter():
+        for proc in self._processes():
             try:
                 key = self._key_of(proc)
                 alive.add((proc.pid, proc.create_time()))
@@ -287,10 +298,11 @@ def _nvml_init() -> Any | None:
 
 
 def serve(
-    node: str, *, host: str, port: int, slots: int, trials: dict[str, bool], stop: threading.Event
+    node: str, *, host: str, port: int, slots: int, trials: dict[str, bool], stop: threading.Event,
+    own_children_only: bool = False,
 ) -> tuple[CollectorRegistry, Sampler]:
     """Start the sampler thread and the HTTP endpoint; port 0 only builds the registry (tests, --metrics-port 0)."""
-    sampler = Sampler()
+    sampler = Sampler(root_pid=os.getpid() if own_children_only else None)
     registry = CollectorRegistry()
     registry.register(NodeCollector(node, slots=slots, trials=trials, sampler=sampler))
     threading.Thread(target=sampler.run, args=(stop,), name="metrics-sampler", daemon=True).start()

@@ -150,7 +150,7 @@ class StandaloneRunner:
             log.info("pod %s deleted: SIGTERM, %ss grace", podspec.pod_key(pod), grace)
             proc.pod = pod
             proc.kill_at = time.monotonic() + grace
-            _signal_group(proc.popen.pid, signal.SIGTERM)
+            _signal_main(proc.popen.pid, signal.SIGTERM)
         elif action is Action.FINALIZE:
             self._delete(pod)
         elif action is Action.MARK_LOST:
@@ -207,7 +207,7 @@ class StandaloneRunner:
         with open(log_path, "ab") as out:
             popen = subprocess.Popen(
                 helper, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                cwd=str(pod_dir), start_new_session=True,  # own process group: SIGTERM reaches ffmpeg too
+                cwd=str(pod_dir), start_new_session=True,  # own process group: SIGKILL reaches every child
             )
         started = self.now()
         _write_pidfile(pod_dir, popen.pid)
@@ -328,7 +328,7 @@ class StandaloneRunner:
         """Graceful shutdown: SIGTERM every job process, SIGKILL after a grace period, report them."""
         for proc in self.procs.values():
             proc.shutdown = True
-            _signal_group(proc.popen.pid, signal.SIGTERM)
+            _signal_main(proc.popen.pid, signal.SIGTERM)
         deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
         while self.procs and time.monotonic() < deadline:
             self.reap()
@@ -399,6 +399,15 @@ def _base_env(pod: dict[str, Any], pod_dir: Path) -> dict[str, str]:
 
 def _working_dir(pod: dict[str, Any]) -> str | None:
     return ((pod.get("spec") or {}).get("containers") or [{}])[0].get("workingDir")
+
+
+def _signal_main(pid: int, sig: int) -> None:
+    """Like a kubelet: SIGTERM goes to the container's main process only (the runner forwards it to
+    ffmpeg as it sees fit); SIGKILL at the deadline and after exit goes to the whole process group."""
+    try:
+        os.kill(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _signal_group(pid: int, sig: int) -> None:

@@ -178,14 +178,15 @@ def test_given_a_running_pod_when_deleted_then_the_process_dies_within_5s_and_th
     status = running["status"]["containerStatuses"][0]
     assert status["name"] == api.RUNNER_CONTAINER and status["state"]["running"]["startedAt"]
     pid = int(status["containerID"].rsplit("/", 1)[1])
-    assert "ffmpeg" in psutil.Process(pid).name()
+    wait_for(lambda: "ffmpeg" in psutil.Process(pid).name(), timeout=5, what="the pod's process to exec ffmpeg")
     log_file = running["metadata"]["annotations"]["ffrtmp.io/log-file"]
     assert Path(log_file).is_file()
     job_series = f'ffrtmp_agent_job_cpu_seconds_total{{job="job",namespace="{namespace}",node="{agent.node}"}}'
-    body = wait_for(lambda: (_scrape(agent.metrics_port) or "") if job_series in (_scrape(agent.metrics_port) or "")
-                    else None, timeout=10, what="per-job metrics for the running pod")
+    # The sampler runs every 2 s, so earlier tests' finished jobs may linger in one scrape: wait for a fresh one.
+    used_one = f'ffrtmp_agent_slots_used{{node="{agent.node}"}} 1.0'
+    body = wait_for(lambda: (lambda b: b if job_series in b and used_one in b else None)(
+        _scrape(agent.metrics_port) or ""), timeout=15, what="per-job metrics for the running pod")
     assert f'ffrtmp_agent_job_memory_bytes{{job="job",namespace="{namespace}",node="{agent.node}"}}' in body
-    assert f'ffrtmp_agent_slots_used{{node="{agent.node}"}} 1.0' in body
 
     core.delete_namespaced_pod(name, namespace)
 
