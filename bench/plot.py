@@ -40,7 +40,7 @@ def plot_latency(result: dict[str, Any], path: Path) -> Path:
     ax.set_title(f"{result.get('name')}: M={cfg.get('jobs')} N={cfg.get('nodes')}, "
                  f"paced {cfg.get('paced_rate')}/s")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -258,7 +258,7 @@ def run_operator(cfg: Config, work: Path, *, results_dir: Path, name: str) -> di
             with RssSampler(op.pid) as rss:
                 out["rss_idle_mb"] = round(op_proc.memory_info().rss / 1e6, 1)
                 out["burst"] = _operator_phase(cluster, cfg, op_proc, prefix="job", count=cfg.jobs, paced=False,
-                                               profile=results_dir / f"{name}-profile.txt" if cfg.profile else None)
+                                               profile=common.REPO / "bench" / "work" / f"{name}-profile.txt" if cfg.profile else None)
                 out["rss_after_burst_mb"] = round(op_proc.memory_info().rss / 1e6, 1)
                 out["paced"] = _operator_phase(cluster, cfg, op_proc, prefix="paced", count=cfg.paced_jobs,
                                                paced=True, profile=None)
