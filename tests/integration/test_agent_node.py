@@ -107,3 +107,31 @@ def _scrape(port: int) -> str | None:
             return resp.read().decode()
     except OSError:
         return None
+
+
+def test_given_a_kubelet_node_with_a_stale_nvenc_label_when_the_daemonset_agent_starts_then_it_is_corrected(
+        control_plane, api_client, tmp_path):
+    core = client.CoreV1Api(api_client)
+    name = f"kubelet-node-{secrets.token_hex(3)}"
+    stale = api.LABEL_ENCODER_PREFIX + "h264_nvenc"
+    core.create_node({"metadata": {"name": name, "labels": {stale: "true", "team": "video"}}})
+    agent = AgentProcess(env=control_plane.env(), node=name, work_dir=tmp_path, standalone=False)
+    try:
+        node = agent.wait_registered(core)
+        hardware = json.loads(node["metadata"]["annotations"][api.ANNOTATION_HARDWARE])
+        labels = node["metadata"]["labels"]
+        if "h264_nvenc" not in hardware["encoders"]["proven"]:
+            assert stale not in labels, "an encoder that failed its trial loses its label"
+        assert labels["team"] == "video", "labels that are not ours stay"
+        assert "conditions" not in (node.get("status") or {}), "the kubelet owns the node status, not the agent"
+        wait_for(lambda: _lease_holder(api_client, name) == name, timeout=10, what="the heartbeat lease")
+    finally:
+        agent.stop()
+        core.delete_node(name)
+
+
+def _lease_holder(api_client: client.ApiClient, node: str) -> str | None:
+    try:
+        return _lease(api_client, node)["spec"]["holderIdentity"]
+    except client.exceptions.ApiException:
+        return None
