@@ -345,3 +345,15 @@ def test_given_an_agent_restart_then_its_running_pods_are_failed_and_their_proce
         first.kill()
         core.delete_node(node)
     assert os.path.isdir(tmp_path / "pods")
+
+
+def test_given_a_command_that_does_not_exist_then_the_pod_fails_with_start_error(agent, api_client, core, namespace):
+    job = make_job(api_client, namespace)
+    pod = job_pod(job, node=agent.node, command=["/nonexistent/ffrtmp-runner"])
+    core.create_namespaced_pod(namespace, pod)
+
+    done = wait_phase(core, namespace, pod["metadata"]["name"], {"Failed"})
+
+    state = terminated(done)
+    assert state["reason"] == "StartError" and state["exitCode"] == 128
+    assert state["message"] == "cannot run /nonexistent/ffrtmp-runner: No such file or directory"
