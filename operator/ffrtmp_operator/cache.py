@@ -41,6 +41,9 @@ class JobHeap:
     def __contains__(self, key: JobKey) -> bool:
         return key in self._index
 
+    def keys(self) -> list[JobKey]:
+        return list(self._index)
+
     def push(self, key: JobKey, sort_key: OrderKey) -> None:
         old = self._index.get(key)
         if old is not None and old[0] == sort_key:
@@ -134,7 +137,7 @@ class Cache:
         if dict(values) == self.priority_values:
             return
         self.priority_values = dict(values)
-        for key in list(self.queue._index):  # re-key: order depends on class values
+        for key in self.queue.keys():  # re-key: order depends on class values
             self.queue.push(key, order_key(self.jobs[key], self.priority_values))
 
     def replace_all(

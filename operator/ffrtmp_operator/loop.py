@@ -78,14 +78,23 @@ class Scheduler:
             except Exception:  # one bad pass must not end scheduling; the next one retries
                 log.exception("scheduling pass failed")
                 await asyncio.sleep(1)
+            await self._wait(stopped, timeout=max(0.05, next_sweep - time.monotonic()))
+
+    async def _wait(self, stopped: Any, *, timeout: float) -> None:
+        """Until a change, the next tick, or kopf stopping the daemon (peering pause, shutdown)."""
+
+        async def changed() -> None:
             async with self.cache.changed:
-                try:
-                    await asyncio.wait_for(
-                        self.cache.changed.wait_for(lambda: bool(self.cache.dirty) or self.cache.nodes_changed),
-                        timeout=max(0.05, next_sweep - time.monotonic()),
-                    )
-                except TimeoutError:
-                    pass
+                await self.cache.changed.wait_for(lambda: bool(self.cache.dirty) or self.cache.nodes_changed)
+
+        waits = [asyncio.ensure_future(changed())]
+        if stopped is not None:
+            waits.append(asyncio.ensure_future(stopped.wait()))
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
 
     async def resync(self) -> None:
         started = time.monotonic()
@@ -213,7 +222,9 @@ class Scheduler:
         body = await self.kube.patch_job_status(job, status)
         if body is None:
             log.info("status write conflicted, requeued", extra={"job": f"{job.namespace}/{job.name}"})
-            self.cache.queue.remove(job.key)
+            cached = self.cache.jobs.get(job.key)
+            if cached is not None and cached.resource_version == job.resource_version:
+                self.cache.queue.remove(job.key)  # the watch has not delivered the newer version yet
             return None
         self.cache.upsert_job(job_record(body))
         return body

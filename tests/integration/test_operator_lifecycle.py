@@ -172,3 +172,11 @@ def test_given_a_timeout_when_the_job_runs_longer_then_it_fails_with_timeout(ope
     run_job(cluster, "slow", timeoutSeconds=1)
     status = cluster.wait_phase("slow", "Failed", timeout=15)
     assert status["reason"] == "Timeout"
+
+
+def test_given_a_spec_change_without_a_phase_change_when_observed_then_observed_generation_follows(operator, cluster):
+    cluster.create_job("g", priority="low")
+    assert cluster.wait_phase("g", "Queued")["observedGeneration"] == 1
+    cluster.patch_spec("g", priority="high")
+    wait_until(lambda: cluster.status("g").get("observedGeneration") == 2, timeout=10, what="observedGeneration 2")
+    assert cluster.status("g")["phase"] == "Queued"
