@@ -204,11 +204,15 @@ class StandaloneRunner:
         if mounts:
             helper = ["unshare", "--mount", "--propagation", "private", "--", *helper]
         log_path = pod_dir / f"{podstatus.container_name(pod)}.log"
-        with open(log_path, "ab") as out:
-            popen = subprocess.Popen(
-                helper, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                cwd=str(pod_dir), start_new_session=True,  # own process group: SIGKILL reaches every child
-            )
+        try:
+            with open(log_path, "ab") as out:
+                popen = subprocess.Popen(
+                    helper, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                    cwd=str(pod_dir), start_new_session=True,  # own process group: SIGKILL reaches every child
+                )
+        except OSError as exc:  # unshare or python missing: the pod cannot start on this machine
+            self._fail_start(pod, f"cannot start {helper[0]}: {exc.strerror or exc}")
+            return
         started = self.now()
         _write_pidfile(pod_dir, popen.pid)
         self.procs[pod["metadata"]["uid"]] = LocalProcess(pod=pod, popen=popen, pod_dir=pod_dir, started=started)

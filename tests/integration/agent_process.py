@@ -38,12 +38,13 @@ class AgentProcess:
     """Runs the agent as a subprocess; `stop()` sends SIGTERM (graceful), `kill()` SIGKILL."""
 
     def __init__(self, *, env: dict[str, str], node: str, work_dir: Path, standalone: bool = True,
-                 metrics_port: int | None = None, slots: int = 2, extra_args: tuple[str, ...] = ()):
+                 metrics_port: int | None = None, slots: int = 2, extra_args: tuple[str, ...] = (),
+                 wrapper: tuple[str, ...] = ()):
         self.node = node
         self.work_dir = work_dir
         self.metrics_port = metrics_port if metrics_port is not None else free_port()
         self.log_path = work_dir / f"agent-{node}.log"
-        argv = [sys.executable, "-m", "ffrtmp_agent", "--node-name", node, "--slots", str(slots),
+        argv = [*wrapper, sys.executable, "-m", "ffrtmp_agent", "--node-name", node, "--slots", str(slots),
                 "--metrics-port", str(self.metrics_port), "--work-dir", str(work_dir)]
         if standalone:
             argv.append("--standalone")

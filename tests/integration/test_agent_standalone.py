@@ -357,3 +357,26 @@ def test_given_a_command_that_does_not_exist_then_the_pod_fails_with_start_error
     state = terminated(done)
     assert state["reason"] == "StartError" and state["exitCode"] == 128
     assert state["message"] == "cannot run /nonexistent/ffrtmp-runner: No such file or directory"
+
+
+def test_given_an_agent_without_mount_namespaces_then_a_pod_with_volumes_fails_with_a_clear_message(
+        control_plane, api_client, core, namespace, tmp_path):
+    node = f"nocap-{secrets.token_hex(3)}"
+    # Root without CAP_SYS_ADMIN: `unshare --mount` is refused, as in an unprivileged container.
+    no_sys_admin = ("setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--")
+    agent = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path, wrapper=no_sys_admin)
+    try:
+        agent.wait_registered(core)
+        job = make_job(api_client, namespace)
+        pod = job_pod(job, node=node, command=ffmpeg_testsrc("/media/out.mp4"),
+                      volumes=[{"name": "media", "emptyDir": {}}], mounts=[{"name": "media", "mountPath": "/media"}])
+        core.create_namespaced_pod(namespace, pod)
+
+        done = wait_phase(core, namespace, pod["metadata"]["name"], {"Failed"})
+
+        state = terminated(done)
+        assert state["reason"] == "StartError"
+        assert "private mount namespace not permitted" in state["message"]
+    finally:
+        agent.stop()
+        core.delete_node(node)
