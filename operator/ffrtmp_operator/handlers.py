@@ -99,6 +99,8 @@ def register(
         @kopf.daemon(
             "kopf.dev", "v1", "clusterkopfpeerings",
             when=lambda name, **_: name == settings.peering.name,
+            # On pause or exit: the flag first, 5 s for the pass in flight to finish its writes, then cancel.
+            cancellation_backoff=5.0,
             cancellation_timeout=5.0,
             **on,
         )  # fmt: skip
