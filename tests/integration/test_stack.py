@@ -103,9 +103,9 @@ def test_given_a_service_account_when_a_token_is_requested_then_it_authenticates
 
 # -- make up / make down ----------------------------------------------------------------------------------
 
-def _make(*args: str, dev: Path, metrics_port: int) -> subprocess.CompletedProcess[str]:
+def _make(*args: str, dev: Path, metrics_port: int, slots: int = 1) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args, f"DEV={dev}",
-                           "AGENTS=1", "SLOTS=1", f"METRICS_PORT={metrics_port}"],
+                           "AGENTS=1", f"SLOTS={slots}", f"METRICS_PORT={metrics_port}"],
                           capture_output=True, text=True, timeout=240)
     assert done.returncode == 0 or args[0] == "status", f"make {args[0]} failed:\n{done.stdout}\n{done.stderr}"
     return done
@@ -131,14 +131,14 @@ def _free_block(n: int) -> int:
     raise RuntimeError("no free port block")
 
 
-def test_given_make_up_when_repeated_after_a_crash_then_it_is_idempotent_keeps_state_and_down_stops_all(
+def test_given_make_up_when_repeated_after_a_crash_or_resized_then_it_converges_keeps_state_and_down_stops_all(
         tmp_path):
     dev = tmp_path / "dev"
     port = _free_block(2)
     try:
         _make("up", dev=dev, metrics_port=port)
         first = _pids(dev)
-        assert {"etcd", "kube-apiserver"} <= first.keys()
+        assert first.keys() == {"etcd", "kube-apiserver", "operator", "agent-1"}
         assert all(_alive(pid) for pid in first.values())
         env_file = (dev / "env").read_text()
         assert f'KUBECONFIG="{dev.resolve()}/kubeconfig"' in env_file
@@ -159,6 +159,11 @@ def test_given_make_up_when_repeated_after_a_crash_then_it_is_idempotent_keeps_s
         got = subprocess.run([*kubectl, "get", "namespace", "kept", "-o", "name"], capture_output=True, text=True)
         assert got.stdout.strip() == "namespace/kept"  # etcd data survived the restart
         assert _make("status", dev=dev, metrics_port=port).returncode == 0
+
+        resized = _make("up", dev=dev, metrics_port=port, slots=2)
+        assert "agent-1: stopped" in resized.stdout and "agent-1: started" in resized.stdout
+        assert "operator: already running" in resized.stdout
+        assert "--slots 2" in " ".join(procs.cmdline(_pids(dev)["agent-1"]))
 
         running = _pids(dev)
         _make("down", dev=dev, metrics_port=port)
