@@ -13,11 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from ffrtmp_operator import api
-from ffrtmp_stack import procs
+from ffrtmp_stack import ControlPlane, procs
 from ffrtmp_stack.controlplane import REPO, SA_ISSUER
 
 pytestmark = pytest.mark.integration
@@ -99,6 +100,19 @@ def test_given_a_service_account_when_a_token_is_requested_then_it_authenticates
                 if exc.status != 403 or time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+
+
+def test_given_a_control_plane_when_stopped_and_started_then_objects_and_kubeconfig_survive(
+        control_plane, tmp_path):
+    with ControlPlane(tmp_path / "cp", bin_dir=control_plane.bin_dir) as own:
+        with own.api_client() as admin:
+            client.CoreV1Api(admin).create_namespace({"metadata": {"name": "survivor"}})
+        own.stop()
+        with pytest.raises(urllib3.exceptions.MaxRetryError), own.api_client() as admin:
+            client.VersionApi(admin).get_code(_request_timeout=2)  # really down
+        own.start()
+        with own.api_client() as admin:
+            assert client.CoreV1Api(admin).read_namespace("survivor").status.phase == "Active"
 
 
 # -- make up / make down ----------------------------------------------------------------------------------

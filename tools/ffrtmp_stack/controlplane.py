@@ -207,6 +207,7 @@ class ControlPlane:
     """etcd + kube-apiserver as child processes of this one (they die with it), for a test session.
 
     Attributes: work_dir, bin_dir, server (https URL), token (admin bearer token), ca_file, kubeconfig.
+    stop() then start() restarts it on the same ports with the same data and keys (kubeconfig stays valid).
     """
 
     def __init__(self, work_dir: Path, *, bin_dir: Path | None = None) -> None:
