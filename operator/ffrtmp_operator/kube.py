@@ -98,7 +98,9 @@ class Kube:
         """None when a pod of that name exists already (a previous operator created it)."""
         namespace = manifest["metadata"]["namespace"]
         try:
-            return _raw(await asyncio.to_thread(self.core.create_namespaced_pod, namespace, manifest, _preload_content=False))
+            return _raw(
+                await asyncio.to_thread(self.core.create_namespaced_pod, namespace, manifest, _preload_content=False)
+            )
         except ApiException as exc:
             if exc.status == 409:
                 return None
@@ -154,7 +156,13 @@ class Kube:
         """Create the ClusterKopfPeering object replicas meet in, unless it exists."""
         body = {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering", "metadata": {"name": name}}
         try:
-            await asyncio.to_thread(self.custom.create_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", body)
+            await asyncio.to_thread(
+                self.custom.create_cluster_custom_object, "kopf.dev", "v1", "clusterkopfpeerings", body
+            )
         except ApiException as exc:
+            if exc.status == 404:
+                raise SystemExit(
+                    "the ClusterKopfPeering CRD is not installed: apply crds/kopf-peering.yaml or run with --no-peering"
+                ) from None
             if exc.status != 409:
                 raise

@@ -205,7 +205,9 @@ def backoff_seconds(attempts: int, *, base: float, cap: float) -> float:
     return min(cap, base * 2 ** max(0, attempts - 1))
 
 
-def after_failure(failure: Failure, *, attempts: int, max_retries: int, now: datetime, base: float, cap: float) -> Outcome:
+def after_failure(
+    failure: Failure, *, attempts: int, max_retries: int, now: datetime, base: float, cap: float
+) -> Outcome:
     """Retry `failure` (attempts = runs started so far) or give up.
 
     Final reasons (api.FINAL_FAILURE_REASONS) fail at once; others retry until attempts - 1 == maxRetries,

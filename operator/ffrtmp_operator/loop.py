@@ -22,8 +22,8 @@ from . import api, lifecycle, reconcile, scheduling
 from .api import Phase, Reason
 from .cache import Cache
 from .kube import Kube
-from .metrics import OperatorMetrics
 from .lifecycle import InvalidTransition
+from .metrics import OperatorMetrics
 from .plan import PlanError
 from .pods import build_pod
 from .records import JobKey, JobRecord, job_record, lease_record, node_record, pod_record
@@ -263,7 +263,9 @@ class Scheduler:
             log.warning("event not posted", extra={"job": f"{job.namespace}/{job.name}", "status": exc.status})
         return True
 
-    def _record(self, job: JobRecord, target: Phase, *, reason: str, now: datetime, body: dict[str, Any], failed: bool) -> None:
+    def _record(
+        self, job: JobRecord, target: Phase, *, reason: str, now: datetime, body: dict[str, Any], failed: bool
+    ) -> None:
         if self.metrics is None:
             return
         ends_run = failed and target in (Phase.QUEUED, Phase.FAILED)
@@ -343,4 +345,3 @@ class Scheduler:
         if done and victim.pod:
             await self.kube.delete_pod(victim.namespace, victim.pod)
         return done
-

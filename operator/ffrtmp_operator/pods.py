@@ -18,7 +18,7 @@ RUNNER_UID = 65532  # the distroless "nonroot" user
 
 
 def pod_name(job: str, attempt: int) -> str:
-    """"<job>-<attempt>"; names over 63 characters keep a prefix plus a hash of the job name, so each
+    """ "<job>-<attempt>"; names over 63 characters keep a prefix plus a hash of the job name, so each
     (job, attempt) still maps to exactly one name -- the deterministic name is what stops a second pod."""
     name = f"{job}-{attempt}"
     if len(name) <= MAX_NAME:

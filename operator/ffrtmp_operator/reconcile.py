@@ -39,11 +39,22 @@ def _live(pods: Iterable[PodRecord]) -> list[PodRecord]:
     return [p for p in pods if not p.deleting]
 
 
-def _delete(pods: Iterable[PodRecord], *, grace: int | None = None, finished_too: bool = True) -> tuple[tuple[str, int | None], ...]:
+def _delete(
+    pods: Iterable[PodRecord], *, grace: int | None = None, finished_too: bool = True
+) -> tuple[tuple[str, int | None], ...]:
     return tuple((p.name, grace) for p in _live(pods) if finished_too or p.phase not in ("Succeeded", "Failed"))
 
 
-def _failed(job: JobRecord, failure: Failure, *, now: datetime, base: float, cap: float, pods: Iterable[PodRecord], grace: int | None = None) -> Decision:
+def _failed(
+    job: JobRecord,
+    failure: Failure,
+    *,
+    now: datetime,
+    base: float,
+    cap: float,
+    pods: Iterable[PodRecord],
+    grace: int | None = None,
+) -> Decision:
     outcome = after_failure(failure, attempts=job.attempts, max_retries=job.max_retries, now=now, base=base, cap=cap)
     extra = {"retryAfter": stamp(outcome.retry_after)} if outcome.retry_after else {}
     # A retry deletes the old pod (its slot and name are done with); a final failure keeps a finished
@@ -83,7 +94,9 @@ def decide(
     if job.broken:
         return Decision(P.FAILED, Reason.INPUT_ERROR.value, job.broken, delete_pods=_delete(pods), event_type="Warning")
     if job.canceled:
-        return Decision(P.CANCELED, Reason.CANCELED.value, "canceled by the user", delete_pods=_delete(pods, finished_too=False))
+        return Decision(
+            P.CANCELED, Reason.CANCELED.value, "canceled by the user", delete_pods=_delete(pods, finished_too=False)
+        )
     if phase == P.PENDING:
         if job.paused:
             return Decision(P.PAUSED, Reason.PAUSED.value, "created paused")

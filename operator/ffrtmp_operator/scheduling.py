@@ -129,7 +129,9 @@ def _least_loaded(candidates: list[tuple[NodeState, str]]) -> tuple[NodeState, s
     return min(candidates, key=lambda c: (c[0].used / max(1, c[0].slots), -c[0].free, c[0].name))
 
 
-def _victim(job: JobRecord, snapshot: NodeSnapshot, priority_values: Mapping[str, int]) -> tuple[JobRecord, NodeState, str] | None:
+def _victim(
+    job: JobRecord, snapshot: NodeSnapshot, priority_values: Mapping[str, int]
+) -> tuple[JobRecord, NodeState, str] | None:
     """The lowest running batch job on a node `job` could use, by reverse queue order."""
     best = None
     for node in snapshot.values():

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from kubernetes import client
-
 from ffrtmp_operator import api
+from kubernetes import client
 
 T = TypeVar("T")
 SYSTEM_NS = api.DEFAULT_SYSTEM_NAMESPACE
@@ -30,7 +29,9 @@ FAST_FLAGS = ("--tick-seconds", "0.5", "--backoff-base-seconds", "1", "--backoff
               "--metrics-port", "0", "--peering-lifetime", "10")  # fmt: skip
 
 
-def wait_until(check: Callable[[], T | None], *, timeout: float = 30, interval: float = 0.2, what: str = "condition") -> T:
+def wait_until(
+    check: Callable[[], T | None], *, timeout: float = 30, interval: float = 0.2, what: str = "condition"
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -63,7 +64,9 @@ class OperatorProcess:
 
     def wait_active(self, timeout: float = 30) -> None:
         """Until this replica's scheduler runs (it resynced and owns scheduling)."""
-        wait_until(lambda: self._check() and '"resync done"' in self.log_text(), timeout=timeout, what="scheduler start")
+        wait_until(
+            lambda: self._check() and '"resync done"' in self.log_text(), timeout=timeout, what="scheduler start"
+        )
 
     def _check(self) -> bool:
         if not self.alive():
@@ -133,8 +136,15 @@ class Cluster:
 
     # ------------------------------------------------------------------------------------ nodes
 
-    def add_node(self, base: str, *, slots: int = 1, encoders: tuple[str, ...] = ("libx264",),
-                 lease_seconds: int = 15, labels: dict[str, str] | None = None) -> str:
+    def add_node(
+        self,
+        base: str,
+        *,
+        slots: int = 1,
+        encoders: tuple[str, ...] = ("libx264",),
+        lease_seconds: int = 15,
+        labels: dict[str, str] | None = None,
+    ) -> str:
         """A worker Node named <base>-<suffix> labelled like an agent would, with a renewed Lease.
         Every node also gets the label ffrtmp.io/test-run=<suffix> (jobs select it via `selector`)."""
         name = f"{base}-{self.suffix}"
@@ -171,10 +181,12 @@ class Cluster:
         self._stop.set()
         self._thread.join(timeout=5)
         for node in self.nodes:
-            for delete in (lambda: self.core.delete_node(node),
-                           lambda: self.coordination.delete_namespaced_lease(api.LEASE_PREFIX + node, SYSTEM_NS)):
+            for delete, args in (
+                (self.core.delete_node, (node,)),
+                (self.coordination.delete_namespaced_lease, (api.LEASE_PREFIX + node, SYSTEM_NS)),
+            ):
                 try:
-                    delete()
+                    delete(*args)
                 except client.exceptions.ApiException:
                     pass
 
@@ -238,7 +250,9 @@ class Cluster:
     @staticmethod
     def _terminated(code: int, reason: str, message: str) -> dict[str, Any]:
         at = now_micro()[:19] + "Z"
-        return {"terminated": {"exitCode": code, "reason": reason, "message": message, "startedAt": at, "finishedAt": at}}
+        return {
+            "terminated": {"exitCode": code, "reason": reason, "message": message, "startedAt": at, "finishedAt": at}
+        }
 
     def _pod_status(self, pod: str, phase: str, state: dict[str, Any]) -> None:
         container = {"name": api.RUNNER_CONTAINER, "state": state, "ready": phase == "Running", "restartCount": 0,

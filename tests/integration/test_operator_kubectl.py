@@ -17,7 +17,9 @@ def table(text: str) -> list[dict[str, str]]:
     return [{n: line[a:b].strip() for n, (a, b) in zip(names, bounds, strict=True)} for line in lines]
 
 
-def test_given_running_jobs_when_listed_with_kubectl_then_phase_queue_priority_and_node_show(operator, cluster, kubectl, namespace):
+def test_given_running_jobs_when_listed_with_kubectl_then_phase_queue_priority_and_node_show(
+    operator, cluster, kubectl, namespace
+):
     node = cluster.add_node("w", slots=1)
     cluster.create_job("first", queue="live", priority="high")
     cluster.wait_phase("first", "Assigned")
@@ -25,25 +27,23 @@ def test_given_running_jobs_when_listed_with_kubectl_then_phase_queue_priority_a
     cluster.wait_phase("second", "Queued")
     rows = table(kubectl("get", "tj", "-n", namespace).stdout)
     assert list(rows[0]) == ["NAME", "PHASE", "PROGRESS", "QUEUE", "PRIORITY", "NODE", "AGE"]
-    by_name = {r["NAME"]: r for r in rows}
-    assert (by_name["first"]["PHASE"], by_name["first"]["QUEUE"], by_name["first"]["PRIORITY"], by_name["first"]["NODE"]) == (
-        "Assigned", "live", "high", node,
-    )  # fmt: skip
-    assert (by_name["second"]["PHASE"], by_name["second"]["QUEUE"], by_name["second"]["PRIORITY"], by_name["second"]["NODE"]) == (
-        "Queued", "batch", "low", "",
-    )  # fmt: skip
+    shown = {r["NAME"]: (r["PHASE"], r["QUEUE"], r["PRIORITY"], r["NODE"]) for r in rows}
+    assert shown == {"first": ("Assigned", "live", "high", node), "second": ("Queued", "batch", "low", "")}
     wide = table(kubectl("get", "tj", "second", "-n", namespace, "-o", "wide").stdout)
     assert (wide[0]["REASON"], wide[0]["ATTEMPTS"]) == ("Created", "0")
 
 
-def test_given_a_job_when_it_completes_then_kubectl_wait_for_condition_complete_returns(operator, cluster, kubectl, namespace, control_plane):
+def test_given_a_job_when_it_completes_then_kubectl_wait_for_condition_complete_returns(
+    operator, cluster, kubectl, namespace, control_plane
+):
     cluster.add_node("w", slots=1)
     cluster.create_job("done")
     cluster.wait_phase("done", "Assigned")
     result: dict[str, subprocess.CompletedProcess[str]] = {}
     waiter = threading.Thread(
         target=lambda: result.setdefault(
-            "wait", kubectl("wait", "--for=condition=Complete", "tj/done", "-n", namespace, "--timeout=60s", check=False)
+            "wait",
+            kubectl("wait", "--for=condition=Complete", "tj/done", "-n", namespace, "--timeout=60s", check=False),
         )
     )
     waiter.start()

@@ -6,9 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
 import yaml
-
 from conftest import wait_until
 from ffrtmp_operator import api
 
@@ -131,9 +129,7 @@ def test_given_a_processing_job_when_canceled_then_its_pod_is_deleted(operator, 
     cluster.wait_phase("c", "Canceled")
     # No kubelet confirms a graceful delete here: the pod is marked for deletion (the agent would
     # SIGTERM the runner and then remove it).
-    wait_until(
-        lambda: all(p.metadata.deletion_timestamp for p in cluster.pods("c")), timeout=10, what="pod deletion"
-    )
+    wait_until(lambda: all(p.metadata.deletion_timestamp for p in cluster.pods("c")), timeout=10, what="pod deletion")
 
 
 def test_given_a_failing_encoder_when_it_fails_each_time_then_it_retries_then_fails(operator, cluster):
@@ -141,7 +137,7 @@ def test_given_a_failing_encoder_when_it_fails_each_time_then_it_retries_then_fa
     cluster.create_job("r", maxRetries=2)
     for attempt in (1, 2, 3):
         status = wait_until(
-            lambda: (s := cluster.status("r")).get("phase") == "Assigned" and s.get("attempts") == attempt and s,
+            lambda n=attempt: (s := cluster.status("r")).get("phase") == "Assigned" and s.get("attempts") == n and s,
             timeout=20, what=f"attempt {attempt} assigned",
         )  # fmt: skip
         assert status["pod"] == f"r-{attempt}"

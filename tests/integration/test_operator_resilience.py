@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 from conftest import wait_until
-
 from ffrtmp_operator import api
 
 
@@ -26,11 +25,15 @@ def test_given_an_operator_killed_mid_run_when_restarted_then_no_job_is_assigned
     first.wait_active()
     for name in names:
         cluster.create_job(name)
-    wait_until(lambda: any(cluster.status(n).get("phase") == "Assigned" for n in names), timeout=30, what="first assignment")
+    wait_until(
+        lambda: any(cluster.status(n).get("phase") == "Assigned" for n in names), timeout=30, what="first assignment"
+    )
     first.kill()  # SIGKILL: no cleanup, possibly between a status write and its pod
     second = start_operator()
     second.wait_active()
-    wait_until(lambda: all(cluster.status(n).get("phase") == "Assigned" for n in names), timeout=30, what="all assigned")
+    wait_until(
+        lambda: all(cluster.status(n).get("phase") == "Assigned" for n in names), timeout=30, what="all assigned"
+    )
     wait_until(lambda: sum(pods_per_job(cluster, names).values()) == 12, timeout=15, what="12 pods")
     time.sleep(1.5)  # a few more scheduler passes: still nothing doubled
     assert pods_per_job(cluster, names) == {n: 1 for n in names}
@@ -42,7 +45,9 @@ def test_given_an_operator_killed_mid_run_when_restarted_then_no_job_is_assigned
     assert pods_per_job(cluster, names) == {n: 1 for n in names}
 
 
-def test_given_an_assigned_job_without_its_pod_when_the_operator_starts_then_it_creates_exactly_that_pod(start_operator, cluster):
+def test_given_an_assigned_job_without_its_pod_when_the_operator_starts_then_it_creates_exactly_that_pod(
+    start_operator, cluster
+):
     node = cluster.add_node("w", slots=1)
     cluster.create_job("orphan")
     # What a crash between "write Assigned" and "create pod" leaves behind.

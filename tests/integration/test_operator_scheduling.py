@@ -67,7 +67,9 @@ def test_given_a_cordoned_node_when_jobs_wait_then_none_is_placed_on_it(operator
     assert cluster.wait_phase("j", "Assigned")["node"] == node
 
 
-def test_given_a_running_job_when_its_node_stops_heartbeating_then_it_is_requeued_and_placed_elsewhere(operator, cluster):
+def test_given_a_running_job_when_its_node_stops_heartbeating_then_it_is_requeued_and_placed_elsewhere(
+    operator, cluster
+):
     lost = cluster.add_node("lost", slots=1, lease_seconds=3)
     cluster.create_job("j", maxRetries=3)
     assert cluster.wait_phase("j", "Assigned")["node"] == lost
@@ -79,7 +81,9 @@ def test_given_a_running_job_when_its_node_stops_heartbeating_then_it_is_requeue
     # grace 0: no kubelet will ever confirm the pod's end on a lost node.
     wait_until(lambda: cluster.pods("j") == [], timeout=10, what="pod of the lost node removed")
     other = cluster.add_node("other", slots=1)
-    status = wait_until(lambda: (s := cluster.status("j")).get("phase") == "Assigned" and s, timeout=15, what="re-placement")
+    status = wait_until(
+        lambda: (s := cluster.status("j")).get("phase") == "Assigned" and s, timeout=15, what="re-placement"
+    )
     assert (status["node"], status["attempts"], status["pod"]) == (other, 2, "j-2")
 
 

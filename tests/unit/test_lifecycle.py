@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-
 from ffrtmp_operator import api
 from ffrtmp_operator.api import Phase, Reason
 from ffrtmp_operator.lifecycle import (
@@ -73,7 +72,13 @@ def test_given_a_terminal_job_when_moving_then_the_transition_is_refused():
 
 
 def test_given_a_retried_job_when_queued_again_then_queued_at_keeps_its_place_and_placement_is_cleared():
-    status = {"phase": "Processing", "queuedAt": "2026-01-01T00:00:00.000Z", "node": "n1", "pod": "j-1", "encoder": "libx264"}
+    status = {
+        "phase": "Processing",
+        "queuedAt": "2026-01-01T00:00:00.000Z",
+        "node": "n1",
+        "pod": "j-1",
+        "encoder": "libx264",
+    }
     patch = transition(status, P.QUEUED, reason="EncoderError", now=NOW)
     assert "queuedAt" not in patch
     assert patch["node"] is None and patch["pod"] is None and patch["encoder"] is None
@@ -104,7 +109,10 @@ def test_given_a_job_when_paused_then_paused_from_says_where_it_returns(current,
 
 
 def test_given_many_changes_when_transitions_grow_then_only_the_newest_max_are_kept():
-    status = {"phase": "Queued", "transitions": [{"phase": "Queued", "at": f"t{i}"} for i in range(api.MAX_TRANSITIONS)]}
+    status = {
+        "phase": "Queued",
+        "transitions": [{"phase": "Queued", "at": f"t{i}"} for i in range(api.MAX_TRANSITIONS)],
+    }
     patch = transition(status, P.PAUSED, reason="PausedByUser", now=NOW)
     assert len(patch["transitions"]) == api.MAX_TRANSITIONS
     assert patch["transitions"][0]["at"] == "t1"
@@ -114,7 +122,9 @@ def test_given_many_changes_when_transitions_grow_then_only_the_newest_max_are_k
 def test_given_conditions_when_a_status_does_not_flip_then_last_transition_time_stays():
     first = transition({}, P.QUEUED, reason="Created", now=NOW)
     later = NOW + timedelta(minutes=5)
-    second = transition({"phase": "Queued", "conditions": first["conditions"]}, P.ASSIGNED, reason="Admitted", now=later)
+    second = transition(
+        {"phase": "Queued", "conditions": first["conditions"]}, P.ASSIGNED, reason="Admitted", now=later
+    )
     by_type = {c["type"]: c for c in second["conditions"]}
     assert by_type["Scheduled"]["status"] == "True"
     assert by_type["Scheduled"]["lastTransitionTime"] == "2026-01-02T03:09:05.678Z"
@@ -186,14 +196,18 @@ def test_given_attempts_when_backing_off_then_delay_doubles_up_to_the_cap(attemp
         (Reason.TIMEOUT, 1, 3, P.FAILED, "Timeout"),
     ],
 )
-def test_given_a_failure_when_deciding_then_retry_until_max_retries_unless_final(reason, attempts, max_retries, phase, outcome_reason):
+def test_given_a_failure_when_deciding_then_retry_until_max_retries_unless_final(
+    reason, attempts, max_retries, phase, outcome_reason
+):
     outcome = after_failure(Failure(reason, "msg"), attempts=attempts, max_retries=max_retries, now=NOW, base=1, cap=8)
     assert (outcome.phase, outcome.reason) == (phase, outcome_reason)
     assert (outcome.retry_after is not None) == (phase == P.QUEUED)
 
 
 def test_given_retries_exhausted_when_failing_then_the_message_names_the_last_reason():
-    outcome = after_failure(Failure(Reason.ENCODER_ERROR, "x264 crashed"), attempts=3, max_retries=2, now=NOW, base=1, cap=8)
+    outcome = after_failure(
+        Failure(Reason.ENCODER_ERROR, "x264 crashed"), attempts=3, max_retries=2, now=NOW, base=1, cap=8
+    )
     assert outcome.message == "3 attempt(s), last: EncoderError: x264 crashed"
 
 

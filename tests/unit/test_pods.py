@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ffrtmp_operator import api, rbac
 from ffrtmp_operator.pods import build_pod, pod_name
 from ffrtmp_operator.settings import PodSettings
@@ -58,11 +57,15 @@ def test_given_a_job_when_building_its_pod_then_the_runner_gets_the_plan_volumes
     assert container["image"] == "example.com/ffrtmp:1"
     assert container["command"] == ["ffrtmp-runner"]
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
-    plan = api.ExecutionPlan.model_validate(json.loads(next(e["value"] for e in container["env"] if e["name"] == api.ENV_PLAN)))
+    plan = api.ExecutionPlan.model_validate(
+        json.loads(next(e["value"] for e in container["env"] if e["name"] == api.ENV_PLAN))
+    )
     assert (plan.job, plan.namespace, plan.attempt, plan.encoder) == ("hello", "media", 2, "libx264")
     assert plan.ffmpegArgs[0] == "ffmpeg"
     assert container["volumeMounts"] == [{"name": "media", "mountPath": "/media", "readOnly": False}]
-    assert hello_pod()["spec"]["volumes"] == [{"name": "media", "persistentVolumeClaim": {"claimName": "media", "readOnly": False}}]
+    assert hello_pod()["spec"]["volumes"] == [
+        {"name": "media", "persistentVolumeClaim": {"claimName": "media", "readOnly": False}}
+    ]
 
 
 def test_given_resources_and_a_priority_class_when_building_then_both_reach_the_pod():

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ffrtmp_operator.api import Phase
 from ffrtmp_operator.cache import Cache
 from ffrtmp_operator.lifecycle import stamp
@@ -20,7 +19,18 @@ NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 HELLO = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "hello.yaml").read_text())
 
 
-def job(phase=None, *, paused=False, canceled=False, attempts=1, max_retries=2, paused_from=None, started=None, timeout=None, spec=None):
+def job(
+    phase=None,
+    *,
+    paused=False,
+    canceled=False,
+    attempts=1,
+    max_retries=2,
+    paused_from=None,
+    started=None,
+    timeout=None,
+    spec=None,
+):
     spec = {**HELLO["spec"], "paused": paused, "canceled": canceled, "maxRetries": max_retries, **(spec or {})}
     if timeout:
         spec["timeoutSeconds"] = timeout
@@ -107,7 +117,9 @@ def test_given_a_broken_spec_when_deciding_then_only_that_job_fails():
 
 
 def test_given_a_garbage_status_when_parsing_then_the_record_is_marked_broken_not_raised():
-    record = job_record({"metadata": {"name": "x", "namespace": "ns"}, "spec": HELLO["spec"], "status": {"phase": "Exploded"}})
+    record = job_record(
+        {"metadata": {"name": "x", "namespace": "ns"}, "spec": HELLO["spec"], "status": {"phase": "Exploded"}}
+    )
     assert record.broken
 
 
@@ -116,7 +128,7 @@ def test_given_10000_jobs_when_cached_then_they_fit_well_under_250_mb():
     for i in range(10_000):
         status = {
             "phase": "Queued", "queuedAt": stamp(NOW), "attempts": 1,
-            "transitions": [{"phase": "Queued", "at": stamp(NOW), "reason": "Created", "message": "queued in default"}] * 4,
+            "transitions": [{"phase": "Queued", "at": stamp(NOW), "reason": "Created", "message": "queued"}] * 4,
             "conditions": [{"type": t, "status": "False", "reason": "Created", "lastTransitionTime": stamp(NOW)}
                            for t in ("Scheduled", "Running", "Paused", "Complete", "Failed", "Canceled")],
             "progress": {"percent": 50.0}, "result": {"psnr": 40.0},

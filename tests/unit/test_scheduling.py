@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from ffrtmp_operator import api
 from ffrtmp_operator.cache import JobHeap
 from ffrtmp_operator.lifecycle import stamp
@@ -57,7 +56,9 @@ def job(
     return job_record({"metadata": {"name": name, "namespace": "ns", "uid": name}, "spec": spec, "status": status})
 
 
-def node(name: str, *, encoders: tuple[str, ...] = ("libx264",), worker: bool = True, cordoned: bool = False, **labels: str) -> NodeRecord:
+def node(
+    name: str, *, encoders: tuple[str, ...] = ("libx264",), worker: bool = True, cordoned: bool = False, **labels: str
+) -> NodeRecord:
     all_labels = {api.LABEL_WORKER: "true" if worker else "false", **labels}
     all_labels.update({api.LABEL_ENCODER_PREFIX + e: "true" for e in encoders})
     return NodeRecord(name, all_labels, cordoned)
@@ -67,8 +68,15 @@ def lease(name: str, *, slots: int | None = 1, age: float = 1, duration: int = 1
     return LeaseRecord(name, NOW - timedelta(seconds=age), duration, slots)
 
 
-def run(jobs: list[JobRecord], nodes: list[NodeRecord], leases: list[LeaseRecord], *, now: datetime = NOW, preemption: bool = True):
-    snapshot = node_snapshot(nodes, {l.node: l for l in leases}, jobs, now=now, default_slots=2)
+def run(
+    jobs: list[JobRecord],
+    nodes: list[NodeRecord],
+    leases: list[LeaseRecord],
+    *,
+    now: datetime = NOW,
+    preemption: bool = True,
+):
+    snapshot = node_snapshot(nodes, {lease.node: lease for lease in leases}, jobs, now=now, default_slots=2)
     queued = sorted((j for j in jobs if j.phase == api.Phase.QUEUED), key=lambda j: order_key(j, VALUES))
     return schedule(queued, snapshot, now=now, priority_values=VALUES, preemption=preemption)
 
@@ -113,7 +121,9 @@ def test_given_same_key_when_ordering_then_name_breaks_the_tie():
         (node("n"), lease("n", slots=0), False),
     ],
 )
-def test_given_a_node_when_snapshotting_then_only_live_uncordoned_workers_with_slots_take_jobs(the_node, the_lease, eligible):
+def test_given_a_node_when_snapshotting_then_only_live_uncordoned_workers_with_slots_take_jobs(
+    the_node, the_lease, eligible
+):
     cycle = run([job("j")], [the_node], [the_lease] if the_lease else [])
     assert placed(cycle) == ([("j", "n")] if eligible else [])
 
@@ -124,7 +134,11 @@ def test_given_a_lease_without_slots_annotation_when_snapshotting_then_default_s
 
 
 def test_given_one_free_slot_when_scheduling_then_the_first_in_order_gets_it():
-    jobs = [job("batch", queue="batch", priority="high"), job("low", priority="low"), job("live", queue="live", queued=5)]
+    jobs = [
+        job("batch", queue="batch", priority="high"),
+        job("low", priority="low"),
+        job("live", queue="live", queued=5),
+    ]
     assert placed(run(jobs, [node("n")], [lease("n")])) == [("live", "n")]
 
 
@@ -161,7 +175,9 @@ def test_given_a_gpu_job_when_a_nvenc_node_exists_then_it_goes_there_with_the_ha
         ("intel", ("libx264", "h264_nvenc"), None),
     ],
 )
-def test_given_an_accelerator_when_placing_then_the_node_must_have_the_required_encoder(accelerator, encoders, expected):
+def test_given_an_accelerator_when_placing_then_the_node_must_have_the_required_encoder(
+    accelerator, encoders, expected
+):
     cycle = run([job("j", accelerator=accelerator)], [node("n", encoders=encoders)], [lease("n")])
     assert [a.encoder for a in cycle.assignments] == ([expected] if expected else [])
 
@@ -196,7 +212,11 @@ def test_given_no_free_slot_when_a_live_job_waits_then_the_lowest_running_batch_
 
 
 def test_given_no_batch_job_running_when_a_live_job_waits_then_nothing_is_preempted():
-    jobs = [job("default", phase="Processing", node="n"), job("live", queue="live"), job("batch-waiting", queue="batch")]
+    jobs = [
+        job("default", phase="Processing", node="n"),
+        job("live", queue="live"),
+        job("batch-waiting", queue="batch"),
+    ]
     cycle = run(jobs, [node("n")], [lease("n", slots=1)])
     assert cycle.preemptions == [] and placed(cycle) == []
 
