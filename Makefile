@@ -61,7 +61,9 @@ test-e2e: ## end-to-end tests
 
 bench-smoke: ## scheduler benchmark, smoke size (M=1000 jobs, N=100 nodes; minutes) -> bench/results/scheduler-smoke.json
 	$(PYTHON) -m bench.scheduler --size smoke --profile
+	$(PYTHON) -m bench.report
 
 bench: ## full benchmarks (long): scheduler M=10000/N=500, then transcode overhead vs bare ffmpeg -> bench/results/
 	$(PYTHON) -m bench.scheduler --size full --profile
 	$(PYTHON) -m bench.transcode
+	$(PYTHON) -m bench.report

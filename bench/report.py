@@ -56,7 +56,8 @@ def scheduler_table(r: dict[str, Any]) -> str:
     head = (f"**{r['name']}** — M={cfg['jobs']} jobs, N={cfg['nodes']} nodes, {cfg['slots']} slots each, "
             f"client concurrency {cfg['concurrency']}, paced {cfg['paced_rate']:g} jobs/s for {cfg['paced_seconds']:g} s; "
             f"py-spy attached: {cfg.get('profile')}; {r['started']}, commit {m.get('git_commit')}, "
-            f"{m['cpu_model']}, {m['logical_cpus']} CPUs, {m['ram_gb']} GB, load at start {m['load_avg_at_start']}; "
+            f"{m['cpu_model']}, {m['logical_cpus']} CPUs, {m['ram_gb']} GB, load average at start {m['load_avg_at_start']}, "
+            f"at end {r.get('load_avg_at_end', 'n/a')}; "
             f"`{r['command']}` ({r.get('wall_seconds')} s)\n\n")
     lines = ["| figure | value | target | |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
@@ -67,7 +68,8 @@ def transcode_table(r: dict[str, Any]) -> str:
     m, t = r["machine"], r.get("targets", {})
     head = (f"**{r['name']}** — {r['config']['pairs']} pairs, {r['config']['source_seconds']:g} s 1280x720 testsrc2, "
             f"libx264 veryfast; {r['started']}, commit {m.get('git_commit')}, {m['cpu_model']}, "
-            f"{m['logical_cpus']} CPUs, load at start {m['load_avg_at_start']}; `{r['command']}`\n\n")
+            f"{m['logical_cpus']} CPUs, load average at start {m['load_avg_at_start']}, at end "
+            f"{r.get('load_avg_at_end', 'n/a')}; `{r['command'].strip()}`\n\n")
     lines = ["| pair | order | bare wall s | stack wall s | wall ratio | ffmpeg CPU s | agent+runner CPU s | overhead % |",
              "|---|---|---|---|---|---|---|---|"]
     for i, p in enumerate(r["pairs"]):
@@ -76,7 +78,13 @@ def transcode_table(r: dict[str, Any]) -> str:
                      f"{p['cpu_overhead_percent']} |")
     lines.append(f"| **median** | | | | **{r['wall_ratio_median']}** (target <= 1.10: {_ok(t.get('wall_ratio<=1.10'))}) "
                  f"| | | **{r['cpu_overhead_percent_median']}** (target <= 2: {_ok(t.get('cpu_overhead<=2%'))}) |")
-    return head + "\n".join(lines) + "\n"
+    runner = [p["stack"].get("sampled_cpu_s_by_process", {}).get("runner") for p in r["pairs"]]
+    tail = (f"\nStack fixed overhead (stack wall - the runner's own encode wall), median: "
+            f"{_fmt(r.get('stack_fixed_overhead_s_median'))} s, implying a wall ratio of "
+            f"{_fmt(r.get('wall_ratio_from_fixed_overhead'))} against the median bare run; ratio of summed walls "
+            f"{_fmt(r.get('wall_ratio_of_sums'))}. Runner process CPU per job: {runner} s "
+            f"(of the agent+runner column; the rest is ffprobe and the agent).\n")
+    return head + "\n".join(lines) + "\n" + tail
 
 
 def render(results: Path = RESULTS) -> str:

@@ -339,6 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                  cfg.paced_rate)
         result["operator"] = run_operator(cfg, work / "operator", results_dir=args.results_dir, name=name)
     result["wall_seconds"] = round(time.monotonic() - began, 1)
+    result["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result.update(headline(result))
     result["machine"]["versions"]["kube_apiserver"] = (result.get("baseline") or result.get("operator") or {}).get(
         "apiserver_version")
