@@ -329,11 +329,38 @@ class Scheduler:
         await self._create(manifest)
 
     async def _create(self, manifest: dict[str, Any]) -> None:
-        await self.kube.ensure_runner_rbac(manifest["metadata"]["namespace"])
-        body = await self.kube.create_pod(manifest)
+        meta = manifest["metadata"]
+        try:
+            await self.kube.ensure_runner_rbac(meta["namespace"])
+            body = await self.kube.create_pod(manifest)
+        except ApiException as exc:
+            if exc.status not in (400, 403, 422):
+                raise  # transient (5xx, 429, network): the next pass creates it again
+            # Refused for good (Pod Security, quota, invalid): a failed attempt, retried with backoff.
+            await self.pod_refused(meta["namespace"], meta["labels"][api.LABEL_JOB], exc)
+            return
         record = pod_record(body or manifest)
         if record is not None:  # known at once, so the next pass does not create it again
             self.cache.upsert_pod(record)
+
+    async def pod_refused(self, namespace: str, name: str, exc: ApiException) -> None:
+        job = self.cache.jobs.get((namespace, name))
+        if job is None:
+            return
+        detail = str(exc.body or exc.reason or "")[:800]
+        failure = lifecycle.Failure(
+            Reason.POD_ERROR, f"pod {job.pod} refused by the API server ({exc.status}): {detail}"
+        )
+        now = self.clock()
+        outcome = lifecycle.after_failure(
+            failure, attempts=job.attempts, max_retries=job.max_retries, now=now,
+            base=self.settings.scheduling.backoff_base_seconds, cap=self.settings.scheduling.backoff_cap_seconds,
+        )  # fmt: skip
+        extra = {"retryAfter": lifecycle.stamp(outcome.retry_after)} if outcome.retry_after else {}
+        await self.transition(
+            job, outcome.phase, reason=outcome.reason, message=outcome.message, now=now, extra=extra,
+            event_type="Warning",
+        )  # fmt: skip
 
     async def preempt(self, preemption: scheduling.Preemption) -> bool:
         victim = preemption.victim

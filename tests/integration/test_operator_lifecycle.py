@@ -176,3 +176,22 @@ def test_given_a_spec_change_without_a_phase_change_when_observed_then_observed_
     cluster.patch_spec("g", priority="high")
     wait_until(lambda: cluster.status("g").get("observedGeneration") == 2, timeout=10, what="observedGeneration 2")
     assert cluster.status("g")["phase"] == "Queued"
+
+
+def test_given_a_restricted_namespace_when_jobs_run_then_pods_pass_and_a_hostpath_job_fails_cleanly(
+    operator, cluster, namespace
+):
+    # Pod Security admission enforces the restricted profile: the job pod must comply as it is.
+    cluster.core.patch_namespace(
+        namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    )
+    cluster.add_node("w", slots=2)
+    cluster.create_job("fine")
+    cluster.wait_phase("fine", "Assigned")
+    wait_until(lambda: len(cluster.pods("fine")) == 1, timeout=10, what="restricted-compliant pod")
+    media = {"name": "media", "mountPath": "/media", "hostPath": {"path": "/tmp/ffrtmp-media"}}
+    cluster.create_job("hostpath", maxRetries=1, volumes=[media], output={"url": "file:///media/out.mp4"})
+    status = cluster.wait_phase("hostpath", "Failed", timeout=20)
+    assert status["reason"] == "RetriesExhausted"
+    assert "PodError" in status["message"] and "forbidden" in status["message"].lower()
+    assert cluster.pods("hostpath") == []
