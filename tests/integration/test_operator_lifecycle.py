@@ -195,3 +195,16 @@ def test_given_a_restricted_namespace_when_jobs_run_then_pods_pass_and_a_hostpat
     assert status["reason"] == "RetriesExhausted"
     assert "PodError" in status["message"] and "forbidden" in status["message"].lower()
     assert cluster.pods("hostpath") == []
+
+
+def test_given_a_job_the_plan_refuses_when_admitted_then_only_that_job_fails_and_others_run(operator, cluster):
+    cluster.add_node("w", slots=1)
+    media = {"name": "media", "mountPath": "/media", "emptyDir": {}}
+    escape = {"url": "file:///media/%2e%2e/etc/passwd"}  # passes the CRD rules, not the plan's decoded check
+    cluster.create_job("escape", input=escape, volumes=[media], output={"url": "file:///media/out.mp4"})
+    status = cluster.wait_phase("escape", "Failed")
+    assert status["reason"] == "InputError" and "/etc/passwd" in status["message"]
+    assert cluster.pods("escape") == []
+    cluster.create_job("after")  # the operator is alive and the slot was never taken
+    cluster.wait_phase("after", "Assigned")
+    assert operator.alive()
