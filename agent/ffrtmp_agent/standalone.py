@@ -74,6 +74,10 @@ class StandaloneRunner:
     ignored: set[str] = field(default_factory=set)  # foreign pods already logged once
     events: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
     unshare_error: str | None = None
+    # Pod status writes that failed because the API server was unreachable, newest per pod uid; retried
+    # every pass. A lost exit report would leave the pod Running in the API forever (no kubelet resends).
+    unsent: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
+    _resend_at: float = 0.0
 
     # ------------------------------------------------------------------------------ loop and watch
 
@@ -94,7 +98,11 @@ class StandaloneRunner:
                 pass
             except Exception:
                 log.exception("standalone: handling a pod event failed")
-            self.reap()
+            try:
+                self.reap()
+                self._resend_status()
+            except Exception:  # the loop must outlive any API outage, or no pod runs here again
+                log.exception("standalone: reaping failed")
         self.stop_all()
 
     def _watch(self, stop: threading.Event) -> None:
@@ -347,11 +355,26 @@ class StandaloneRunner:
 
     def _patch_status(self, pod: dict[str, Any], body: dict[str, Any]) -> None:
         meta = pod["metadata"]
+        uid = meta["uid"]
+        self.unsent.pop(uid, None)  # a newer status supersedes an unsent older one
         try:
             self.core.patch_namespaced_pod_status(meta["name"], meta["namespace"], body, _content_type=MERGE_PATCH)
         except ApiException as exc:
             if exc.status != 404:
                 log.warning("pod %s: status write failed: %s %s", podspec.pod_key(pod), exc.status, exc.reason)
+            if exc.status == 429 or exc.status >= 500:
+                self.unsent[uid] = (pod, body)
+        except Exception as exc:  # connection refused/reset: the API server is down or restarting
+            log.warning("pod %s: status write failed, will retry: %s", podspec.pod_key(pod), exc)
+            self.unsent[uid] = (pod, body)
+
+    def _resend_status(self) -> None:
+        now = time.monotonic()
+        if not self.unsent or now < self._resend_at:
+            return
+        self._resend_at = now + 1.0
+        for pod, body in list(self.unsent.values()):
+            self._patch_status(pod, body)
 
     def _annotate(self, pod: dict[str, Any], annotations: dict[str, str]) -> None:
         meta = pod["metadata"]
@@ -361,6 +384,8 @@ class StandaloneRunner:
         except ApiException as exc:
             if exc.status != 404:
                 log.warning("pod %s: annotation failed: %s", podspec.pod_key(pod), exc.reason)
+        except Exception as exc:  # API server unreachable: the annotation only helps `ffrtmp logs`
+            log.warning("pod %s: annotation failed: %s", podspec.pod_key(pod), exc)
 
     def _delete(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
@@ -371,6 +396,8 @@ class StandaloneRunner:
         except ApiException as exc:
             if exc.status not in (404, 409):
                 log.warning("pod %s: delete failed: %s", podspec.pod_key(pod), exc.reason)
+        except Exception as exc:  # API server unreachable: the next list finds the pod and finalises it
+            log.warning("pod %s: delete failed: %s", podspec.pod_key(pod), exc)
 
 
 class StartError(Exception):
