@@ -51,6 +51,17 @@ class Kube:
         self.instance = socket.gethostname()
         self._rbac_ready: set[str] = set()
 
+    async def reachable(self, *, system_namespace: str) -> bool:
+        """One cheap read that goes through etcd (a single heartbeat Lease): does the API answer?"""
+        try:
+            await asyncio.to_thread(self.coordination.list_namespaced_lease, system_namespace, limit=1,
+                                    _request_timeout=5)
+        except ApiException as exc:
+            return exc.status < 500
+        except Exception:  # connection refused or reset, timeout: the API server is down
+            return False
+        return True
+
     # ---------------------------------------------------------------------------------- jobs
 
     async def patch_job_status(self, job: JobRecord, status: dict[str, Any]) -> dict[str, Any] | None:

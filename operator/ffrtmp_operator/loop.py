@@ -59,18 +59,24 @@ class Scheduler:
         self.metrics = metrics
         self.clock = Clock()
         self._limit = asyncio.Semaphore(WRITE_CONCURRENCY)
+        # Since when the API server has answered without a break (None: it does not answer now). A Lease
+        # that expired while heartbeats could not reach the API says nothing about the node: agents get
+        # one full lease period of reachability to renew before their jobs count as NodeLost.
+        self.reachable_since: datetime | None = None
 
     # ------------------------------------------------------------------------------------ driver
 
     async def run(self, stopped: Any = None) -> None:
         """Resync, then pass after pass until `stopped` (kopf's daemon flag) is set or cancelled."""
         await self.resync()
+        self.reachable_since = self.clock()
         tick = self.settings.scheduling.tick_seconds
         next_sweep = 0.0
         while not (stopped is not None and stopped):
             sweep = time.monotonic() >= next_sweep
             if sweep:
                 next_sweep = time.monotonic() + tick
+                await self.observe_api()
             try:
                 await self.run_pass(sweep=sweep)
             except asyncio.CancelledError:
@@ -95,6 +101,20 @@ class Scheduler:
         finally:
             for waiter in waits:
                 waiter.cancel()
+
+    async def observe_api(self) -> None:
+        if not await self.kube.reachable(system_namespace=self.settings.system_namespace):
+            if self.reachable_since is not None:
+                log.warning("API server unreachable: no node is declared lost until it answers again")
+            self.reachable_since = None
+        elif self.reachable_since is None:
+            self.reachable_since = self.clock()
+            log.info("API server reachable again")
+
+    def heartbeats_could_arrive(self, now: datetime, lease_seconds: int) -> bool:
+        """True once the API has answered for a whole lease period, so an expired Lease means the node."""
+        since = self.reachable_since
+        return since is not None and (now - since).total_seconds() >= lease_seconds
 
     async def resync(self) -> None:
         started = time.monotonic()
@@ -185,7 +205,8 @@ class Scheduler:
             decision = reconcile.decide(
                 job,
                 self.cache.pods_of(key),
-                node_alive=lease is not None and lease.alive(now) and job.node in self.cache.nodes,
+                node_alive=lease is not None and job.node in self.cache.nodes
+                and (lease.alive(now) or not self.heartbeats_could_arrive(now, lease.duration_seconds)),
                 now=now,
                 backoff_base=self.settings.scheduling.backoff_base_seconds,
                 backoff_cap=self.settings.scheduling.backoff_cap_seconds,
