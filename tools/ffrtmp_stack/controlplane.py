@@ -246,9 +246,10 @@ class ControlPlane:
         log.info("control plane at %s ready in %.1f s", self.server, self.start_seconds)
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, grace_s: float = 10.0) -> None:
+        """SIGTERM etcd and the apiserver, SIGKILL after grace_s (0: a crash, as the restart tests use)."""
         for name, proc in reversed(self._procs):
-            procs.stop(proc.pid, marker=f"{self.work_dir}:{name}", grace_s=10)
+            procs.stop(proc.pid, marker=f"{self.work_dir}:{name}", grace_s=grace_s)
             proc.wait()
         self._procs.clear()
 
