@@ -32,6 +32,7 @@ _INPUT_PATTERNS = [
     r"Output file #0 does not contain any stream",
     r"Unknown input format",
     r"input is truncated",
+    r"Decoder \(codec [^)]*\) not found",  # a codec this ffmpeg cannot decode: retrying cannot help
 ]
 _ENCODER_PATTERNS = [
     r"Unknown encoder",
