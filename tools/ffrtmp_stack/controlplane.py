@@ -213,8 +213,9 @@ class ControlPlane:
     def __init__(self, work_dir: Path, *, bin_dir: Path | None = None) -> None:
         self.work_dir = work_dir
         self.bin_dir = bin_dir or find_bin_dir()
-        self.layout = Layout(work_dir=work_dir, bin_dir=self.bin_dir, etcd_port=procs.free_port(),
-                             etcd_peer_port=procs.free_port(), apiserver_port=procs.free_port())
+        etcd_port, etcd_peer_port, apiserver_port = procs.free_ports(3)
+        self.layout = Layout(work_dir=work_dir, bin_dir=self.bin_dir, etcd_port=etcd_port,
+                             etcd_peer_port=etcd_peer_port, apiserver_port=apiserver_port)
         self.server = self.layout.server
         self.kubeconfig = self.layout.kubeconfig
         self.ca_file = self.layout.pki.ca_cert

@@ -23,11 +23,20 @@ MARKER_ENV = "FFRTMP_STACK_PART"
 _PR_SET_PDEATHSIG = 1
 
 
+def free_ports(n: int) -> list[int]:
+    """n distinct TCP ports on 127.0.0.1 that nobody listens on right now (all held while picking)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def port_in_use(port: int) -> bool:

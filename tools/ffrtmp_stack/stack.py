@@ -99,6 +99,8 @@ def _stop_rank(name: str) -> int:
 
 
 class Stack:
+    """The local stack kept in one dev dir: `up`, `down`, `status`."""
+
     def __init__(self, dev_dir: Path = DEFAULT_DEV_DIR, *, say: Callable[[str], None] = print) -> None:
         self.dev = dev_dir.resolve()
         self.say = say
@@ -118,8 +120,8 @@ class Stack:
         if "ports" not in state:
             if not create:
                 return None
-            state["ports"] = {"etcd_port": procs.free_port(), "etcd_peer_port": procs.free_port(),
-                              "apiserver_port": procs.free_port()}
+            # chosen once: a restarted stack must keep its addresses (kubeconfig, etcd peer URL)
+            state["ports"] = dict(zip(("etcd_port", "etcd_peer_port", "apiserver_port"), procs.free_ports(3)))
             self.dev.mkdir(parents=True, exist_ok=True)
             self._state_file().write_text(json.dumps(state, indent=2))
         bin_dir = Path(state["bin_dir"]) if not create and "bin_dir" in state else cp.find_bin_dir()
