@@ -86,10 +86,14 @@ class Cache:
     # ------------------------------------------------------------------------------------ updates
 
     def upsert_job(self, job: JobRecord) -> bool:
+        """Store `job`; True when the operator has something to look at (not an older version, and
+        more than a new resourceVersion: progress writes every few seconds must not wake the loop)."""
         old = self.jobs.get(job.key)
         if old is not None and not _newer(old.resource_version, job.resource_version):
             return False
         self.jobs[job.key] = job
+        if old is not None and old.same_state(job):
+            return False
         if job.phase == Phase.QUEUED and not (job.paused or job.canceled or job.broken):
             self.queue.push(job.key, order_key(job, self.priority_values))
         else:
@@ -102,10 +106,13 @@ class Cache:
         self.queue.remove(key)
         self.dirty.pop(key, None)
 
-    def upsert_pod(self, pod: PodRecord) -> None:
+    def upsert_pod(self, pod: PodRecord) -> bool:
+        if self.pods.get((pod.namespace, pod.name)) == pod:
+            return False
         self.pods[(pod.namespace, pod.name)] = pod
         self.pods_by_job.setdefault(pod.job_key, set()).add(pod.name)
         self.dirty[pod.job_key] = None
+        return True
 
     def delete_pod(self, namespace: str, name: str) -> None:
         pod = self.pods.pop((namespace, name), None)
@@ -119,19 +126,31 @@ class Cache:
     def pods_of(self, key: JobKey) -> list[PodRecord]:
         return [self.pods[(key[0], n)] for n in self.pods_by_job.get(key, ()) if (key[0], n) in self.pods]
 
-    def set_node(self, name: str, node: NodeRecord | None) -> None:
-        if node is None:
-            self.nodes.pop(name, None)
-        else:
+    def set_node(self, name: str, node: NodeRecord | None) -> bool:
+        """True when placement could change (labels, cordon, appearance); kubelet status churn is not."""
+        old = self.nodes.pop(name, None) if node is None else self.nodes.get(name)
+        if node is not None:
             self.nodes[name] = node
-        self.nodes_changed = True
+        changed = old != node
+        self.nodes_changed |= changed
+        return changed
 
-    def set_lease(self, name: str, lease: LeaseRecord | None) -> None:
-        if lease is None:
-            self.leases.pop(name, None)
-        else:
+    def set_lease(self, name: str, lease: LeaseRecord | None) -> bool:
+        """True unless this is a plain renewal of a live lease (every few seconds per node): expiry
+        has no event anyway and is found by the scheduler's periodic sweep."""
+        old = self.leases.pop(name, None) if lease is None else self.leases.get(name)
+        if lease is not None:
             self.leases[name] = lease
-        self.nodes_changed = True
+        renewal = (
+            old is not None
+            and lease is not None
+            and (old.slots, old.duration_seconds) == (lease.slots, lease.duration_seconds)
+            and old.renew_time is not None
+            and lease.renew_time is not None
+            and (lease.renew_time - old.renew_time).total_seconds() < old.duration_seconds
+        )
+        self.nodes_changed |= not renewal
+        return not renewal
 
     def set_priority_values(self, values: Mapping[str, int]) -> None:
         if dict(values) == self.priority_values:

@@ -43,8 +43,8 @@ def register(
             return
         if event.get("type") == "DELETED":
             cache.delete_job((meta.get("namespace", ""), meta.get("name", "")))
-        else:
-            cache.upsert_job(job_record(obj))
+        elif not cache.upsert_job(job_record(obj)):
+            return
         await cache.notify()
 
     @kopf.on.event("", "v1", "pods", **on)
@@ -54,16 +54,16 @@ def register(
             return
         if event.get("type") == "DELETED":
             cache.delete_pod(record.namespace, record.name)
-        else:
-            cache.upsert_pod(record)
+        elif not cache.upsert_pod(record):
+            return
         await cache.notify()
 
     @kopf.on.event("", "v1", "nodes", **on)
     async def node_event(event: dict[str, Any], **_: Any) -> None:
         record = node_record(event["object"])
         gone = event.get("type") == "DELETED" or record.labels.get(api.LABEL_WORKER) != "true"
-        cache.set_node(record.name, None if gone else record)
-        await cache.notify()
+        if cache.set_node(record.name, None if gone else record):
+            await cache.notify()
 
     @kopf.on.event("coordination.k8s.io", "v1", "leases", **on)
     async def lease_event(event: dict[str, Any], **_: Any) -> None:
@@ -71,8 +71,7 @@ def register(
         if (obj.get("metadata") or {}).get("namespace") != settings.system_namespace:
             return  # the server-side field selector already drops these; kept for safety
         record = lease_record(obj)
-        if record is not None:
-            cache.set_lease(record.node, None if event.get("type") == "DELETED" else record)
+        if record is not None and cache.set_lease(record.node, None if event.get("type") == "DELETED" else record):
             await cache.notify()
 
     @kopf.on.event("scheduling.k8s.io", "v1", "priorityclasses", **on)

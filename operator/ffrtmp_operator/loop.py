@@ -145,6 +145,11 @@ class Scheduler:
         changed = await self.reconcile(keys)
         timings["reconcile"] = time.monotonic() - t
 
+        if not len(self.cache.queue):  # nothing to place: no snapshot of every job
+            if changed:
+                log.info("scheduling pass", extra={"reconciled": len(keys), "transitions": changed, "queued": 0,
+                                                   "reconcile_ms": round(timings["reconcile"] * 1000, 2)})  # fmt: skip
+            return
         t = time.monotonic()
         now = self.clock()
         snapshot = scheduling.node_snapshot(

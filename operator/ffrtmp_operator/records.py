@@ -60,6 +60,11 @@ class JobRecord:
     def key(self) -> JobKey:
         return (self.namespace, self.name)
 
+    def same_state(self, other: JobRecord) -> bool:
+        """Equal but for resourceVersion: e.g. the runner only wrote progress or result, which the
+        operator neither schedules nor reconciles on (it still needs the new version for its writes)."""
+        return all(getattr(self, f) == getattr(other, f) for f in self.__slots__ if f != "resource_version")
+
     def status(self) -> dict[str, Any]:
         return json.loads(self.status_json)
 

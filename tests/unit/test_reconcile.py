@@ -145,3 +145,28 @@ def test_given_10000_jobs_when_cached_then_they_fit_well_under_250_mb():
     assert len(cache.queue) == 10_000
     print(f"cache of 10,000 jobs: {used / 2**20:.1f} MiB")
     assert used < 60 * 1024 * 1024, f"{used / 2**20:.1f} MiB"
+
+
+def test_given_a_progress_only_update_when_cached_then_the_scheduler_is_not_woken():
+    cache = Cache()
+    body = {"metadata": {"name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "1"}, "spec": HELLO["spec"],
+            "status": {"phase": "Processing", "node": "n1", "pod": "p-1", "attempts": 1}}  # fmt: skip
+    assert cache.upsert_job(job_record(body)) is True
+    cache.take_dirty()
+    progressed = {**body, "metadata": {**body["metadata"], "resourceVersion": "2"},
+                  "status": {**body["status"], "progress": {"percent": 40.0}}}  # fmt: skip
+    assert cache.upsert_job(job_record(progressed)) is False
+    assert cache.dirty == {} and cache.jobs[("ns", "p")].resource_version == "2"
+    older = {**body, "status": {**body["status"], "phase": "Assigned"}}
+    assert cache.upsert_job(job_record(older)) is False  # resourceVersion 1 < 2: a late event
+    assert cache.jobs[("ns", "p")].phase == Phase.PROCESSING
+
+
+def test_given_lease_renewals_when_cached_then_only_appearance_slot_changes_and_revival_count():
+    from ffrtmp_operator.records import LeaseRecord
+
+    cache = Cache()
+    assert cache.set_lease("n", LeaseRecord("n", NOW, 15, 2)) is True
+    assert cache.set_lease("n", LeaseRecord("n", NOW + timedelta(seconds=5), 15, 2)) is False
+    assert cache.set_lease("n", LeaseRecord("n", NOW + timedelta(seconds=6), 15, 3)) is True
+    assert cache.set_lease("n", LeaseRecord("n", NOW + timedelta(seconds=60), 15, 3)) is True  # back from the dead
