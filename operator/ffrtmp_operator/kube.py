@@ -54,8 +54,9 @@ class Kube:
     async def reachable(self, *, system_namespace: str) -> bool:
         """One cheap read that goes through etcd (a single heartbeat Lease): does the API answer?"""
         try:
-            await asyncio.to_thread(self.coordination.list_namespaced_lease, system_namespace, limit=1,
-                                    _request_timeout=5)
+            await asyncio.to_thread(
+                self.coordination.list_namespaced_lease, system_namespace, limit=1, _request_timeout=5
+            )
         except ApiException as exc:
             return exc.status < 500
         except Exception:  # connection refused or reset, timeout: the API server is down

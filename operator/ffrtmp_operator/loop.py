@@ -210,7 +210,8 @@ class Scheduler:
             decision = reconcile.decide(
                 job,
                 self.cache.pods_of(key),
-                node_alive=lease is not None and job.node in self.cache.nodes
+                node_alive=lease is not None
+                and job.node in self.cache.nodes
                 and (lease.alive(now) or not self.heartbeats_could_arrive(now, lease.duration_seconds)),
                 now=now,
                 backoff_base=self.settings.scheduling.backoff_base_seconds,

@@ -162,26 +162,34 @@ def schedule(
     """
     assignments: list[Assignment] = []
     preemptions: list[Preemption] = []
-    free = sum(max(0, n.free) for n in snapshot.values())
+    open_nodes = [n for n in snapshot.values() if n.free > 0]
+    victims = sum(1 for n in snapshot.values() for j in n.running if j.queue == "batch")
+    # Shapes (encoder need + nodeSelector) that found no open node this cycle: nodes only fill up
+    # during a cycle, so every later job of that shape would fail too (Kueue keeps the same memo).
+    unfit: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
     considered = 0
     for job in ordered:
-        if free <= 0 and (job.queue != "live" or not preemption):
-            break  # queue order: only live jobs (first) could still preempt
+        if not open_nodes and not (preemption and victims and job.queue == "live"):
+            break  # queue order: only live jobs (they come first) could still preempt
         if not schedulable(job, now):
             continue
         considered += 1
-        candidates = [(n, e) for n in snapshot.values() if n.free > 0 and (e := encoder_on(job, n)) is not None]
+        shape = (job.codec, job.accelerator, job.node_selector)
+        candidates = [] if shape in unfit else [(n, e) for n in open_nodes if (e := encoder_on(job, n)) is not None]
         if candidates:
             node, encoder = _least_loaded(candidates)
             node.used += 1
-            free -= 1
             node.running.append(job)
+            if node.free <= 0:
+                open_nodes.remove(node)
             assignments.append(Assignment(job, node.name, encoder))
             continue
-        if preemption and job.queue == "live":
+        unfit.add(shape)
+        if preemption and victims and job.queue == "live":
             found = _victim(job, snapshot, priority_values)
             if found is not None:
                 victim, node, encoder = found
+                victims -= 1
                 node.running.remove(victim)
                 node.running.append(job)
                 preemptions.append(Preemption(victim, node.name, job))

@@ -235,3 +235,19 @@ def test_given_a_heap_when_jobs_are_updated_and_removed_then_order_follows_the_l
     heap.remove(("ns", "b"))
     assert [k[1] for k in heap.ordered()] == ["d", "a", "c"]
     assert len(heap) == 3
+
+
+def test_given_10000_queued_jobs_and_100_nodes_when_one_cycle_runs_then_it_fills_every_slot_quickly():
+    import time
+
+    shapes = [{"accelerator": "nvidia"}, {"queue": "live"}, {"queue": "batch", "priority": "low"}, {}]
+    jobs = [job(f"j{i:05d}", queued=i / 100, **shapes[i % 4]) for i in range(10_000)]
+    nodes = [node(f"n{i:03d}") for i in range(100)]  # no NVENC anywhere: every 4th job fits nowhere
+    snapshot = node_snapshot(nodes, {n.name: lease(n.name, slots=2) for n in nodes}, jobs, now=NOW, default_slots=2)
+    queued = sorted(jobs, key=lambda j: order_key(j, VALUES))
+    started = time.perf_counter()
+    cycle = schedule(queued, snapshot, now=NOW, priority_values=VALUES)
+    elapsed = time.perf_counter() - started
+    assert len(cycle.assignments) == 200
+    assert all(a.job.queue == "live" for a in cycle.assignments)
+    assert elapsed < 0.5, f"{elapsed:.3f}s"
