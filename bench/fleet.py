@@ -41,7 +41,7 @@ class Fleet:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="lease-renewer", daemon=True)
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lease")
+        self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="lease")
 
     def create(self) -> None:
         labels = {api.LABEL_WORKER: "true", api.LABEL_GPU: "false", f"{api.LABEL_ENCODER_PREFIX}{self.encoder}": "true"}

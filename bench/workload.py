@@ -56,6 +56,7 @@ class Tracker:
     prefix: str = ""  # only jobs named <prefix>-... belong to this phase (a watch also lists older ones)
     jobs: dict[str, JobTimes] = field(default_factory=dict)
     bound: int = 0
+    progress: int = 0  # first sightings of Queued, Assigned or a bound pod: the operator is still moving
     all_bound: threading.Event = field(default_factory=threading.Event)
     expected: int = 0
 
@@ -76,8 +77,10 @@ class Tracker:
         t = self.times(name)
         if phase == "Queued" and t.queued_seen is None:
             t.queued_seen = seen
+            self.progress += 1
         if phase in ("Assigned", "Processing", "Completed") and t.assigned_seen is None:
             t.assigned_seen = seen
+            self.progress += 1
             # The last Queued -> Assigned pair of the operator's own stamps (a job may be requeued).
             for entry in status.get("transitions", []):
                 if entry.get("phase") == "Queued":
@@ -95,6 +98,7 @@ class Tracker:
         if t.bound_seen is None:
             t.bound_seen = seen
             self.bound += 1
+            self.progress += 1
             if self.expected and self.bound >= self.expected:
                 self.all_bound.set()
 
