@@ -12,6 +12,7 @@ import json
 import logging
 import random
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
@@ -20,6 +21,7 @@ from . import api
 from .cache import Cache
 from .handlers import register
 from .kube import Kube, load_api_client
+from .loop import WRITE_CONCURRENCY
 from .metrics import OperatorMetrics, api_snapshot_source
 from .settings import PeeringSettings, PodSettings, SchedulingSettings, Settings
 
@@ -143,7 +145,12 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
 
 
 async def run(settings: Settings) -> None:
-    kube = Kube(load_api_client())
+    # API writes run in threads (asyncio.to_thread); the default pool has min(32, CPUs + 4) of them,
+    # fewer than the writes the scheduler keeps in flight on a small machine.
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY + 4, thread_name_prefix="ffrtmp-api")
+    )
+    kube = Kube(load_api_client(pool_size=WRITE_CONCURRENCY + 4))
     if settings.peering.enabled:
         await kube.ensure_peering(settings.peering.name)
     metrics = OperatorMetrics()

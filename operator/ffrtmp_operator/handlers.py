@@ -41,9 +41,10 @@ def register(
         meta = obj.get("metadata") or {}
         if not settings.manages(meta.get("namespace", "")):
             return
+        key = (meta.get("namespace", ""), meta.get("name", ""))
         if event.get("type") == "DELETED":
-            cache.delete_job((meta.get("namespace", ""), meta.get("name", "")))
-        elif not cache.upsert_job(job_record(obj)):
+            cache.delete_job(key)
+        elif not cache.upsert_job(job_record(obj, previous=cache.jobs.get(key))):
             return
         await cache.notify()
 

@@ -10,11 +10,13 @@ and only then is the pod created under its deterministic name, so no job is ever
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubernetes.client.exceptions import ApiException
 
@@ -32,6 +34,16 @@ from .settings import Settings
 log = logging.getLogger("ffrtmp.scheduler")
 ACTIVE_PHASES = (Phase.ASSIGNED, Phase.PROCESSING, Phase.PAUSED)
 WRITE_CONCURRENCY = 16  # parallel API writes per phase; the apiserver's default inflight limit is 400
+
+
+class Step(NamedTuple):
+    """One phase change of a status write."""
+
+    target: Phase
+    reason: str
+    message: str
+    now: datetime
+    event_type: str = "Normal"
 
 
 class Clock:
@@ -59,6 +71,7 @@ class Scheduler:
         self.metrics = metrics
         self.clock = Clock()
         self._limit = asyncio.Semaphore(WRITE_CONCURRENCY)
+        self._retry: set[JobKey] = set()
         # Since when the API server has answered without a break (None: it does not answer now). A Lease
         # that expired while heartbeats could not reach the API says nothing about the node: agents get
         # one full lease period of reachability to renew before their jobs count as NodeLost.
@@ -139,13 +152,13 @@ class Scheduler:
         keys = self.cache.take_dirty()
         nodes_changed, self.cache.nodes_changed = self.cache.nodes_changed, False
         if sweep or nodes_changed:
-            # Lease expiry and timeouts have no event of their own: look at every slot holder.
             seen = set(keys)
-            keys += [k for k, j in self.cache.jobs.items() if j.phase in ACTIVE_PHASES and k not in seen]
-        changed = await self.reconcile(keys)
+            retry, self._retry = self._retry, set()
+            keys += [k for k in [*retry, *self.sweep_keys(self.clock())] if k not in seen and not seen.add(k)]
+        changed, arrivals = await self.reconcile(keys)
         timings["reconcile"] = time.monotonic() - t
 
-        if not len(self.cache.queue):  # nothing to place: no snapshot of every job
+        if not len(self.cache.queue) and not arrivals:  # nothing to place: no snapshot of every job
             if changed:
                 log.info("scheduling pass", extra={"reconciled": len(keys), "transitions": changed, "queued": 0,
                                                    "reconcile_ms": round(timings["reconcile"] * 1000, 2)})  # fmt: skip
@@ -159,7 +172,18 @@ class Scheduler:
         timings["snapshot"] = time.monotonic() - t
 
         t = time.monotonic()
-        ordered = (self.cache.jobs[k] for k in self.cache.queue.ordered())
+        values = self.cache.priority_values
+        # New arrivals join the queue in memory only: placed now, one status write carries both their
+        # Queued and Assigned transitions; the rest get their Queued write after this cycle.
+        provisional = sorted(
+            (replace(job, phase=Phase.QUEUED, queued_at=at) for job, _, at in arrivals),
+            key=lambda j: scheduling.order_key(j, values),
+        )
+        ordered = heapq.merge(
+            (self.cache.jobs[k] for k in self.cache.queue.ordered()),
+            provisional,
+            key=lambda j: scheduling.order_key(j, values),
+        )
         cycle = scheduling.schedule(
             ordered, snapshot, now=now, priority_values=self.cache.priority_values,
             preemption=self.settings.scheduling.preemption,
@@ -167,8 +191,14 @@ class Scheduler:
         timings["nominate"] = time.monotonic() - t
 
         t = time.monotonic()
+        arriving = {job.key: (decision, at) for job, decision, at in arrivals}
+        placed = {a.job.key for a in cycle.assignments}
         await self._each(self.preempt(p) for p in cycle.preemptions)
-        admitted = await self._each(self.admit(a) for a in cycle.assignments)
+        admitted = await self._each(
+            self._guard(a.job.key, self.admit(a, queued=arriving.get(a.job.key))) for a in cycle.assignments
+        )
+        waiting = [(job, d, at) for job, d, at in arrivals if job.key not in placed]
+        changed += sum(await self._each(self._guard(job.key, self.carry_out(job, d, at)) for job, d, at in waiting))
         timings["admit"] = time.monotonic() - t
         if self.metrics is not None:
             self.metrics.record_cycle(sum(timings.values()))
@@ -186,6 +216,14 @@ class Scheduler:
                 },
             )  # fmt: skip
 
+    async def _guard(self, key: JobKey, coro: Any) -> Any:
+        """A job whose write failed (5xx, timeout) is looked at again on the next tick, not at once."""
+        try:
+            return await coro
+        except ApiException:
+            self._retry.add(key)
+            raise
+
     async def _each(self, coros: Iterable[Any]) -> list[Any]:
         async def limited(coro: Any) -> Any:
             async with self._limit:
@@ -199,8 +237,26 @@ class Scheduler:
 
     # --------------------------------------------------------------------------------- reconcile
 
-    async def reconcile(self, keys: list[JobKey]) -> int:
+    def sweep_keys(self, now: datetime) -> list[JobKey]:
+        """Slot holders something may have happened to without an event of its own: their node's
+        Lease expired, a timeout may have passed, or an Assigned job has no pod (after a crash)."""
+        alive = {n for n, lease in self.cache.leases.items() if lease.alive(now) and n in self.cache.nodes}
+        return [
+            k
+            for k, j in self.cache.jobs.items()
+            if j.phase in ACTIVE_PHASES
+            and (
+                (j.node is not None and j.node not in alive)
+                or j.timeout_seconds is not None
+                or (j.phase == Phase.ASSIGNED and not self.cache.pods_by_job.get(k))
+            )
+        ]
+
+    async def reconcile(self, keys: list[JobKey]) -> tuple[int, list[tuple[JobRecord, reconcile.Decision, datetime]]]:
+        """Carry out what `decide` says for `keys`; returns the phase changes written and the new jobs
+        (Pending -> Queued), whose write waits for the admission cycle."""
         decisions = []
+        arrivals = []
         for key in keys:
             job = self.cache.jobs.get(key)
             if job is None:
@@ -220,10 +276,12 @@ class Scheduler:
             stale_generation = (
                 job.phase not in api.TERMINAL_PHASES and job.generation and job.generation != job.observed_generation
             )
-            if decision != reconcile.NOTHING or stale_generation:
+            if decision.target == Phase.QUEUED and (job.phase or Phase.PENDING) == Phase.PENDING:
+                arrivals.append((job, decision, now))
+            elif decision != reconcile.NOTHING or stale_generation:
                 decisions.append((job, decision, now))
-        results = await self._each(self.carry_out(job, d, now) for job, d, now in decisions)
-        return sum(1 for r in results if r)
+        results = await self._each(self._guard(job.key, self.carry_out(job, d, now)) for job, d, now in decisions)
+        return sum(1 for r in results if r), arrivals
 
     async def carry_out(self, job: JobRecord, decision: reconcile.Decision, now: datetime) -> bool:
         """Write the phase change (if any), then delete and create pods. True when the phase changed."""
@@ -253,7 +311,7 @@ class Scheduler:
             if cached is not None and cached.resource_version == job.resource_version:
                 self.cache.queue.remove(job.key)  # the watch has not delivered the newer version yet
             return None
-        self.cache.upsert_job(job_record(body))
+        self.cache.upsert_job(job_record(body, previous=job))
         return body
 
     async def transition(
@@ -267,10 +325,20 @@ class Scheduler:
         extra: dict[str, Any] | None = None,
         event_type: str = "Normal",
     ) -> bool:
+        return await self.transitions(job, [Step(target, reason, message, now, event_type)], extra=extra)
+
+    async def transitions(self, job: JobRecord, steps: list[Step], *, extra: dict[str, Any] | None = None) -> bool:
+        """Write one or more phase changes in one status patch, then one Event per change."""
+        status = job.status()
+        patch: dict[str, Any] = {}
         try:
-            patch = lifecycle.transition(
-                job.status(), target, reason=reason, message=message, now=now, generation=job.generation or None
-            )
+            for step in steps:
+                change = lifecycle.transition(
+                    status, step.target, reason=step.reason, message=step.message, now=step.now,
+                    generation=job.generation or None,
+                )  # fmt: skip
+                patch.update(change)
+                status = {**status, **change}
         except InvalidTransition as exc:
             log.warning("transition refused", extra={"job": f"{job.namespace}/{job.name}", "error": str(exc)})
             return False
@@ -278,28 +346,33 @@ class Scheduler:
         body = await self.write_status(job, patch)
         if body is None:
             return False
-        self._record(job, target, reason=reason, now=now, body=body, failed=event_type == "Warning")
-        log.info(
-            "job phase",
-            extra={"job": f"{job.namespace}/{job.name}", "from": (job.phase or Phase.PENDING).value,
-                   "to": target.value, "reason": reason},
-        )  # fmt: skip
-        try:
-            await self.kube.post_event(job, reason=reason, message=message or target.value, type_=event_type)
-        except ApiException as exc:  # the phase is written; a lost Event must not undo it
-            log.warning("event not posted", extra={"job": f"{job.namespace}/{job.name}", "status": exc.status})
+        old = Phase(job.status().get("phase") or Phase.PENDING)
+        for step in steps:
+            self._record(job, old, step, body=body)
+            log.info(
+                "job phase",
+                extra={"job": f"{job.namespace}/{job.name}", "from": old.value, "to": step.target.value,
+                       "reason": step.reason},
+            )  # fmt: skip
+            old = step.target
+            try:
+                await self.kube.post_event(
+                    job, reason=step.reason, message=step.message or step.target.value, type_=step.event_type
+                )
+            except ApiException as exc:  # the phase is written; a lost Event must not undo it
+                log.warning("event not posted", extra={"job": f"{job.namespace}/{job.name}", "status": exc.status})
         return True
 
-    def _record(
-        self, job: JobRecord, target: Phase, *, reason: str, now: datetime, body: dict[str, Any], failed: bool
-    ) -> None:
+    def _record(self, job: JobRecord, old: Phase, step: Step, *, body: dict[str, Any]) -> None:
         if self.metrics is None:
             return
-        ends_run = failed and target in (Phase.QUEUED, Phase.FAILED)
+        target, now = step.target, step.now
+        ends_run = step.event_type == "Warning" and target in (Phase.QUEUED, Phase.FAILED)
+        queued_at = job.queued_at or (now if old == Phase.QUEUED else None)
         self.metrics.record_transition(
-            old=(job.phase or Phase.PENDING).value, new=target.value, queue=job.queue, reason=reason,
-            failure=reason if ends_run and reason != Reason.RETRIES_EXHAUSTED else None,
-            waited_s=(now - job.queued_at).total_seconds() if job.queued_at and target == Phase.ASSIGNED else None,
+            old=old.value, new=target.value, queue=job.queue, reason=step.reason,
+            failure=step.reason if ends_run and step.reason != Reason.RETRIES_EXHAUSTED else None,
+            waited_s=(now - queued_at).total_seconds() if queued_at and target == Phase.ASSIGNED else None,
             ran_s=(now - job.started_at).total_seconds() if job.started_at else None,
         )  # fmt: skip
         if target == Phase.COMPLETED:
@@ -307,8 +380,11 @@ class Scheduler:
 
     # ------------------------------------------------------------------------------------- admit
 
-    async def admit(self, assignment: scheduling.Assignment) -> bool:
-        """Assume (the cycle already took the slot), write the placement, then create the pod."""
+    async def admit(
+        self, assignment: scheduling.Assignment, *, queued: tuple[reconcile.Decision, datetime] | None = None
+    ) -> bool:
+        """Assume (the cycle already took the slot), write the placement, then create the pod. `queued`:
+        the job is new, and its Queued transition goes into the same status write."""
         job, node, encoder = assignment
         attempt = job.attempts + 1
         now = self.clock()
@@ -320,19 +396,23 @@ class Scheduler:
                 settings=self.settings.pods,
             )  # fmt: skip
         except (PlanError, ValueError) as exc:  # an unrunnable spec fails its job, not the operator
-            return await self.transition(
-                job, Phase.FAILED, reason=Reason.INPUT_ERROR.value, message=str(exc)[:1024], now=now,
-                event_type="Warning",
-            )  # fmt: skip
-        placed = await self.transition(
-            job, Phase.ASSIGNED, reason=Reason.ADMITTED.value, message=f"assigned to {node} (encoder {encoder})",
-            now=now, extra={"node": node, "pod": manifest["metadata"]["name"], "attempts": attempt, "encoder": encoder},
-        )  # fmt: skip
+            failed = Step(Phase.FAILED, Reason.INPUT_ERROR.value, str(exc)[:1024], now, "Warning")
+            return await self.transitions(job, [*self._queued_steps(queued), failed])
+        assigned = Step(Phase.ASSIGNED, Reason.ADMITTED.value, f"assigned to {node} (encoder {encoder})", now)
+        placement = {"node": node, "pod": manifest["metadata"]["name"], "attempts": attempt, "encoder": encoder}
+        placed = await self.transitions(job, [*self._queued_steps(queued), assigned], extra=placement)
         if self.metrics is not None:
             self.metrics.record_admission("admitted" if placed else "conflict", queue=job.queue)
         if placed:
             await self._create(manifest)
         return placed
+
+    @staticmethod
+    def _queued_steps(queued: tuple[reconcile.Decision, datetime] | None) -> list[Step]:
+        if queued is None:
+            return []
+        decision, at = queued
+        return [Step(Phase.QUEUED, decision.reason, decision.message, at)]
 
     async def create_pod(self, job: JobRecord) -> None:
         """The pod of an Assigned job that has none (the operator stopped between status and pod)."""

@@ -12,7 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -80,19 +80,59 @@ def _phase(value: Any) -> Phase | None:
     return Phase(value) if value else None
 
 
-def job_record(body: Mapping[str, Any]) -> JobRecord:
+class _SpecFields(NamedTuple):
+    queue: str
+    priority_class: str
+    paused: bool
+    canceled: bool
+    max_retries: int
+    timeout_seconds: int | None
+    codec: str
+    accelerator: str
+    node_selector: tuple[tuple[str, str], ...]
+    spec_json: bytes
+    broken: str | None
+
+
+def _spec_fields(raw_spec: Mapping[str, Any]) -> _SpecFields:
+    try:
+        spec = api.TranscodeJobSpec.model_validate(raw_spec)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        broken = f"invalid spec: {'.'.join(str(p) for p in error.get('loc', ()))}: {error.get('msg')}"
+        return _SpecFields("default", "", False, False, 0, None, "h264", "none", (), _compact(raw_spec), broken)
+    return _SpecFields(
+        queue=spec.queue,
+        priority_class=spec.priorityClassName or api.PRIORITY_CLASSES[spec.priority],
+        paused=spec.paused,
+        canceled=spec.canceled,
+        max_retries=spec.maxRetries,
+        timeout_seconds=spec.timeoutSeconds,
+        codec=spec.video.codec,
+        accelerator=spec.hardware.accelerator,
+        node_selector=tuple(sorted((spec.nodeSelector or {}).items())),
+        spec_json=_compact(raw_spec),
+        broken=None,
+    )
+
+
+def job_record(body: Mapping[str, Any], *, previous: JobRecord | None = None) -> JobRecord:
+    """The record of a job as the API returned it. With `previous` (the cached record of the same
+    object) the spec is parsed again only when metadata.generation moved: most events of a job are
+    status writes, and validating the spec is the costly part."""
     meta = body.get("metadata") or {}
-    raw_spec = body.get("spec") or {}
     raw_status = body.get("status") or {}
     if not isinstance(raw_status, Mapping):
         raw_status = {}
     status = {k: v for k, v in raw_status.items() if k not in _STATUS_DROPPED}
-    broken = None
-    try:
-        spec = api.TranscodeJobSpec.model_validate(raw_spec)
-    except ValidationError as exc:
-        broken = f"invalid spec: {exc.errors()[0].get('loc')}: {exc.errors()[0].get('msg')}"
-        spec = None
+    generation = int(meta.get("generation") or 0)
+    uid = meta.get("uid", "")
+    if previous is not None and previous.uid == uid and previous.generation == generation and generation:
+        spec = _SpecFields(*(getattr(previous, f) for f in _SpecFields._fields))
+        spec = spec._replace(broken=None if (previous.broken or "").startswith("invalid status") else previous.broken)
+    else:
+        spec = _spec_fields(body.get("spec") or {})
+    broken = spec.broken
     try:
         phase = _phase(status.get("phase"))
         paused_from = _phase(status.get("pausedFrom"))
@@ -100,19 +140,18 @@ def job_record(body: Mapping[str, Any]) -> JobRecord:
     except (TypeError, ValueError) as exc:
         broken = broken or f"invalid status: {exc}"
         phase, paused_from, attempts = Phase.PENDING, None, 0
-    priority_class = (spec.priorityClassName or api.PRIORITY_CLASSES[spec.priority]) if spec else ""
     return JobRecord(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
-        uid=meta.get("uid", ""),
+        uid=uid,
         resource_version=meta.get("resourceVersion", ""),
-        generation=int(meta.get("generation") or 0),
+        generation=generation,
         observed_generation=status.get("observedGeneration"),
         created=meta.get("creationTimestamp") or "",
         phase=phase,
         paused_from=paused_from,
-        queue=spec.queue if spec else "default",
-        priority_class=priority_class,
+        queue=spec.queue,
+        priority_class=spec.priority_class,
         queued_at=parse_time(status.get("queuedAt")),
         retry_after=parse_time(status.get("retryAfter")),
         started_at=parse_time(status.get("startedAt")),
@@ -120,14 +159,14 @@ def job_record(body: Mapping[str, Any]) -> JobRecord:
         pod=status.get("pod") or None,
         attempts=attempts,
         encoder=status.get("encoder") or None,
-        paused=bool(spec and spec.paused),
-        canceled=bool(spec and spec.canceled),
-        max_retries=spec.maxRetries if spec else 0,
-        timeout_seconds=spec.timeoutSeconds if spec else None,
-        codec=spec.video.codec if spec else "h264",
-        accelerator=spec.hardware.accelerator if spec else "none",
-        node_selector=tuple(sorted((spec.nodeSelector or {}).items())) if spec else (),
-        spec_json=_compact(raw_spec),
+        paused=spec.paused,
+        canceled=spec.canceled,
+        max_retries=spec.max_retries,
+        timeout_seconds=spec.timeout_seconds,
+        codec=spec.codec,
+        accelerator=spec.accelerator,
+        node_selector=spec.node_selector,
+        spec_json=spec.spec_json,
         status_json=_compact(status),
         broken=broken,
     )

@@ -98,3 +98,25 @@ def test_given_no_free_slot_when_a_live_job_arrives_then_the_running_batch_job_i
     assert status["node"] == node
     batch = cluster.status("batch")
     assert (batch["phase"], batch["reason"]) == ("Queued", "Preempted")
+
+
+def test_given_a_free_slot_when_a_job_arrives_then_one_status_write_queues_and_places_it(operator, cluster):
+    from ffrtmp_operator import api
+    from kubernetes import watch
+
+    cluster.add_node("w", slots=1)
+    created = cluster.create_job("fast")
+    stream = watch.Watch().stream(
+        cluster.custom.list_namespaced_custom_object, api.GROUP, api.VERSION, cluster.ns, api.PLURAL,
+        resource_version=created["metadata"]["resourceVersion"], timeout_seconds=20,
+    )  # fmt: skip
+    phases = []
+    for event in stream:
+        phases.append((event["type"], (event["object"].get("status") or {}).get("phase")))
+        if phases[-1][1] == "Assigned":
+            break
+    # The first write after the create is the admission itself (Queued and Assigned transitions at once).
+    assert phases == [("MODIFIED", "Assigned")]
+    status = cluster.status("fast")
+    assert [t["phase"] for t in status["transitions"]] == ["Queued", "Assigned"]
+    assert sorted(e.reason for e in cluster.events("fast")) == ["Admitted", "Created"]
