@@ -70,7 +70,7 @@ def start(
     with open(log, "ab") as out:
         out.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S')} start: {' '.join(argv)}\n".encode())
         out.flush()
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -80,6 +80,12 @@ def start(
             start_new_session=True,
             preexec_fn=_die_with_parent if tie_to_parent else None,
         )
+    # Popen may return before the child has exec'd, while /proc/<pid>/environ is still ours, without the
+    # marker; callers judge "alive and ours" by the marker, so wait for the exec.
+    deadline = time.monotonic() + 5
+    while not owned(proc.pid, marker) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    return proc
 
 
 def owned(pid: int, marker: str) -> bool:
