@@ -179,7 +179,7 @@ class Cache:
         for pod in pods:
             self.upsert_pod(pod)
         # Arrival order, so Pending jobs are queued first-come first-served.
-        for job in sorted(jobs, key=lambda j: (j.created, j.name)):
+        for job in sorted(jobs, key=lambda j: j.arrival):
             self.upsert_job(job)
         self.nodes_changed = True
 

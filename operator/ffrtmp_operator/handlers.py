@@ -64,6 +64,7 @@ def register(
         record = node_record(event["object"])
         gone = event.get("type") == "DELETED" or record.labels.get(api.LABEL_WORKER) != "true"
         if cache.set_node(record.name, None if gone else record):
+            log.debug("node changed", extra={"node": record.name, "event": event.get("type"), "gone": gone})
             await cache.notify()
 
     @kopf.on.event("coordination.k8s.io", "v1", "leases", **on)
@@ -73,6 +74,7 @@ def register(
             return  # the server-side field selector already drops these; kept for safety
         record = lease_record(obj)
         if record is not None and cache.set_lease(record.node, None if event.get("type") == "DELETED" else record):
+            log.debug("lease changed", extra={"node": record.node, "event": event.get("type")})
             await cache.notify()
 
     @kopf.on.event("scheduling.k8s.io", "v1", "priorityclasses", **on)

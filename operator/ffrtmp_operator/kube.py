@@ -65,6 +65,17 @@ class Kube:
 
     # ---------------------------------------------------------------------------------- jobs
 
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The job as stored now; None when it is gone or the API does not answer."""
+        try:
+            return await asyncio.to_thread(
+                self.custom.get_namespaced_custom_object, api.GROUP, api.VERSION, namespace, api.PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     async def patch_job_status(self, job: JobRecord, status: dict[str, Any]) -> dict[str, Any] | None:
         """Merge-patch the status with the record's resourceVersion as a precondition; None on 409
         (someone changed the job since we read it: the caller forgets its decision) or 404."""

@@ -34,6 +34,9 @@ from .settings import Settings
 log = logging.getLogger("ffrtmp.scheduler")
 ACTIVE_PHASES = (Phase.ASSIGNED, Phase.PROCESSING, Phase.PAUSED)
 WRITE_CONCURRENCY = 16  # parallel API writes per phase; the apiserver's default inflight limit is 400
+# Admissions per pass: a pass awaits its writes (4 per job), so a cap keeps passes around a second and
+# new arrivals (and pod/phase events) are looked at between them instead of behind a long convoy.
+ADMISSIONS_PER_PASS = 128
 
 
 class Step(NamedTuple):
@@ -122,7 +125,9 @@ class Scheduler:
             self.reachable_since = None
         elif self.reachable_since is None:
             self.reachable_since = self.clock()
-            log.info("API server reachable again")
+            # The watches reconnect on their own, but may resume late: relist so the cache is current.
+            log.info("API server reachable again: resync")
+            await self.resync()
 
     def heartbeats_could_arrive(self, now: datetime, lease_seconds: int) -> bool:
         """True once the API has answered for a whole lease period, so an expired Lease means the node."""
@@ -186,7 +191,7 @@ class Scheduler:
         )
         cycle = scheduling.schedule(
             ordered, snapshot, now=now, priority_values=self.cache.priority_values,
-            preemption=self.settings.scheduling.preemption,
+            preemption=self.settings.scheduling.preemption, limit=ADMISSIONS_PER_PASS,
         )  # fmt: skip
         timings["nominate"] = time.monotonic() - t
 
@@ -198,6 +203,9 @@ class Scheduler:
             self._guard(a.job.key, self.admit(a, queued=arriving.get(a.job.key))) for a in cycle.assignments
         )
         waiting = [(job, d, at) for job, d, at in arrivals if job.key not in placed]
+        if cycle.truncated:  # not looked at yet: they stay Pending and come first in the next pass
+            self.cache.dirty = {**{job.key: None for job, _, _ in waiting}, **self.cache.dirty}
+            waiting = []
         changed += sum(await self._each(self._guard(job.key, self.carry_out(job, d, at)) for job, d, at in waiting))
         timings["admit"] = time.monotonic() - t
         if self.metrics is not None:
@@ -257,6 +265,9 @@ class Scheduler:
         (Pending -> Queued), whose write waits for the admission cycle."""
         decisions = []
         arrivals = []
+        # kopf hands events of different objects over in no fixed order: stamp new jobs' queuedAt
+        # in creation order, so FIFO means first created, first served.
+        keys = sorted(keys, key=lambda k: j.arrival if (j := self.cache.jobs.get(k)) else ("", 0, ""))
         for key in keys:
             job = self.cache.jobs.get(key)
             if job is None:
@@ -310,6 +321,11 @@ class Scheduler:
             cached = self.cache.jobs.get(job.key)
             if cached is not None and cached.resource_version == job.resource_version:
                 self.cache.queue.remove(job.key)  # the watch has not delivered the newer version yet
+                # Read the newer version now rather than wait for the watch, which can lag far behind (after
+                # an API server restart it resumed minutes later): the next pass decides on fresh data.
+                fresh = await self.kube.get_job(job.namespace, job.name)
+                if fresh is not None:
+                    self.cache.upsert_job(job_record(fresh))
             return None
         self.cache.upsert_job(job_record(body, previous=job))
         return body

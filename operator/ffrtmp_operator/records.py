@@ -60,6 +60,16 @@ class JobRecord:
     def key(self) -> JobKey:
         return (self.namespace, self.name)
 
+    @property
+    def arrival(self) -> tuple[str, int, str]:
+        """Creation order: creationTimestamp has whole seconds only, so the resourceVersion (an etcd
+        revision, increasing) breaks ties for jobs not yet written since their creation."""
+        try:
+            revision = int(self.resource_version)
+        except ValueError:
+            revision = 0
+        return (self.created, revision, self.name)
+
     def same_state(self, other: JobRecord) -> bool:
         """Equal but for resourceVersion: e.g. the runner only wrote progress or result, which the
         operator neither schedules nor reconciles on (it still needs the new version for its writes)."""

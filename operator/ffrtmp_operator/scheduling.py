@@ -123,6 +123,8 @@ class Cycle(NamedTuple):
     assignments: list[Assignment]
     preemptions: list[Preemption]
     considered: int
+    truncated: bool = False
+    """Stopped at `limit` admissions: jobs after the last one were not looked at."""
 
 
 def _least_loaded(candidates: list[tuple[NodeState, str]]) -> tuple[NodeState, str]:
@@ -154,10 +156,12 @@ def schedule(
     now: datetime,
     priority_values: Mapping[str, int],
     preemption: bool = True,
+    limit: int | None = None,
 ) -> Cycle:
     """Admit jobs (given in order_key order) against `snapshot`, which this mutates.
 
-    Stops once no slot is left and no live job could preempt. A live job that fits nowhere takes the
+    Stops once no slot is left and no live job could preempt, or after `limit` admissions (so one pass
+    does not hold back everything that arrives while its writes are in flight). A live job that fits nowhere takes the
     slot of the lowest running batch job (when `preemption`); that job is requeued by the caller.
     """
     assignments: list[Assignment] = []
@@ -169,6 +173,8 @@ def schedule(
     unfit: set[tuple[str, str, tuple[tuple[str, str], ...]]] = set()
     considered = 0
     for job in ordered:
+        if limit is not None and len(assignments) >= limit:
+            return Cycle(assignments, preemptions, considered, truncated=True)
         if not open_nodes and not (preemption and victims and job.queue == "live"):
             break  # queue order: only live jobs (they come first) could still preempt
         if not schedulable(job, now):

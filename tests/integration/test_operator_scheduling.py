@@ -119,4 +119,7 @@ def test_given_a_free_slot_when_a_job_arrives_then_one_status_write_queues_and_p
     assert phases == [("MODIFIED", "Assigned")]
     status = cluster.status("fast")
     assert [t["phase"] for t in status["transitions"]] == ["Queued", "Assigned"]
-    assert sorted(e.reason for e in cluster.events("fast")) == ["Admitted", "Created"]
+    wait_until(
+        lambda: sorted(e.reason for e in cluster.events("fast")) == ["Admitted", "Created"],
+        timeout=10, what="an Event per transition",
+    )  # fmt: skip

@@ -170,3 +170,12 @@ def test_given_lease_renewals_when_cached_then_only_appearance_slot_changes_and_
     assert cache.set_lease("n", LeaseRecord("n", NOW + timedelta(seconds=5), 15, 2)) is False
     assert cache.set_lease("n", LeaseRecord("n", NOW + timedelta(seconds=6), 15, 3)) is True
     assert cache.set_lease("n", LeaseRecord("n", NOW + timedelta(seconds=60), 15, 3)) is True  # back from the dead
+
+
+def test_given_jobs_created_in_one_second_when_ordering_arrivals_then_the_resource_version_breaks_the_tie():
+    def created(name, rv, ts="2026-01-01T00:00:00Z"):
+        meta = {"name": name, "namespace": "ns", "uid": name, "resourceVersion": rv, "creationTimestamp": ts}
+        return job_record({"metadata": meta, "spec": HELLO["spec"]})
+
+    jobs = [created("a-late", "900"), created("z-early", "100"), created("m-next-second", "50", "2026-01-01T00:00:01Z")]
+    assert [j.name for j in sorted(jobs, key=lambda j: j.arrival)] == ["z-early", "a-late", "m-next-second"]

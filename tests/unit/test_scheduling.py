@@ -251,3 +251,10 @@ def test_given_10000_queued_jobs_and_100_nodes_when_one_cycle_runs_then_it_fills
     assert len(cycle.assignments) == 200
     assert all(a.job.queue == "live" for a in cycle.assignments)
     assert elapsed < 0.5, f"{elapsed:.3f}s"
+
+
+def test_given_a_limit_when_more_jobs_fit_then_the_cycle_stops_there_and_says_so():
+    jobs = [job(f"j{i}", queued=i) for i in range(5)]
+    snapshot = node_snapshot([node("n")], {"n": lease("n", slots=10)}, jobs, now=NOW, default_slots=2)
+    cycle = schedule(jobs, snapshot, now=NOW, priority_values=VALUES, limit=3)
+    assert [a.job.name for a in cycle.assignments] == ["j0", "j1", "j2"] and cycle.truncated
