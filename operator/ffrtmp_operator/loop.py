@@ -1,7 +1,8 @@
 """The scheduler loop: the one place that writes job status, creates and deletes job pods.
 
 Runs only on the active replica. Each pass has named, timed phases: resync (at start), reconcile (the
-jobs that changed, plus every job holding a slot once per tick), snapshot, nominate, admit. Admission is
+jobs that changed, plus once per tick the slot holders that can expire), snapshot, nominate, admit (new
+jobs placed at once get their Queued and Assigned transitions in one status write). Admission is
 "assume, then write": the cycle's snapshot counts the slot as taken, the status patch carries the
 job's resourceVersion (a 409 means the job changed under us: forget and let the watch bring it back),
 and only then is the pod created under its deterministic name, so no job is ever placed twice.
@@ -84,7 +85,15 @@ class Scheduler:
 
     async def run(self, stopped: Any = None) -> None:
         """Resync, then pass after pass until `stopped` (kopf's daemon flag) is set or cancelled."""
-        await self.resync()
+        while True:
+            try:
+                await self.resync()
+                break
+            except Exception:  # the API is not answering yet: nothing is decided on a partial view
+                log.exception("resync failed, retrying")
+                if stopped is not None and stopped:
+                    return
+                await asyncio.sleep(2)
         self.reachable_since = self.clock()
         tick = self.settings.scheduling.tick_seconds
         next_sweep = 0.0
