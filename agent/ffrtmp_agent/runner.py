@@ -478,6 +478,20 @@ def write_termination_log(failure: Failure, path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the plan, then leaves with os._exit: the job watch is a daemon thread that may sit in a TLS
+    connect or a log write (API server restarting); letting the interpreter finalise under it aborts the
+    process (exit 134) after a successful encode, and the pod would be reported Failed and run again."""
+    code = _run(argv)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _run(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=os.environ.get("FFRTMP_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s %(message)s",
