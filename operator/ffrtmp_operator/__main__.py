@@ -137,10 +137,6 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
     kopf_settings.watching.client_timeout = 330
     kopf_settings.watching.connect_timeout = 10
     kopf_settings.watching.reconnect_backoff = 1.0
-    # The watched resources are fixed (core kinds + our CRD, installed before the operator). Without this,
-    # kopf watches CRDs and re-runs API discovery on every CRD event; one that arrives while a restarted
-    # API server is still installing its paths drops our resources from kopf's view for good.
-    kopf_settings.scanning.disabled = True
     kopf_settings.persistence.progress_storage = _NoProgress()
     kopf_settings.persistence.diffbase_storage = _NoDiffBase()
     kopf_settings.peering.name = settings.peering.name
