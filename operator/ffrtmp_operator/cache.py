@@ -82,6 +82,11 @@ class Cache:
         self.dirty: dict[JobKey, None] = {}  # insertion-ordered: jobs are reconciled in arrival order
         self.changed = asyncio.Condition()
         self.nodes_changed = False
+        # Whether the cache reflects the cluster now: set by the scheduler's resync, cleared when the
+        # scheduler stops. A standby replica (kopf peering paused) gets no watch events, so its cache is
+        # stale; its scrape then leaves out the gauges built from the cache (metrics_cache), so that a
+        # dashboard's max over replicas is the active one's view, not a mix with an outdated one.
+        self.live = False
 
     # ------------------------------------------------------------------------------------ updates
 
@@ -182,6 +187,7 @@ class Cache:
         for job in sorted(jobs, key=lambda j: j.arrival):
             self.upsert_job(job)
         self.nodes_changed = True
+        self.live = True
 
     def take_dirty(self) -> list[JobKey]:
         keys = list(self.dirty)

@@ -94,6 +94,7 @@ def register(
         try:
             await Scheduler(cache, kube, settings, metrics).run(stopped)
         finally:
+            cache.live = False  # paused or stopping: the watches stop feeding the cache
             log.info("scheduler stopped")
 
     if settings.peering.enabled:

@@ -1,5 +1,6 @@
 """The operator's Prometheus metrics (served on :9090): counters and histograms the handlers record as
-jobs move, and gauges computed at scrape time from a snapshot of jobs, nodes and leases.
+jobs move, and gauges computed at scrape time from a snapshot of jobs, nodes and leases (metrics_cache
+builds it from the operator's cache).
 
 Naming follows Prometheus: `_total` only on counters, seconds and bytes as units, and every label value
 comes from a closed set (unknown values become "other") so a bad object cannot explode the series count.
@@ -177,31 +178,6 @@ def snapshot_from_objects(
     )
 
 
-def api_snapshot_source(api_client: Any, *, system_namespace: str) -> Callable[[], MetricsSnapshot]:
-    """A snapshot callable that lists jobs, worker nodes and leases through `api_client` (a
-    kubernetes.client.ApiClient) on each scrape: three list calls every scrape interval."""
-    from kubernetes import client  # the pure parts above stay importable without a cluster
-
-    custom, core, coordination = (
-        client.CustomObjectsApi(api_client),
-        client.CoreV1Api(api_client),
-        client.CoordinationV1Api(api_client),
-    )
-
-    def snapshot() -> MetricsSnapshot:
-        jobs = custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)["items"]
-        nodes = core.list_node(label_selector=f"{api.LABEL_WORKER}=true").items
-        leases = coordination.list_namespaced_lease(system_namespace).items
-        return snapshot_from_objects(
-            jobs=jobs,
-            nodes=[api_client.sanitize_for_serialization(n) for n in nodes],
-            leases=[api_client.sanitize_for_serialization(x) for x in leases],
-            now=datetime.now(timezone.utc),
-        )
-
-    return snapshot
-
-
 def snapshot_families(snap: MetricsSnapshot) -> list[GaugeMetricFamily]:
     """Pure: the scrape-time gauges for one snapshot."""
     jobs = GaugeMetricFamily("ffrtmp_jobs", "TranscodeJobs by phase and queue.", labels=["phase", "queue"])
@@ -256,29 +232,32 @@ def snapshot_families(snap: MetricsSnapshot) -> list[GaugeMetricFamily]:
 
 
 class SnapshotCollector(Collector):
-    """Computes the gauges at scrape time from the snapshot callable (None until the operator sets one)."""
+    """Computes the gauges at scrape time from the snapshot callable (None until the operator sets one).
+    A source that returns None has no current view (a standby replica): the gauges are left out."""
 
     def __init__(self) -> None:
-        self.source: Callable[[], MetricsSnapshot] | None = None
+        self.source: Callable[[], MetricsSnapshot | None] | None = None
         self.errors = 0  # scrapes whose snapshot failed; only the scrape thread writes it
 
     def describe(self) -> list[Metric]:
         return [*snapshot_families(MetricsSnapshot(now=datetime.now(timezone.utc))), self._errors_family()]
 
     def collect(self) -> Iterator[Metric]:
-        snap = MetricsSnapshot(now=datetime.now(timezone.utc))
+        snap: MetricsSnapshot | None = MetricsSnapshot(now=datetime.now(timezone.utc))
         if self.source is not None:
             try:
                 snap = self.source()
-            except Exception as error:  # a failed list must not fail the whole scrape; counters still matter
-                log.warning("metrics snapshot failed: %s", error)
+            except Exception as error:  # a failed snapshot must not fail the whole scrape; counters still matter
+                log.warning("metrics snapshot failed: %r", error)
                 self.errors += 1
-        yield from snapshot_families(snap)
+                snap = MetricsSnapshot(now=datetime.now(timezone.utc))
+        if snap is not None:
+            yield from snapshot_families(snap)
         yield self._errors_family()
 
     def _errors_family(self) -> CounterMetricFamily:
         family = CounterMetricFamily(
-            "ffrtmp_metrics_snapshot_errors", "Scrapes whose job/node snapshot could not be listed."
+            "ffrtmp_metrics_snapshot_errors", "Scrapes whose job/node snapshot failed."
         )
         family.add_metric([], self.errors)
         return family
@@ -372,7 +351,7 @@ class OperatorMetrics:
             self.failures.labels(reason=reason)
             self.retries.labels(reason=reason)
 
-    def set_snapshot_source(self, source: Callable[[], MetricsSnapshot] | None) -> None:
+    def set_snapshot_source(self, source: Callable[[], MetricsSnapshot | None] | None) -> None:
         self.collector.source = source
 
     def record_transition(

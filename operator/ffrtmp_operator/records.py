@@ -1,14 +1,15 @@
 """Compact in-memory records of the objects the operator watches, parsed from raw API bodies.
 
-Pure. A JobRecord keeps only what scheduling and reconciling read, plus the spec and the lifecycle part
-of the status as compact JSON bytes (progress and result are dropped): 10,000 jobs fit in a few tens
-of MB. A job whose stored data cannot be parsed gets `broken` set instead of raising, so one bad object
+Pure. A JobRecord keeps only what scheduling, reconciling and the scrape-time metrics read, plus the spec
+and the lifecycle part of the status as compact JSON bytes (result and the rest of progress are dropped):
+10,000 jobs fit in about 10 MB. A job whose stored data cannot be parsed gets `broken` set instead of raising, so one bad object
 fails itself and never the operator.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,16 @@ from .lifecycle import parse_time
 
 JobKey = tuple[str, str]  # (namespace, name)
 _STATUS_DROPPED = ("progress", "result")
+# Phases in which a job may hold a slot: only then is its progress a metric (ffrtmp_job_progress_ratio ...).
+_PROGRESS_PHASES = frozenset({Phase.ASSIGNED, Phase.PROCESSING, Phase.PAUSED})
+
+
+class Progress(NamedTuple):
+    """The part of status.progress the metrics export (None where the runner has not said)."""
+
+    percent: float | None
+    fps: float | None
+    speed: float | None
 
 
 @dataclass(slots=True)
@@ -36,6 +47,7 @@ class JobRecord:
     phase: Phase | None
     paused_from: Phase | None
     queue: str
+    priority: str  # spec.priority (low | medium | high), the metrics' label
     priority_class: str
     queued_at: datetime | None
     retry_after: datetime | None
@@ -55,6 +67,8 @@ class JobRecord:
     status_json: bytes
     broken: str | None = None
     """Why this object's data is unusable (the operator fails the job with this message)."""
+    progress: Progress | None = None
+    """Kept only while the job may hold a slot; one shared None for the (many) others."""
 
     @property
     def key(self) -> JobKey:
@@ -71,15 +85,18 @@ class JobRecord:
         return (self.created, revision, self.name)
 
     def same_state(self, other: JobRecord) -> bool:
-        """Equal but for resourceVersion: e.g. the runner only wrote progress or result, which the
-        operator neither schedules nor reconciles on (it still needs the new version for its writes)."""
-        return all(getattr(self, f) == getattr(other, f) for f in self.__slots__ if f != "resource_version")
+        """Equal but for resourceVersion and progress: e.g. the runner only wrote progress or result, which
+        the operator neither schedules nor reconciles on (it still needs the new version for its writes)."""
+        return all(getattr(self, f) == getattr(other, f) for f in self.__slots__ if f not in _UNSTATEFUL)
 
     def status(self) -> dict[str, Any]:
         return json.loads(self.status_json)
 
     def spec(self) -> dict[str, Any]:
         return json.loads(self.spec_json)
+
+
+_UNSTATEFUL = frozenset({"resource_version", "progress"})
 
 
 def _compact(value: Any) -> bytes:
@@ -90,8 +107,19 @@ def _phase(value: Any) -> Phase | None:
     return Phase(value) if value else None
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _progress(raw: Any, phase: Phase | None) -> Progress | None:
+    if phase not in _PROGRESS_PHASES or not isinstance(raw, Mapping):
+        return None
+    return Progress(_number(raw.get("percent")), _number(raw.get("fps")), _number(raw.get("speed")))
+
+
 class _SpecFields(NamedTuple):
     queue: str
+    priority: str
     priority_class: str
     paused: bool
     canceled: bool
@@ -110,9 +138,10 @@ def _spec_fields(raw_spec: Mapping[str, Any]) -> _SpecFields:
     except ValidationError as exc:
         error = exc.errors()[0]
         broken = f"invalid spec: {'.'.join(str(p) for p in error.get('loc', ()))}: {error.get('msg')}"
-        return _SpecFields("default", "", False, False, 0, None, "h264", "none", (), _compact(raw_spec), broken)
+        return _SpecFields("default", "medium", "", False, False, 0, None, "h264", "none", (), _compact(raw_spec), broken)
     return _SpecFields(
         queue=spec.queue,
+        priority=sys.intern(spec.priority),  # one shared string, not one per job
         priority_class=spec.priorityClassName or api.PRIORITY_CLASSES[spec.priority],
         paused=spec.paused,
         canceled=spec.canceled,
@@ -161,6 +190,7 @@ def job_record(body: Mapping[str, Any], *, previous: JobRecord | None = None) ->
         phase=phase,
         paused_from=paused_from,
         queue=spec.queue,
+        priority=spec.priority,
         priority_class=spec.priority_class,
         queued_at=parse_time(status.get("queuedAt")),
         retry_after=parse_time(status.get("retryAfter")),
@@ -179,6 +209,7 @@ def job_record(body: Mapping[str, Any], *, previous: JobRecord | None = None) ->
         spec_json=spec.spec_json,
         status_json=_compact(status),
         broken=broken,
+        progress=_progress(raw_status.get("progress"), phase),
     )
 
 
