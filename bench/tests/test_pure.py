@@ -73,11 +73,14 @@ def test_given_results_when_headline_then_ratio_and_targets_follow_the_issue() -
     result = {
         "baseline": {"jobs_per_s": 40.0},
         "operator": {"operator_rss_peak_mb": 200.0,
-                     "burst": {"jobs_per_s": 22.0, "writes_per_job": 4.5},
+                     "burst": {"jobs_per_s": 22.0, "jobs_bound": 100, "other_writes": 460,
+                               "writes_by_verb_resource_code": {"PUT coordination.k8s.io/leases 200": 5,
+                                                                "POST /endpoints 422": 5, "POST /events 201": 200}},
                      "paced": {"latency_s": {"queued_to_assigned": {"p50": 0.2, "p99": 0.9}}}},
     }
     h = headline(result)
     assert h["ratio"] == 0.55
+    assert h["writes_per_job"] == 4.5  # (460 - 10 apiserver self-writes) / 100
     assert h["targets"] == {"ratio>=0.5": True, "p99<=1s": True, "rss<=250MB": True, "writes<=4": False}
 
 
