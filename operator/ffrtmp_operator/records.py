@@ -2,8 +2,8 @@
 
 Pure. A JobRecord keeps only what scheduling, reconciling and the scrape-time metrics read, plus the spec
 and the lifecycle part of the status as compact JSON bytes (result and the rest of progress are dropped):
-10,000 jobs fit in about 10 MB. A job whose stored data cannot be parsed gets `broken` set instead of raising, so one bad object
-fails itself and never the operator.
+10,000 jobs fit in about 10 MB. A job whose stored data cannot be parsed gets `broken` set instead of
+raising, so one bad object fails itself and never the operator.
 """
 
 from __future__ import annotations
@@ -138,7 +138,9 @@ def _spec_fields(raw_spec: Mapping[str, Any]) -> _SpecFields:
     except ValidationError as exc:
         error = exc.errors()[0]
         broken = f"invalid spec: {'.'.join(str(p) for p in error.get('loc', ()))}: {error.get('msg')}"
-        return _SpecFields("default", "medium", "", False, False, 0, None, "h264", "none", (), _compact(raw_spec), broken)
+        return _SpecFields(
+            "default", "medium", "", False, False, 0, None, "h264", "none", (), _compact(raw_spec), broken
+        )
     return _SpecFields(
         queue=spec.queue,
         priority=sys.intern(spec.priority),  # one shared string, not one per job
