@@ -8,7 +8,9 @@ its environment, and a pid counts as ours only while /proc/<pid>/environ still c
 from __future__ import annotations
 
 import ctypes
+import http.client
 import os
+import random
 import signal
 import socket
 import ssl
@@ -23,16 +25,49 @@ MARKER_ENV = "FFRTMP_STACK_PART"
 _PR_SET_PDEATHSIG = 1
 
 
-def free_ports(n: int) -> list[int]:
-    """n distinct TCP ports on 127.0.0.1 that nobody listens on right now (all held while picking)."""
-    socks = [socket.socket() for _ in range(n)]
+def _ephemeral_low() -> int:
     try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_block(n: int, *, count: int = 1) -> list[int]:
+    """`count` runs of n consecutive free TCP ports on 127.0.0.1, the first port of each.
+
+    Taken below the ephemeral range: there the kernel picks source ports for outgoing connections
+    (and ports for bind(0)), so a port chosen there can be taken while its server is being restarted.
+    """
+    low, high = 20000, _ephemeral_low() - n
+    if high <= low:
+        raise RuntimeError("no room below the ephemeral port range")
+    rng = random.SystemRandom()
+    held: list[socket.socket] = []
+    firsts: list[int] = []
+    try:
+        while len(firsts) < count:
+            first = rng.randrange(low, high)
+            run: list[socket.socket] = []
+            for port in range(first, first + n):
+                sock = socket.socket()
+                try:
+                    sock.bind(("127.0.0.1", port))  # no SO_REUSEADDR: TIME_WAIT counts as taken too
+                except OSError:
+                    sock.close()
+                    break
+                run.append(sock)
+            held.extend(run)
+            if len(run) == n:
+                firsts.append(first)
     finally:
-        for s in socks:
-            s.close()
+        for sock in held:
+            sock.close()
+    return firsts
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free TCP ports on 127.0.0.1 (below the ephemeral range, see free_block)."""
+    return free_block(1, count=n)
 
 
 def free_port() -> int:
@@ -44,7 +79,20 @@ def port_in_use(port: int) -> bool:
     leftovers of a server just stopped, which do not stop a new server from listening.)"""
     with socket.socket() as s:
         s.settimeout(1.0)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+        if s.connect_ex(("127.0.0.1", port)) != 0:
+            return False
+        # A free port in the ephemeral range can be picked as our own source port: TCP then connects
+        # the socket to itself, which is no listener
+        return s.getsockname() != s.getpeername()
+
+
+def listener(port: int) -> str:
+    """Who listens on port, as `ss` tells it ("" when unknown), for error messages."""
+    try:
+        done = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return " ".join(done.stdout.split())
 
 
 def _die_with_parent() -> None:
@@ -108,26 +156,64 @@ def cmdline(pid: int) -> list[str]:
     return [a.decode() for a in raw.split(b"\0") if a]
 
 
-def stop(pid: int, *, marker: str, grace_s: float = 10.0) -> bool:
-    """SIGTERM pid, wait up to grace_s, then SIGKILL its whole process group. False if it was not ours."""
+def stop(pid: int, *, marker: str, grace_s: float = 10.0) -> str | None:
+    """SIGTERM pid, wait up to grace_s, then SIGKILL its whole process group and wait until it is gone.
+
+    Returns how it ended ("exited after SIGTERM in 0.3 s", "SIGKILLed in 10.0 s"), None if not ours.
+    """
     if not owned(pid, marker):
-        return False
+        return None
+    # from here on the pid is safe to follow: it cannot be reused before it has been reaped
+    began = time.monotonic()
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
-        return True
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and owned(pid, marker):
+        pass
+    while time.monotonic() - began < grace_s and _running(pid):
         _reap(pid)
         time.sleep(0.05)
+    how = "SIGKILLed" if _running(pid) else "exited after SIGTERM"
     # The part leads its own session; anything it left behind (a runner, ffmpeg) goes with the group.
     for target in (lambda: os.killpg(pid, signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
         try:
             target()
         except (ProcessLookupError, PermissionError):
             pass
-    _reap(pid)
-    return True
+    # SIGKILL is asynchronous: wait until they are gone, so their ports are free when we return
+    deadline = time.monotonic() + 5
+    while (_running(pid) or _group_running(pid)) and time.monotonic() < deadline:
+        _reap(pid)
+        time.sleep(0.02)
+    return f"{how} in {time.monotonic() - began:.1f} s"
+
+
+def _running(pid: int) -> bool:
+    """True while any thread of pid has not exited. A leader thread can be a zombie while its other
+    threads still run and hold the process's sockets, so the leader's own state is not enough."""
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    for task in tasks:
+        try:
+            state = (task / "stat").read_text().rsplit(")", 1)[-1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if state not in ("Z", "X"):
+            return True
+    return False
+
+
+def _group_running(pgid: int) -> bool:
+    """True while a process of group pgid is running."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[-1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[2] == str(pgid) and _running(int(stat.parent.name)):
+            return True
+    return False
 
 
 def _reap(pid: int) -> None:
@@ -147,8 +233,8 @@ def http_ok(url: str, *, token: str | None = None, ca_file: Path | None = None, 
     try:
         with urllib.request.urlopen(req, timeout=timeout, context=ctx) as resp:
             return 200 <= resp.status < 300
-    except (urllib.error.URLError, OSError, ssl.SSLError):
-        return False
+    except (urllib.error.URLError, OSError, ssl.SSLError, http.client.HTTPException):
+        return False  # HTTPException: e.g. a socket connected to itself reads its own request
 
 
 def wait_until(

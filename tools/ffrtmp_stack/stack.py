@@ -181,7 +181,8 @@ class Stack:
         if pid is None:
             busy = [p for p in part.ports(ctx) if procs.port_in_use(p)]
             if busy:
-                raise RuntimeError(f"{part.name}: port(s) {busy} are taken by another process")
+                who = "; ".join(procs.listener(p) for p in busy)
+                raise RuntimeError(f"{part.name}: port(s) {busy} are taken by another process ({who})")
             proc = procs.start(argv, log=self.dev / "logs" / f"{part.name}.log", marker=self._marker(part.name),
                                env=ctx.env(), cwd=cp.REPO)
             pid = proc.pid
@@ -200,8 +201,8 @@ class Stack:
     def _stop(self, name: str, *, why: str) -> None:
         pid = self._pid(name)
         if pid is not None:
-            procs.stop(pid, marker=self._marker(name))
-            self.say(f"{name}: stopped (pid {pid}; {why})")
+            how = procs.stop(pid, marker=self._marker(name))
+            self.say(f"{name}: stopped (pid {pid}, {how}; {why})")
         self._pid_file(name).unlink(missing_ok=True)
 
     def down(self) -> None:
