@@ -83,7 +83,8 @@ def kubectl(control_plane: ControlPlane) -> Kubectl:
 
     def run(*args: str, input: str | None = None, check: bool = True,
             timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([exe, *args], input=input, capture_output=True, text=True, env=env, timeout=timeout)
+        done = subprocess.run([exe, *args], input=input, capture_output=True, text=True, env=env,
+                              timeout=timeout, check=False)
         if check and done.returncode != 0:
             pytest.fail(f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
         return done

@@ -35,7 +35,8 @@ def find_bin_dir(*, build: bool = True) -> Path:
     build: build missing binaries (minutes, once; the log goes to our stderr); else raise RuntimeError.
     """
     argv = [str(REPO / "tools" / "binaries.sh"), *([] if build else ["--check"])]
-    done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=None if build else subprocess.PIPE, text=True)
+    done = subprocess.run(argv, check=False, stdout=subprocess.PIPE, stderr=None if build else subprocess.PIPE,
+                          text=True)
     if done.returncode != 0:
         raise RuntimeError((done.stderr or "").strip() or f"tools/binaries.sh exited {done.returncode}")
     return Path(done.stdout.strip().splitlines()[-1])
@@ -142,7 +143,7 @@ def write_kubeconfig(lay: Layout) -> Path:
 
 
 def api_client_for(kubeconfig: Path):  # -> kubernetes.client.ApiClient
-    from kubernetes import client, config
+    from kubernetes import config
 
     return config.new_client_from_config(config_file=str(kubeconfig))
 
@@ -223,7 +224,7 @@ class ControlPlane:
         self.start_seconds = 0.0
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def start(self) -> "ControlPlane":
+    def start(self) -> ControlPlane:
         """Start etcd and the apiserver, install the base objects: about 4 s on 2 idle cores, 7 s on busy
         ones (etcd 0.3-0.7 s, apiserver to /readyz 3-4 s, CRDs Established 0.5-2 s); each phase is logged."""
         began = time.monotonic()
@@ -235,8 +236,8 @@ class ControlPlane:
             t0 = time.monotonic()
             proc = procs.start(argv, log=lay.log(name), marker=f"{self.work_dir}:{name}", tie_to_parent=True)
             self._procs.append((name, proc))
-            procs.wait_until(lambda: ready(lay), timeout_s=60, what=name,
-                             alive=lambda: proc.poll() is None, log=lay.log(name))
+            procs.wait_until(lambda ready=ready: ready(lay), timeout_s=60, what=name,
+                             alive=lambda proc=proc: proc.poll() is None, log=lay.log(name))
             log.info("%s ready in %.1f s", name, time.monotonic() - t0)
         t0 = time.monotonic()
         write_kubeconfig(lay)
@@ -262,7 +263,7 @@ class ControlPlane:
     def api_client(self):  # -> kubernetes.client.ApiClient
         return api_client_for(self.kubeconfig)
 
-    def __enter__(self) -> "ControlPlane":
+    def __enter__(self) -> ControlPlane:
         try:
             return self.start()
         except BaseException:

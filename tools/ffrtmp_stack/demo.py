@@ -24,7 +24,7 @@ TERMINAL = {"Completed", "Failed", "Canceled"}
 
 def _kubectl(lay: cp.Layout, *args: str, stdin: str | None = None) -> str:
     done = subprocess.run([str(lay.bin_dir / "kubectl"), "--kubeconfig", str(lay.kubeconfig), *args],
-                          input=stdin, capture_output=True, text=True)
+                          input=stdin, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout
@@ -96,5 +96,6 @@ def run(stack: Stack, cfg: StackConfig, *, timeout_s: float = 300) -> bool:
             stack.say(f"{name}: result {st['result']}")
     for out in sorted((media / "out").iterdir()):
         stack.say(f"output {out} ({out.stat().st_size} bytes)")
-    stack.say(f"try: source {stack.dev / 'env'}; kubectl get tj -n {NAMESPACE}; kubectl describe tj -n {NAMESPACE} hello")
+    stack.say(f"try: source {stack.dev / 'env'}; kubectl get tj -n {NAMESPACE}; "
+              f"kubectl describe tj -n {NAMESPACE} hello")
     return all(_jobs(lay).get(n, {}).get("phase") == "Completed" for n in names)

@@ -89,15 +89,19 @@ def port_in_use(port: int) -> bool:
 def listener(port: int) -> str:
     """Who listens on port, as `ss` tells it ("" when unknown), for error messages."""
     try:
-        done = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, timeout=5)
+        done = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, timeout=5,
+                              check=False)
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return " ".join(done.stdout.split())
 
 
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here: the forked child must not load anything
+
+
 def _die_with_parent() -> None:
     """preexec_fn: the kernel SIGKILLs the child when its parent dies, so a killed pytest leaks nothing."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def start(
@@ -126,7 +130,7 @@ def start(
             env=full_env,
             cwd=cwd,
             start_new_session=True,
-            preexec_fn=_die_with_parent if tie_to_parent else None,
+            preexec_fn=_die_with_parent if tie_to_parent else None,  # noqa: PLW1509 (one syscall)
         )
     # Popen may return before the child has exec'd, while /proc/<pid>/environ is still ours, without the
     # marker; callers judge "alive and ours" by the marker, so wait for the exec.
