@@ -71,7 +71,7 @@ def test_given_running_jobs_when_etcd_and_the_apiserver_restart_then_everything_
         for name in late:
             stack.create(name)
         names += late
-        final = stack.wait_all_terminal(names, timeout=150)
+        final = stack.wait_all_terminal(names, timeout=90)
         recovered_s = elapsed(down_at)
         phases = {n: j["status"]["phase"] for n, j in final.items()}
         assert set(phases.values()) == {"Completed"}, {n: p for n, p in phases.items() if p != "Completed"}
