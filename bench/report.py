@@ -74,10 +74,11 @@ def scheduler_table(r: dict[str, Any]) -> str:
 
 def transcode_table(r: dict[str, Any]) -> str:
     m, t = r["machine"], r.get("targets", {})
+    note = f"> {r['note']}\n\n" if r.get("note") else ""
     head = (f"**{r['name']}** — {r['config']['pairs']} pairs, {r['config']['source_seconds']:g} s 1280x720 testsrc2, "
             f"libx264 veryfast; {r['started']}, commit {m.get('git_commit')}, {m['cpu_model']}, "
             f"{m['logical_cpus']} CPUs, load average at start {m['load_avg_at_start']}, at end "
-            f"{r.get('load_avg_at_end', 'n/a')}; `{r['command'].strip()}`\n\n")
+            f"{r.get('load_avg_at_end', 'n/a')}; `{r['command'].strip()}`\n\n") + note
     lines = ["| pair | order | bare wall s | stack wall s | wall ratio | ffmpeg CPU s | agent+runner CPU s | overhead % |",
              "|---|---|---|---|---|---|---|---|"]
     for i, p in enumerate(r["pairs"]):
@@ -97,7 +98,8 @@ def transcode_table(r: dict[str, Any]) -> str:
 
 def render(results: Path = RESULTS) -> str:
     parts = []
-    for path in sorted(results.glob("*.json")):
+    first = ("scheduler-smoke", "scheduler-full", "transcode")  # the current results, then the history
+    for path in sorted(results.glob("*.json"), key=lambda f: (first.index(f.stem) if f.stem in first else 9, f.stem)):
         r = json.loads(path.read_text())
         if "pairs" in r:
             parts.append(transcode_table(r))

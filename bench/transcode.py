@@ -115,7 +115,7 @@ class TreeSampler:
             for p in common.tree(self.root)[1:]:
                 try:
                     t = p.cpu_times()
-                    kind = self.cpu[p.pid][0] if p.pid in self.cpu else _kind(p)
+                    kind = _kind(p)  # each time: unshare and the mountns helper exec into the runner
                 except psutil.Error:
                     continue
                 self.cpu[p.pid] = (kind, t.user + t.system)
