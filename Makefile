@@ -14,10 +14,13 @@ STACK = $(PYTHON) -m ffrtmp_stack --dev-dir $(DEV)
 PYTEST = $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 .DEFAULT_GOAL := help
-.PHONY: help deps tools crds dashboards up down status clean test test-unit test-integration test-e2e bench bench-smoke demo
+.PHONY: help setup deps tools crds dashboards up down status clean test test-unit test-integration test-e2e bench bench-smoke demo
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+
+setup: ## install what demo and tests need (Debian packages, Python package, Go-built binaries); skips what is there
+	PYTHON=$(PYTHON) tools/setup.sh
 
 deps: ## install the Python package with its test extras (editable)
 	$(PYTHON) -m pip install -e '.[test]'
@@ -35,7 +38,7 @@ dashboards: ## regenerate grafana/*.json from grafana/generate.py (and the chart
 up: ## start the local stack: etcd, kube-apiserver, operator, AGENTS standalone agents with SLOTS each
 	$(STACK) up --agents $(AGENTS) --slots $(SLOTS) --metrics-port $(METRICS_PORT)
 
-demo: ## make up, then run examples/hello.yaml and file-to-hevc.yaml on shared media (.dev/media) and follow them
+demo: setup ## make up, then run examples/hello.yaml and file-to-hevc.yaml on shared media (.dev/media) and follow them
 	$(STACK) demo --agents $(AGENTS) --slots $(SLOTS) --metrics-port $(METRICS_PORT)
 
 down: ## stop the local stack (etcd data stays in $(DEV))
@@ -47,7 +50,7 @@ status: ## show the local stack's parts; fails unless all run and are ready
 clean: down ## stop the stack and delete its state ($(DEV))
 	rm -rf $(DEV)
 
-test: ## every test: unit, integration (real apiserver), e2e (plus ffmpeg, agents, servers)
+test: setup ## every test: unit, integration (real apiserver), e2e (plus ffmpeg, agents, servers)
 	$(PYTEST) tests
 
 test-unit: ## pure-logic tests, no cluster
