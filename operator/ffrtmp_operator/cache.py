@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from .api import Phase
@@ -87,12 +87,20 @@ class Cache:
         # stale; its scrape then leaves out the gauges built from the cache (metrics_cache), so that a
         # dashboard's max over replicas is the active one's view, not a mix with an outdated one.
         self.live = False
+        # Watch events seen while a resync reads its lists (None: no resync in flight), replayed over
+        # them: a list answered before an event may be older than it (a pod that finished meanwhile).
+        self._journal: list[Callable[[], Any]] | None = None
 
     # ------------------------------------------------------------------------------------ updates
+
+    def _journaled(self, replay: Callable[[], Any]) -> None:
+        if self._journal is not None:
+            self._journal.append(replay)
 
     def upsert_job(self, job: JobRecord) -> bool:
         """Store `job`; True when the operator has something to look at (not an older version, and
         more than a new resourceVersion: progress writes every few seconds must not wake the loop)."""
+        self._journaled(lambda: self.upsert_job(job))
         old = self.jobs.get(job.key)
         if old is not None and not _newer(old.resource_version, job.resource_version):
             return False
@@ -106,20 +114,31 @@ class Cache:
         self.dirty[job.key] = None
         return True
 
-    def delete_job(self, key: JobKey) -> None:
+    def delete_job(self, key: JobKey, *, resource_version: str = "") -> None:
+        """Forget the job unless the cache holds a newer object of that name (recreated since)."""
+        self._journaled(lambda: self.delete_job(key, resource_version=resource_version))
+        old = self.jobs.get(key)
+        if old is not None and not _newer(old.resource_version, resource_version):
+            return
         self.jobs.pop(key, None)
         self.queue.remove(key)
         self.dirty.pop(key, None)
 
     def upsert_pod(self, pod: PodRecord) -> bool:
-        if self.pods.get((pod.namespace, pod.name)) == pod:
+        self._journaled(lambda: self.upsert_pod(pod))
+        old = self.pods.get((pod.namespace, pod.name))
+        if old is not None and (old == pod or not _newer(old.resource_version, pod.resource_version)):
             return False
         self.pods[(pod.namespace, pod.name)] = pod
         self.pods_by_job.setdefault(pod.job_key, set()).add(pod.name)
         self.dirty[pod.job_key] = None
         return True
 
-    def delete_pod(self, namespace: str, name: str) -> None:
+    def delete_pod(self, namespace: str, name: str, *, resource_version: str = "") -> None:
+        self._journaled(lambda: self.delete_pod(namespace, name, resource_version=resource_version))
+        old = self.pods.get((namespace, name))
+        if old is not None and not _newer(old.resource_version, resource_version):
+            return  # a newer pod of that name
         pod = self.pods.pop((namespace, name), None)
         if pod is not None:
             names = self.pods_by_job.get(pod.job_key, set())
@@ -173,7 +192,9 @@ class Cache:
         leases: list[LeaseRecord],
         priority_values: Mapping[str, int],
     ) -> None:
-        """A full resync (at scheduler start): drop what a paused replica may have missed."""
+        """A full resync (at scheduler start): drop what a paused replica may have missed, then replay
+        the watch events that arrived since begin_resync() (each is applied only if not older)."""
+        journal, self._journal = self._journal or [], None
         self.jobs, self.nodes, self.leases, self.pods, self.pods_by_job = {}, {}, {}, {}, {}
         self.queue, self.dirty = JobHeap(), {}
         self.priority_values = dict(priority_values)
@@ -186,8 +207,17 @@ class Cache:
         # Arrival order, so Pending jobs are queued first-come first-served.
         for job in sorted(jobs, key=lambda j: j.arrival):
             self.upsert_job(job)
+        for replay in journal:
+            replay()
         self.nodes_changed = True
         self.live = True
+
+    def begin_resync(self) -> None:
+        """Lists are about to be read for replace_all(): journal the watch events from now on."""
+        self._journal = []
+
+    def abandon_resync(self) -> None:
+        self._journal = None
 
     def take_dirty(self) -> list[JobKey]:
         keys = list(self.dirty)

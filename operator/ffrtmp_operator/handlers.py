@@ -43,7 +43,7 @@ def register(
             return
         key = (meta.get("namespace", ""), meta.get("name", ""))
         if event.get("type") == "DELETED":
-            cache.delete_job(key)
+            cache.delete_job(key, resource_version=meta.get("resourceVersion", ""))
         elif not cache.upsert_job(job_record(obj, previous=cache.jobs.get(key))):
             return
         await cache.notify()
@@ -54,7 +54,7 @@ def register(
         if record is None or not settings.manages(record.namespace):
             return
         if event.get("type") == "DELETED":
-            cache.delete_pod(record.namespace, record.name)
+            cache.delete_pod(record.namespace, record.name, resource_version=record.resource_version)
         elif not cache.upsert_pod(record):
             return
         await cache.notify()

@@ -145,7 +145,12 @@ class Scheduler:
 
     async def resync(self) -> None:
         started = time.monotonic()
-        raw = await self.kube.list_all(system_namespace=self.settings.system_namespace)
+        self.cache.begin_resync()
+        try:
+            raw = await self.kube.list_all(system_namespace=self.settings.system_namespace)
+        except BaseException:
+            self.cache.abandon_resync()
+            raise
         manages = self.settings.manages
         self.cache.replace_all(
             jobs=[job for o in raw["jobs"] if manages((job := job_record(o)).namespace)],

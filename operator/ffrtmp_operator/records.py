@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -278,6 +278,8 @@ class PodRecord:
     exit_code: int | None
     termination_message: str | None
     deleting: bool
+    # Orders versions of one pod (cache); not state: a new version with the same fields changes nothing.
+    resource_version: str = field(default="", compare=False)
 
     @property
     def job_key(self) -> JobKey:
@@ -311,4 +313,5 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord | None:
         exit_code=exit_code,
         termination_message=message,
         deleting=bool(meta.get("deletionTimestamp")),
+        resource_version=meta.get("resourceVersion", ""),
     )

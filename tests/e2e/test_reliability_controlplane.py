@@ -30,9 +30,6 @@ def own_control_plane(control_plane: Any, tmp_path: Path, monkeypatch: pytest.Mo
         yield cp
 
 
-@pytest.mark.xfail(strict=False, reason="open bug: after etcd + kube-apiserver restart the operator's kopf "
-                   "watches sometimes never resume (about half the runs on 2 cores): jobs and pods change in the API "
-                   "but the operator sees nothing and stalls; see README 'Reliability'")
 @pytest.mark.timeout(480)
 def test_given_running_jobs_when_etcd_and_the_apiserver_restart_then_everything_reconnects_and_all_complete(
         own_control_plane: ControlPlane, tmp_path: Path) -> None:  # fmt: skip
