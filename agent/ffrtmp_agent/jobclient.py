@@ -8,43 +8,48 @@ in-cluster service account. The Role allows transcodejobs get/watch and transcod
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from kubernetes import client, config, watch
-
 from ffrtmp_operator import api
+
+from .kubelite import (
+    ApiError,
+    ClusterConfig,
+    KubeClient,
+    custom_object_path,
+    load_from_environment,
+)
 
 log = logging.getLogger(__name__)
 
 
-def api_client_from_environment() -> client.ApiClient:
-    if os.environ.get("KUBECONFIG"):
-        return config.new_client_from_config(config_file=os.environ["KUBECONFIG"])
-    configuration = client.Configuration()
-    config.load_incluster_config(client_configuration=configuration)
-    return client.ApiClient(configuration)
-
-
 class JobClient:
-    def __init__(self, *, namespace: str, name: str, make_api: Callable[[], client.ApiClient]) -> None:
+    def __init__(
+        self, *, namespace: str, name: str, config: ClusterConfig | None = None,
+        make_api: Callable[[], KubeClient] | None = None,
+    ) -> None:  # fmt: skip
+        """`config` defaults to $KUBECONFIG, else in-cluster; `make_api` (tests) builds each thread's client."""
         self.namespace = namespace
         self.name = name
+        if make_api is None:
+            settled = config or load_from_environment()
+            make_api = lambda: KubeClient(settled)
         self._make_api = make_api
-        self._custom = client.CustomObjectsApi(make_api())
+        self._kube = make_api()
+        self._path = custom_object_path(group=api.GROUP, version=api.VERSION, namespace=namespace, plural=api.PLURAL,
+                                        name=name)  # fmt: skip
 
     def get(self) -> dict[str, Any]:
-        return self._custom.get_namespaced_custom_object(api.GROUP, api.VERSION, self.namespace, api.PLURAL, self.name)
+        return self._kube.request("GET", self._path)
 
     def patch_status(self, status: dict[str, Any]) -> None:
         """Merge patch on the status subresource; failures are logged, never fatal (progress is advisory)."""
         try:
-            self._custom.patch_namespaced_custom_object_status(
-                api.GROUP, api.VERSION, self.namespace, api.PLURAL, self.name, {"status": status}
-            )
+            self._kube.request("PATCH", self._path + "/status", body={"status": status},
+                               content_type="application/merge-patch+json")  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - an apiserver hiccup must not kill the encode
             log.warning("status patch failed: %s", exc)
 
@@ -54,32 +59,23 @@ class JobClient:
         get + watch from its resourceVersion (the Role has no list); a broken or expired watch starts
         over with a fresh get, so a missed event is never lost for long.
         """
-        custom = client.CustomObjectsApi(self._make_api())  # own connection pool for this thread
+        kube = self._make_api()  # own connection pool for this thread
+        collection = self._path.rsplit("/", 1)[0]
         while not stop.is_set():
             try:
-                obj = custom.get_namespaced_custom_object(api.GROUP, api.VERSION, self.namespace, api.PLURAL, self.name)
+                obj = kube.request("GET", self._path)
                 on_spec(obj.get("spec") or {})
-                stream = watch.Watch()
-                for event in stream.stream(
-                    custom.list_namespaced_custom_object,
-                    api.GROUP,
-                    api.VERSION,
-                    self.namespace,
-                    api.PLURAL,
-                    field_selector=f"metadata.name={self.name}",
-                    resource_version=obj["metadata"]["resourceVersion"],
-                    timeout_seconds=30,
-                    _request_timeout=40,
-                ):
+                query = {"fieldSelector": f"metadata.name={self.name}", "resourceVersion": obj["metadata"]["resourceVersion"],
+                         "timeoutSeconds": 30}  # fmt: skip
+                for event in kube.watch(collection, query=query, read_timeout=40):
                     if stop.is_set():
-                        stream.stop()
                         break
                     if event["type"] in ("ADDED", "MODIFIED"):
                         on_spec(event["object"].get("spec") or {})
                     elif event["type"] == "DELETED":
                         on_spec({"canceled": True})  # the job is gone: nobody wants the output
                         return
-            except client.exceptions.ApiException as exc:
+            except ApiError as exc:
                 if exc.status == 404:
                     on_spec({"canceled": True})
                     return

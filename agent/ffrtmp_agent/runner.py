@@ -29,7 +29,7 @@ from ffrtmp_operator import api
 from . import energy, failures, quality, scores
 from .encode import Encode
 from .failures import Failure
-from .jobclient import JobClient, api_client_from_environment, now_rfc3339
+from .jobclient import JobClient, now_rfc3339
 from .progress import Sample, Throttle, percent, status_progress
 
 log = logging.getLogger("ffrtmp.runner")
@@ -500,7 +500,7 @@ def _run(argv: list[str] | None = None) -> int:
     plan = api.ExecutionPlan.model_validate_json(os.environ[api.ENV_PLAN])
     termination_log = os.environ.get(api.ENV_TERMINATION_LOG, api.DEFAULT_TERMINATION_LOG)
     settings = Settings(rapl_root=Path(os.environ.get("FFRTMP_RAPL_ROOT", str(energy.RAPL_ROOT))))
-    jobs = JobClient(namespace=plan.namespace, name=plan.job, make_api=api_client_from_environment)
+    jobs = JobClient(namespace=plan.namespace, name=plan.job)
     runner = Runner(plan, jobs, settings=settings)
     signal.signal(signal.SIGTERM, lambda *_: runner.control.terminate())
     log.info("runner for %s/%s attempt %d (%s)", plan.namespace, plan.job, plan.attempt, plan.encoder)

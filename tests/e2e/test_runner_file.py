@@ -48,10 +48,13 @@ def test_given_synthetic_source_when_runner_encodes_to_mp4_then_output_progress_
     done = threading.Event()
 
     def watch_progress() -> None:  # what `kubectl get tj -w` would show
-        while not done.is_set():
+        while True:
+            last_look = done.is_set()  # one more read after the runner exited: its final patch lands just before
             progress = (get_job(api_client, namespace, "synthetic").get("status") or {}).get("progress")
             if progress and (not seen or progress["percent"] != seen[-1]):
                 seen.append(progress["percent"])
+            if last_look:
+                return
             done.wait(0.1)
 
     poller = threading.Thread(target=watch_progress, daemon=True)
