@@ -161,9 +161,14 @@ class Cache:
 
     def set_lease(self, name: str, lease: LeaseRecord | None) -> bool:
         """True unless this is a plain renewal of a live lease (every few seconds per node): expiry
-        has no event anyway and is found by the scheduler's periodic sweep."""
-        old = self.leases.pop(name, None) if lease is None else self.leases.get(name)
-        if lease is not None:
+        has no event anyway and is found by the scheduler's periodic sweep. An older version than the
+        cached one (a lagging watch behind the scheduler's own read of the Lease) is ignored."""
+        old = self.leases.get(name)
+        if lease is not None and old is not None and not _newer(old.resource_version, lease.resource_version):
+            return False
+        if lease is None:
+            self.leases.pop(name, None)
+        else:
             self.leases[name] = lease
         renewal = (
             old is not None

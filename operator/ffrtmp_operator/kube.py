@@ -40,6 +40,12 @@ def _raw(response: Any) -> dict[str, Any]:
     return json.loads(response.data)
 
 
+def is_outage(exc: BaseException) -> bool:
+    """Whether a failed call says the API server is not answering (5xx, connection refused or reset,
+    timeout) rather than refusing that one request (4xx)."""
+    return not isinstance(exc, ApiException) or not exc.status or exc.status >= 500
+
+
 class Kube:
     def __init__(self, client: ApiClient) -> None:
         self.client = client
@@ -57,11 +63,22 @@ class Kube:
             await asyncio.to_thread(
                 self.coordination.list_namespaced_lease, system_namespace, limit=1, _request_timeout=5
             )
-        except ApiException as exc:
-            return exc.status < 500
-        except Exception:  # connection refused or reset, timeout: the API server is down
-            return False
+        except Exception as exc:
+            return not is_outage(exc)
         return True
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The Lease as stored now (a quorum read: not the watch's possibly late view); None when it
+        does not exist. Raises like any call when the API fails or does not answer within 5 s."""
+        try:
+            response = await asyncio.to_thread(
+                self.coordination.read_namespaced_lease, name, namespace, _preload_content=False, _request_timeout=5
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _raw(response)
 
     # ---------------------------------------------------------------------------------- jobs
 

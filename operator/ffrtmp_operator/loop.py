@@ -24,7 +24,7 @@ from kubernetes.client.exceptions import ApiException
 from . import api, lifecycle, reconcile, scheduling
 from .api import Phase, Reason
 from .cache import Cache
-from .kube import Kube
+from .kube import Kube, is_outage
 from .lifecycle import InvalidTransition
 from .metrics import OperatorMetrics
 from .plan import PlanError
@@ -80,6 +80,8 @@ class Scheduler:
         # that expired while heartbeats could not reach the API says nothing about the node: agents get
         # one full lease period of reachability to renew before their jobs count as NodeLost.
         self.reachable_since: datetime | None = None
+        # Direct Lease reads that confirm an expiry: node -> (monotonic time, whether the read answered).
+        self._lease_reads: dict[str, tuple[float, bool]] = {}
 
     # ------------------------------------------------------------------------------------ driver
 
@@ -274,6 +276,49 @@ class Scheduler:
             )
         ]
 
+    def node_alive(self, node: str | None, now: datetime) -> bool:
+        """As the cache sees it: a worker Node whose Lease is live (or expired while heartbeats could
+        not reach the API)."""
+        lease = self.cache.leases.get(node or "")
+        return (
+            lease is not None
+            and node in self.cache.nodes
+            and (lease.alive(now) or not self.heartbeats_could_arrive(now, lease.duration_seconds))
+        )
+
+    async def confirm_lost(self, nodes: set[str]) -> set[str]:
+        """Read the Lease of each node the cache thinks lost from the API before any of its jobs is
+        requeued: the watch feeding the cache can lag far behind under load (the benchmark saw > 45 s),
+        and a requeue deletes running pods. Refreshes the cache with what the reads return; returns
+        the nodes whose Lease could not be read, whose jobs stay put this time. One read per node per
+        tick: in between, a node read fine is judged on the refreshed cache, one not read stays held."""
+        tick = self.settings.scheduling.tick_seconds
+        started = time.monotonic()
+        self._lease_reads = {n: r for n, r in self._lease_reads.items() if started - r[0] < tick}
+        due = [n for n in nodes if n not in self._lease_reads]
+        answered = await asyncio.gather(*(self._read_lease(n) for n in due))
+        self._lease_reads.update({n: (started, ok) for n, ok in zip(due, answered, strict=True)})
+        return {n for n in nodes if not self._lease_reads[n][1]}
+
+    async def _read_lease(self, node: str) -> bool:
+        cached = self.cache.leases.get(node)
+        try:
+            async with self._limit:
+                body = await self.kube.get_lease(self.settings.system_namespace, api.LEASE_PREFIX + node)
+        except Exception as exc:  # noqa: BLE001 -- any failure: the API, not the node, failed to answer
+            log.warning("lease not readable: node not declared lost", extra={"node": node, "error": str(exc)[:200]})
+            if is_outage(exc) and self.reachable_since is not None:
+                log.warning("API server unreachable: no node is declared lost until it answers again")
+                self.reachable_since = None
+            return False
+        fresh = lease_record(body) if body is not None else None
+        self.cache.set_lease(node, fresh)
+        if fresh is not None and fresh.alive(self.clock()):
+            behind = (fresh.renew_time - cached.renew_time).total_seconds() if cached and cached.renew_time else None
+            log.info("lease renewed in the API, the watch is behind: node kept",
+                     extra={"node": node, "behind_s": behind})  # fmt: skip
+        return True
+
     async def reconcile(self, keys: list[JobKey]) -> tuple[int, list[tuple[JobRecord, reconcile.Decision, datetime]]]:
         """Carry out what `decide` says for `keys`; returns the phase changes written and the new jobs
         (Pending -> Queued), whose write waits for the admission cycle."""
@@ -282,18 +327,20 @@ class Scheduler:
         # kopf hands events of different objects over in no fixed order: stamp new jobs' queuedAt
         # in creation order, so FIFO means first created, first served.
         keys = sorted(keys, key=lambda k: j.arrival if (j := self.cache.jobs.get(k)) else ("", 0, ""))
-        for key in keys:
-            job = self.cache.jobs.get(key)
-            if job is None:
-                continue
-            lease = self.cache.leases.get(job.node or "")
+        jobs = [job for key in keys if (job := self.cache.jobs.get(key)) is not None]
+        now = self.clock()
+        # Nodes the cache calls lost under a job that would be requeued for it: confirmed by a fresh read.
+        # A job that changes during the reads is decided on its older record: its write then conflicts (409).
+        suspects = {
+            j.node for j in jobs if j.node and reconcile.needs_live_node(j) and not self.node_alive(j.node, now)
+        }
+        held = await self.confirm_lost(suspects) if suspects else set()
+        for job in jobs:
             now = self.clock()
             decision = reconcile.decide(
                 job,
-                self.cache.pods_of(key),
-                node_alive=lease is not None
-                and job.node in self.cache.nodes
-                and (lease.alive(now) or not self.heartbeats_could_arrive(now, lease.duration_seconds)),
+                self.cache.pods_of(job.key),
+                node_alive=job.node in held or self.node_alive(job.node, now),
                 now=now,
                 backoff_base=self.settings.scheduling.backoff_base_seconds,
                 backoff_cap=self.settings.scheduling.backoff_cap_seconds,

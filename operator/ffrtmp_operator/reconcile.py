@@ -70,6 +70,15 @@ def _failed(
     )
 
 
+def needs_live_node(job: JobRecord) -> bool:
+    """Whether `decide` fails `job` as NodeLost when its node is not alive (the job holds a slot on
+    job.node): only then is a Lease worth confirming before acting on it. Mirrors decide's order."""
+    phase = job.phase or P.PENDING
+    if phase in api.TERMINAL_PHASES or job.broken or job.canceled or phase in (P.PENDING, P.QUEUED):
+        return False
+    return not (phase == P.PAUSED and job.paused_from == P.QUEUED)
+
+
 def decide(
     job: JobRecord,
     pods: Iterable[PodRecord],

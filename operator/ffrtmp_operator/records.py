@@ -242,6 +242,8 @@ class LeaseRecord:
     renew_time: datetime | None
     duration_seconds: int
     slots: int | None
+    # Orders versions of one Lease (cache): a late watch event must not undo a fresher direct read.
+    resource_version: str = field(default="", compare=False)
 
     def alive(self, now: datetime) -> bool:
         """interfaces.md: alive while renewTime + leaseDurationSeconds > now."""
@@ -264,6 +266,7 @@ def lease_record(body: Mapping[str, Any]) -> LeaseRecord | None:
         renew_time=parse_time(spec.get("renewTime")),
         duration_seconds=int(spec.get("leaseDurationSeconds") or 15),
         slots=slots,
+        resource_version=meta.get("resourceVersion", ""),
     )
 
 
