@@ -85,7 +85,7 @@ def _kind(p: psutil.Process) -> str:
     cmd = " ".join(p.cmdline())
     if "ffrtmp-runner" in cmd or "ffrtmp_agent.runner" in cmd:
         return "runner"
-    if "ffrtmp_agent.mountns" in cmd:
+    if "ffrtmp_agent.mountns" in cmd or "ffrtmp_agent/mountns.py" in cmd:
         return "mountns"
     return name
 
