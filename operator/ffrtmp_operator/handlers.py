@@ -44,9 +44,17 @@ def register(
         key = (meta.get("namespace", ""), meta.get("name", ""))
         if event.get("type") == "DELETED":
             cache.delete_job(key, resource_version=meta.get("resourceVersion", ""))
+            await _stop_pods_of_deleted_job(key, meta.get("uid", ""))
         elif not cache.upsert_job(job_record(obj, previous=cache.jobs.get(key))):
             return
         await cache.notify()
+
+    async def _stop_pods_of_deleted_job(key: tuple[str, str], uid: str) -> None:
+        # The garbage collector does this on a real cluster (ownerReference); the local stack has none,
+        # and a deleted job's encoder should not run on. A 404 (already gone) is fine.
+        for pod in cache.pods_of(key):
+            if pod.job_uid == uid and not pod.deleting:
+                await kube.delete_pod(pod.namespace, pod.name)
 
     @kopf.on.event("", "v1", "pods", **on)
     async def pod_event(event: dict[str, Any], **_: Any) -> None:

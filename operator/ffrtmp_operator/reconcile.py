@@ -90,6 +90,11 @@ def decide(
 ) -> Decision:
     """The next step for `job`. `pods` are its pods (any attempt); `node_alive`: status.node has a
     fresh heartbeat Lease."""
+    orphans = [p for p in pods if p.job_uid and p.job_uid != job.uid]
+    if _delete(orphans):
+        # A deleted job's pods under the reused name (no garbage collector runs on the local stack):
+        # they hold the deterministic pod name, so they go first.
+        return Decision(delete_pods=_delete(orphans))
     pods = [p for p in pods if not p.job_uid or p.job_uid == job.uid]
     phase = job.phase or P.PENDING
     current = [p for p in pods if p.name == job.pod] if job.pod else []

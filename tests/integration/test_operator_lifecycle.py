@@ -208,3 +208,20 @@ def test_given_a_job_the_plan_refuses_when_admitted_then_only_that_job_fails_and
     cluster.create_job("after")  # the operator is alive and the slot was never taken
     cluster.wait_phase("after", "Assigned")
     assert operator.alive()
+
+
+def test_given_a_running_job_when_deleted_and_recreated_then_its_pod_is_stopped_and_the_new_job_runs(
+    operator, cluster
+):
+    cluster.add_node("w", slots=1)
+    run_job(cluster, "again")
+    old_uid = cluster.job("again")["metadata"]["uid"]
+    cluster.custom.delete_namespaced_custom_object(api.GROUP, api.VERSION, cluster.ns, api.PLURAL, "again")
+    # No garbage collector runs here: the operator itself asks for the deleted job's pod to stop ...
+    wait_until(lambda: cluster.core.read_namespaced_pod("again-1", cluster.ns).metadata.deletion_timestamp, what="pod deleting")
+    cluster.core.delete_namespaced_pod("again-1", cluster.ns, grace_period_seconds=0)  # ... the kubelet confirms
+    new_uid = cluster.create_job("again")["metadata"]["uid"]
+    status = cluster.wait_phase("again", "Assigned")
+    pod = cluster.core.read_namespaced_pod(status["pod"], cluster.ns)
+    assert new_uid != old_uid
+    assert pod.metadata.owner_references[0].uid == new_uid

@@ -102,6 +102,13 @@ def test_given_an_assigned_job_without_its_pod_when_deciding_then_the_pod_is_cre
     assert run(job("Assigned")).create_pod is True
 
 
+def test_given_a_deleted_jobs_pod_under_the_reused_name_when_deciding_then_it_is_deleted_first():
+    orphan = PodRecord("ns", "hello-1", "hello", "old-uid", 1, "Succeeded", 0, None, False)
+    decision = run(job("Assigned"), [orphan])
+    assert decision.delete_pods == (("hello-1", None),) and decision.create_pod is False
+    assert run(job("Assigned")).create_pod is True  # once it is gone, the job's own pod is created
+
+
 def test_given_a_running_job_when_nothing_changed_then_nothing_is_done():
     assert run(job("Processing"), [pod()]) == NOTHING
 
