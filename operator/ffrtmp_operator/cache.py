@@ -107,12 +107,21 @@ class Cache:
         self.jobs[job.key] = job
         if old is not None and old.same_state(job):
             return False
-        if job.phase == Phase.QUEUED and not (job.paused or job.canceled or job.broken):
-            self.queue.push(job.key, order_key(job, self.priority_values))
-        else:
-            self.queue.remove(job.key)
-        self.dirty[job.key] = None
+        self.recheck(job.key)
         return True
+
+    def recheck(self, key: JobKey) -> None:
+        """Look at the job again in the next pass, queued or not as its cached record says. Also after a
+        write conflict: the newer version read back may differ only in progress (same_state), and the
+        decision the failed write carried (say Processing -> Completed) must still be made."""
+        job = self.jobs.get(key)
+        if job is None:
+            return
+        if job.phase == Phase.QUEUED and not (job.paused or job.canceled or job.broken):
+            self.queue.push(key, order_key(job, self.priority_values))
+        else:
+            self.queue.remove(key)
+        self.dirty[key] = None
 
     def delete_job(self, key: JobKey, *, resource_version: str = "") -> None:
         """Forget the job unless the cache holds a newer object of that name (recreated since)."""

@@ -387,6 +387,10 @@ class Scheduler:
                 fresh = await self.kube.get_job(job.namespace, job.name)
                 if fresh is not None:
                     self.cache.upsert_job(job_record(fresh))
+            # Decide again on the newer version even if it changes nothing the cache compares (a runner's
+            # progress write): no further event may come (its pod already finished), so waiting for the
+            # watch left a finished job Processing forever after an API server restart.
+            self.cache.recheck(job.key)
             return None
         self.cache.upsert_job(job_record(body, previous=job))
         return body

@@ -1,6 +1,6 @@
-"""The operator's resync against watch events that arrive while its lists are read: a list answered
-before an event must not undo it (a pod that finished during an apiserver restart's resync kept its job
-Assigned forever), and a list answered after an event must not be undone by it."""
+"""The operator's cache around an API server restart: a resync must not undo watch events that arrive while
+its lists are read (a pod that finished meanwhile kept its job Assigned forever), nor be undone by older ones;
+a job whose status write conflicted is looked at again even if the newer version changes nothing compared."""
 
 from __future__ import annotations
 
@@ -58,3 +58,15 @@ def test_given_no_resync_when_events_arrive_then_nothing_is_journaled() -> None:
     cache.upsert_pod(pod_record(_pod("Running", 10)))
     cache.replace_all(jobs=[], pods=[], nodes=[], leases=[], priority_values={})
     assert cache.pods == {}
+
+
+def test_given_a_conflicted_write_when_the_newer_version_differs_only_in_progress_then_the_job_is_looked_at_again(
+) -> None:  # fmt: skip
+    cache = Cache()
+    cache.upsert_job(job_record(_job("Processing", 9)))
+    cache.take_dirty()
+    newer = _job("Processing", 11)
+    newer["status"]["progress"] = {"percent": 80}
+    assert cache.upsert_job(job_record(newer)) is False  # progress alone does not wake the loop
+    cache.recheck(("media", "a"))  # what the scheduler does after its Processing -> Completed write conflicted
+    assert cache.take_dirty() == [("media", "a")]
