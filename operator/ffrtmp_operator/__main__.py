@@ -149,6 +149,12 @@ def configure_kopf(kopf_settings: kopf.OperatorSettings, settings: Settings) -> 
     kopf_settings.watching.field_selectors["coordination.k8s.io", "leases"] = (
         f"metadata.namespace={settings.system_namespace}"
     )
+    if settings.peering.enabled:
+        # Only our own peering object: kopf keeps a finalizer on the object its scheduler daemon runs on,
+        # and would otherwise try to clear it from other (e.g. deleted) peerings it has no rights on.
+        kopf_settings.watching.field_selectors["kopf.dev", "clusterkopfpeerings"] = (
+            f"metadata.name={settings.peering.name}"
+        )
 
 
 async def run(settings: Settings) -> None:
