@@ -138,7 +138,7 @@ class Runner:
                 log.warning("could not read the job within %.0f s; running anyway", self.settings.spec_wait_seconds)
             if self.control.stopping:
                 return Outcome(End.CANCELED)
-            if failure := self._probe_input():
+            if failure := self._probe_input() or self._make_output_dir():
                 return Outcome(End.FAILED, failure)
             self._report(Sample(), force=True)
             before = energy.read_counters(rapl_root=self.settings.rapl_root, gpu=self._uses_nvidia())
@@ -173,6 +173,17 @@ class Runner:
             done.returncode, done.stderr.splitlines()[-20:], input_ref=self.input_ref, output_ref=""
         )
         return failure if failure.reason == failures.INPUT_ERROR else None
+
+    def _make_output_dir(self) -> Failure | None:
+        """Users name an output file, not its folder: create missing folders on the volume, as `cp` to
+        a new path would not but every transcoder a user knows does."""
+        if not _is_file(self.plan):
+            return None
+        try:
+            os.makedirs(posixpath.dirname(self.plan.outputUrl), exist_ok=True)
+        except OSError as error:
+            return Failure(failures.OUTPUT_ERROR, f"cannot create the output folder: {error.strerror}")
+        return None
 
     # --------------------------------------------------------------------------------- file jobs
 

@@ -95,8 +95,7 @@ def test_given_real_input_file_and_fake_rapl_counters_when_encoded_then_duration
     api_client: client.ApiClient, control_plane: Any, namespace: str, tmp_path: Path
 ) -> None:
     media = tmp_path / "media"
-    (media / "in").mkdir(parents=True)
-    (media / "out").mkdir()
+    (media / "in").mkdir(parents=True)  # no out/: the runner creates the output's folder
     make_media(media / "in" / "talk.mkv", seconds=6)
     rapl = tmp_path / "powercap" / "intel-rapl:0"
     rapl.mkdir(parents=True)
