@@ -32,6 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from . import api
+from .cli_format import parse_time  # one lenient RFC 3339 reader for the CLI and the gauges
 
 log = logging.getLogger(__name__)
 
@@ -106,16 +107,6 @@ class MetricsSnapshot:
     now: datetime
     jobs: list[JobSample] = field(default_factory=list)
     nodes: list[NodeSample] = field(default_factory=list)
-
-
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _number(value: object) -> float | None:
