@@ -8,42 +8,21 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import psutil
 import yaml
+from ffrtmp_operator import api, plan
+from ffrtmp_testkit import free_port, wait_for  # noqa: F401  (re-exported to the runner tests)
 from kubernetes import client
 
-from ffrtmp_operator import api, plan
-
-T = TypeVar("T")
 RUNNER_ROLE_RULES = [
     {"apiGroups": [api.GROUP], "resources": [api.PLURAL], "verbs": ["get", "watch"]},
     {"apiGroups": [api.GROUP], "resources": [f"{api.PLURAL}/status"], "verbs": ["patch"]},
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(check: Callable[[], T | None], *, timeout: float, interval: float = 0.2, what: str = "condition") -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def runner_kubeconfig(api_client: client.ApiClient, control_plane: Any, namespace: str, path: Path) -> Path:

@@ -13,33 +13,19 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from ffrtmp_operator import api
+from ffrtmp_testkit import wait_until
 from kubernetes import client
 
-T = TypeVar("T")
 SYSTEM_NS = api.DEFAULT_SYSTEM_NAMESPACE
 FAST_FLAGS = ("--tick-seconds", "0.5", "--backoff-base-seconds", "1", "--backoff-cap-seconds", "2",
               "--metrics-port", "0", "--peering-lifetime", "10")  # fmt: skip
-
-
-def wait_until(
-    check: Callable[[], T | None], *, timeout: float = 30, interval: float = 0.2, what: str = "condition"
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def now_micro() -> str:
