@@ -5,9 +5,13 @@ HTTP server over a folder.
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -20,7 +24,11 @@ def free_port() -> int:
 
 
 def wait_until(
-    check: Callable[[], T | None], *, timeout: float = 30, interval: float = 0.2, what: str = "condition"
+    check: Callable[[], T | None],
+    *,
+    timeout: float = 30,
+    interval: float = 0.2,
+    what: str = "condition",
 ) -> T:
     """Poll `check` until it returns something truthy; fail with `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -34,3 +42,61 @@ def wait_until(
 
 
 wait_for = wait_until  # the name the agent, runner and stack helpers use
+
+
+class OperatorProcess:
+    """`python -m ffrtmp_operator` with its log in log_path; kill() is SIGKILL (a crash), stop() SIGTERM.
+
+    Subclasses may raise the default waits (a whole stack on two cores starts and stops more slowly).
+    """
+
+    ACTIVE_TIMEOUT_S: float = 30
+    STOP_TIMEOUT_S: float = 15
+
+    def __init__(self, *, env: dict[str, str], args: list[str], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115  (closed in stop())
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ffrtmp_operator", *args],
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def is_active(self) -> bool:
+        """This replica's scheduler has run its resync (it is the one scheduling); fails if it exited."""
+        if not self.alive():
+            raise AssertionError(
+                f"operator exited {self.proc.returncode}:\n{self.log_text()[-4000:]}"
+            )
+        return '"resync done"' in self.log_text()
+
+    def wait_active(self, timeout: float | None = None) -> None:
+        """Until this replica's scheduler runs (it resynced and owns scheduling)."""
+        wait_until(
+            self.is_active,
+            timeout=timeout or self.ACTIVE_TIMEOUT_S,
+            what="the operator's scheduler to start",
+        )
+
+    def kill(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=self.STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        self._log.close()

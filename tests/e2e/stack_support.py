@@ -13,7 +13,6 @@ import os
 import re
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,8 +22,8 @@ import psutil
 from kubernetes import client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
+import ffrtmp_testkit  # noqa: E402
 from agent_process import AgentProcess, free_port, wait_for  # noqa: E402
-
 from ffrtmp_operator import api  # noqa: E402
 
 RUN_LABEL = "ffrtmp.io/test-run"
@@ -33,45 +32,11 @@ TERMINAL = ("Completed", "Failed", "Canceled")
 __all__ = ["AgentProcess", "OperatorProcess", "Stack", "free_port", "wait_for", "TERMINAL", "RUN_LABEL"]
 
 
-class OperatorProcess:
-    """`python -m ffrtmp_operator`; kill() is SIGKILL (a crash), stop() SIGTERM (a rollout)."""
+class OperatorProcess(ffrtmp_testkit.OperatorProcess):
+    """The shared operator subprocess, with longer waits: a whole stack shares the machine's cores."""
 
-    def __init__(self, *, env: dict[str, str], args: list[str], log_path: Path) -> None:
-        self.args = args
-        self.log_path = log_path
-        self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "ffrtmp_operator", *args], env=env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)  # fmt: skip
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def is_active(self) -> bool:
-        """This replica's scheduler has run its resync (it is the one scheduling)."""
-        if not self.alive():
-            raise AssertionError(f"operator exited {self.proc.returncode}:\n{self.log_text()[-3000:]}")
-        return '"resync done"' in self.log_text()
-
-    def wait_active(self, timeout: float = 60) -> None:
-        wait_for(self.is_active, timeout=timeout, what="the operator's scheduler to start")
-
-    def kill(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._log.close()
+    ACTIVE_TIMEOUT_S = 60
+    STOP_TIMEOUT_S = 20
 
 
 class Stack:

@@ -9,9 +9,6 @@ jobs and operators of other tests never meet; node names carry a per-test suffix
 from __future__ import annotations
 
 import secrets
-import signal
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -20,7 +17,7 @@ from typing import Any
 
 import pytest
 from ffrtmp_operator import api
-from ffrtmp_testkit import wait_until
+from ffrtmp_testkit import OperatorProcess, wait_until
 from kubernetes import client
 
 SYSTEM_NS = api.DEFAULT_SYSTEM_NAMESPACE
@@ -30,49 +27,6 @@ FAST_FLAGS = ("--tick-seconds", "0.5", "--backoff-base-seconds", "1", "--backoff
 
 def now_micro() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-class OperatorProcess:
-    """One operator replica; stop() is SIGTERM (graceful), kill() SIGKILL (a crash)."""
-
-    def __init__(self, *, env: dict[str, str], args: list[str], log_path: Path) -> None:
-        self.log_path = log_path
-        self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ffrtmp_operator", *args], env=env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def wait_active(self, timeout: float = 30) -> None:
-        """Until this replica's scheduler runs (it resynced and owns scheduling)."""
-        wait_until(
-            lambda: self._check() and '"resync done"' in self.log_text(), timeout=timeout, what="scheduler start"
-        )
-
-    def _check(self) -> bool:
-        if not self.alive():
-            raise AssertionError(f"operator exited {self.proc.returncode}:\n{self.log_text()[-4000:]}")
-        return True
-
-    def kill(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        self._log.close()
 
 
 @pytest.fixture
