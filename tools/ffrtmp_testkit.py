@@ -5,12 +5,16 @@ HTTP server over a folder.
 
 from __future__ import annotations
 
+import functools
+import http.server
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -100,3 +104,15 @@ class OperatorProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         self._log.close()
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """A real HTTP server on loopback over `folder` (a path not in it is a 404); yields its base URL."""
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(folder)
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

@@ -4,29 +4,31 @@ the user what is wrong with the input, and leaves no output behind. Timeouts exi
 
 from __future__ import annotations
 
-import functools
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
-from runner_support import RunnerProcess, build, create_job, free_port, get_job, make_media, runner_kubeconfig
-
 from ffrtmp_operator import api
+from ffrtmp_testkit import serve_folder
+from kubernetes import client
+from runner_support import (
+    RunnerProcess,
+    build,
+    create_job,
+    free_port,
+    get_job,
+    make_media,
+    runner_kubeconfig,
+)
 
 
 @pytest.fixture
 def http_media(tmp_path: Path) -> Iterator[str]:
     """A real HTTP server over tmp_path/web (for the 404 case)."""
     (tmp_path / "web").mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "web"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_folder(tmp_path / "web") as url:
+        yield url
 
 
 def prepare(media: Path, case: str) -> str:

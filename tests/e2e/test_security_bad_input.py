@@ -9,16 +9,14 @@ playlist (hls is not on the demuxer whitelist unless spec.input.allowPlaylists) 
 
 from __future__ import annotations
 
-import functools
-import http.server
 import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from ffrtmp_testkit import serve_folder
 from kubernetes import client
 from runner_support import make_media
 from stack_support import Stack, free_port
@@ -36,11 +34,8 @@ def stack(control_plane: Any, api_client: client.ApiClient, namespace: str, tmp_
 def web(tmp_path: Path) -> Iterator[str]:
     """A real HTTP server on loopback over an empty folder (every path is a 404)."""
     (tmp_path / "web").mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path / "web"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+    with serve_folder(tmp_path / "web") as url:
+        yield url
 
 
 def _hls(path: Path, segment: str) -> Path:
