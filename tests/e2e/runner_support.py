@@ -143,3 +143,18 @@ def make_media(path: Path, *, seconds: float, size: str = "320x240", extra: list
         check=True, timeout=120,
     )  # fmt: skip
     return path
+
+
+def bad_media(path: Path, kind: str) -> Path:
+    """A file ffmpeg cannot use as input: "zero-byte", "not-media" (text named .mp4) or "truncated" (the
+    first third of a faststart MP4, made next to it as whole.mp4; ffmpeg itself exits 0 after warnings)."""
+    if kind == "zero-byte":
+        path.write_bytes(b"")
+    elif kind == "not-media":
+        path.write_text("these are meeting notes, not a video\n" * 200)
+    elif kind == "truncated":
+        whole = make_media(path.with_name("whole.mp4"), seconds=6, extra=["-movflags", "+faststart"]).read_bytes()
+        path.write_bytes(whole[: len(whole) // 3])
+    else:
+        raise ValueError(kind)
+    return path

@@ -14,6 +14,7 @@ from ffrtmp_testkit import serve_folder
 from kubernetes import client
 from runner_support import (
     RunnerProcess,
+    bad_media,
     build,
     create_job,
     free_port,
@@ -37,16 +38,11 @@ def prepare(media: Path, case: str) -> str:
     if case == "missing":
         return f"file://{inputs}/does-not-exist.mp4"
     if case == "zero-byte":
-        (inputs / "empty.mp4").write_bytes(b"")
-        return f"file://{inputs}/empty.mp4"
-    if case == "truncated":
-        # moov first (faststart): ffmpeg itself exits 0 after "partial file" warnings; the runner must not.
-        whole = make_media(inputs / "whole.mp4", seconds=6, extra=["-movflags", "+faststart"]).read_bytes()
-        (inputs / "truncated.mp4").write_bytes(whole[: len(whole) // 3])
-        return f"file://{inputs}/truncated.mp4"
+        return f"file://{bad_media(inputs / 'empty.mp4', 'zero-byte')}"
+    if case == "truncated":  # ffmpeg itself exits 0 after "partial file" warnings; the runner must not.
+        return f"file://{bad_media(inputs / 'truncated.mp4', 'truncated')}"
     if case == "not-media":
-        (inputs / "notes.mp4").write_text("these are meeting notes, not a video\n" * 200)
-        return f"file://{inputs}/notes.mp4"
+        return f"file://{bad_media(inputs / 'notes.mp4', 'not-media')}"
     if case == "playlist":
         # A crafted playlist naming another local file: refused unless spec.input.allowPlaylists.
         make_media(inputs / "secret.mp4", seconds=2)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from ffrtmp_testkit import serve_folder
 from kubernetes import client
-from runner_support import make_media
+from runner_support import bad_media, make_media
 from stack_support import Stack, free_port
 from test_runner_live import rtmp_server  # noqa: F401  (the real nginx-rtmp fixture)
 
@@ -57,10 +57,9 @@ def _unknown_codec(path: Path) -> Path:
 def _cases(media: Path, outside: Path, web: str, rtmp: str) -> dict[str, tuple[str, str, dict[str, Any]]]:
     """name -> (input url, expected message fragment, extra input fields)."""
     inputs = media / "in"
-    whole = make_media(inputs / "whole.mp4", seconds=6, extra=["-movflags", "+faststart"]).read_bytes()
-    (inputs / "truncated.mp4").write_bytes(whole[: len(whole) // 3])
-    (inputs / "empty.mp4").write_bytes(b"")
-    (inputs / "notes.mp4").write_text("these are meeting notes, not a video\n" * 200)
+    bad_media(inputs / "truncated.mp4", "truncated")  # also leaves in/whole.mp4, named by concat-protocol-in-url
+    bad_media(inputs / "empty.mp4", "zero-byte")
+    bad_media(inputs / "notes.mp4", "not-media")
     _unknown_codec(inputs / "unknown-codec.mkv")
     (inputs / "list.mp4").write_text(f"ffconcat version 1.0\nfile {outside / 'secret.mp4'}\n")
     _hls(inputs / "by-url.m3u8", f"file://{outside / 'secret.ts'}")
