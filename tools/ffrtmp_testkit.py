@@ -1,6 +1,6 @@
 """Helpers shared by tests/integration and tests/e2e (importable everywhere: pytest's pythonpath has tools/):
-a free loopback port, polling until a condition holds, the operator as a real subprocess, and a loopback
-HTTP server over a folder.
+a free loopback port, polling until a condition holds, the operator as a real subprocess, a loopback
+HTTP server over a folder, and an API client that authenticates with a bearer token.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from kubernetes import client
 
 T = TypeVar("T")
 
@@ -116,3 +118,12 @@ def serve_folder(folder: Path) -> Iterator[str]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+def token_client(control_plane: Any, token: str) -> client.ApiClient:
+    """A kubernetes ApiClient for the control plane that authenticates with a bearer `token` only."""
+    config = client.Configuration()
+    config.host = control_plane.server
+    config.ssl_ca_cert = str(control_plane.ca_file)
+    config.api_key = {"authorization": f"Bearer {token}"}
+    return client.ApiClient(config)

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from kubernetes import client
+from ffrtmp_testkit import token_client
 from stack_support import Stack, free_port
 from test_helm_install import SYSTEM_NS, release  # noqa: F401  (the chart installed by helm)
 
@@ -72,14 +73,6 @@ def _status(call: Any) -> int:
     return 200
 
 
-def _client_with_token(control_plane: Any, token: str) -> client.ApiClient:
-    config = client.Configuration()
-    config.host = control_plane.server
-    config.ssl_ca_cert = str(control_plane.ca_file)
-    config.api_key = {"authorization": f"Bearer {token}"}
-    return client.ApiClient(config)
-
-
 def test_given_a_restricted_namespace_then_job_pods_pass_pod_security_and_complete(restricted: dict) -> None:
     stack, final = restricted["stack"], restricted["final"]
     assert {n: j["status"]["phase"] for n, j in final.items()} == dict.fromkeys(JOBS, "Completed")
@@ -105,7 +98,7 @@ def test_given_the_runner_service_account_then_it_reads_its_job_and_patches_stat
     token = core.create_namespaced_service_account_token(
         api.RUNNER_SERVICE_ACCOUNT, ns, {"spec": {"expirationSeconds": 600}}).status.token  # fmt: skip
     job = JOBS[0]
-    with _client_with_token(control_plane, token) as runner:
+    with token_client(control_plane, token) as runner:
         rcore, rcustom = client.CoreV1Api(runner), client.CustomObjectsApi(runner)
         rrbac = client.RbacAuthorizationV1Api(runner)
         group = (api.GROUP, api.VERSION, ns, api.PLURAL)

@@ -20,6 +20,7 @@ from kubernetes.client.rest import ApiException
 from ffrtmp_operator import api
 from ffrtmp_stack import ControlPlane, procs
 from ffrtmp_stack.controlplane import REPO, SA_ISSUER
+from ffrtmp_testkit import token_client
 
 pytestmark = pytest.mark.integration
 
@@ -61,14 +62,6 @@ def test_given_a_fresh_control_plane_then_priority_classes_and_system_namespace_
     assert client.CoreV1Api(api_client).read_namespace(api.DEFAULT_SYSTEM_NAMESPACE).status.phase == "Active"
 
 
-def _as(control_plane, token: str) -> client.ApiClient:
-    cfg = client.Configuration()
-    cfg.host = control_plane.server
-    cfg.ssl_ca_cert = str(control_plane.ca_file)
-    cfg.api_key = {"authorization": f"Bearer {token}"}
-    return client.ApiClient(cfg)
-
-
 def test_given_a_service_account_when_a_token_is_requested_then_it_authenticates_and_rbac_applies(
         control_plane, api_client, namespace):
     core = client.CoreV1Api(api_client)
@@ -76,7 +69,7 @@ def test_given_a_service_account_when_a_token_is_requested_then_it_authenticates
     request = {"spec": {"audiences": [SA_ISSUER], "expirationSeconds": 600}}
     token = core.create_namespaced_service_account_token("probe", namespace, request).status.token
 
-    with _as(control_plane, token) as sa_api:
+    with token_client(control_plane, token) as sa_api:
         review = client.AuthenticationV1Api(sa_api).create_self_subject_review({})
         assert review.status.user_info.username == f"system:serviceaccount:{namespace}:probe"
         with pytest.raises(ApiException) as denied:
