@@ -6,13 +6,15 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from ffrtmp_testkit import free_port, wait_for
 from kubernetes import client
 
-__all__ = ["AgentProcess", "free_port", "wait_for"]
+__all__ = ["AgentProcess", "free_port", "registered_agent", "wait_for"]
 
 
 class AgentProcess:
@@ -62,3 +64,15 @@ class AgentProcess:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
         self._log.close()
+
+
+@contextmanager
+def registered_agent(env: dict[str, str], core: client.CoreV1Api, *, node: str, work_dir: Path) -> Iterator[AgentProcess]:
+    """A standalone agent on `node`, yielded once it labelled its Node; stopped and its Node deleted after."""
+    proc = AgentProcess(env=env, node=node, work_dir=work_dir)
+    try:
+        proc.wait_registered(core)
+        yield proc
+    finally:
+        proc.stop()
+        core.delete_node(node)

@@ -15,21 +15,16 @@ import psutil
 import pytest
 from kubernetes import client
 
-from agent_process import AgentProcess, wait_for
+from agent_process import AgentProcess, registered_agent, wait_for
 from ffrtmp_operator import api
 
 
 @pytest.fixture(scope="module")
 def agent(control_plane: Any, api_client: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[AgentProcess]:
-    node = f"agent-node-{secrets.token_hex(3)}"
-    proc = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path_factory.mktemp("agent"))
-    try:
-        proc.wait_registered(client.CoreV1Api(api_client))
+    with registered_agent(control_plane.env(), client.CoreV1Api(api_client), node=f"agent-node-{secrets.token_hex(3)}",
+                          work_dir=tmp_path_factory.mktemp("agent")) as proc:
         yield proc
-    finally:
-        proc.stop()
-        client.CoreV1Api(api_client).delete_node(node)
 
 
 def _node(api_client: client.ApiClient, name: str) -> dict[str, Any]:
