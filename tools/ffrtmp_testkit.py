@@ -50,6 +50,15 @@ def wait_until(
 wait_for = wait_until  # the name the agent, runner and stack helpers use
 
 
+def terminate(proc: subprocess.Popen[bytes], *, timeout: float = 30) -> None:
+    """SIGTERM `proc` and wait up to `timeout` seconds for it; SIGKILL it if it is still running then."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 class OperatorProcess:
     """`python -m ffrtmp_operator` with its log in log_path; kill() is SIGKILL (a crash), stop() SIGTERM.
 

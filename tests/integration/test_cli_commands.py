@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from agent_process import AgentProcess, wait_for
+from ffrtmp_testkit import terminate
 from kubernetes import client
 
 FFRTMP = shutil.which("ffrtmp") or str(Path(sys.executable).parent / "ffrtmp")
@@ -36,11 +37,7 @@ def stack(control_plane, api_client, tmp_path_factory):
         agent.wait_registered(client.CoreV1Api(api_client))
         yield {"node": node, "operator_log": log_path, "agent": agent}
     finally:
-        operator.terminate()
-        try:
-            operator.wait(30)
-        except subprocess.TimeoutExpired:
-            operator.kill()
+        terminate(operator)
         agent.stop()
         try:
             client.CoreV1Api(api_client).delete_node(node)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from agent_process import AgentProcess, free_port, wait_for
+from ffrtmp_testkit import terminate
 from kubernetes import client
 
 REPO = Path(__file__).resolve().parents[2]
@@ -133,11 +134,7 @@ def test_given_the_chart_sa_token_when_the_operator_runs_then_a_job_completes(
             namespace, field_selector="involvedObject.name=via-chart-rbac").items
         assert {e.reason for e in events} >= {"Admitted", "Succeeded"}, [e.reason for e in events]
     finally:
-        operator.terminate()
-        try:
-            operator.wait(30)
-        except subprocess.TimeoutExpired:
-            operator.kill()
+        terminate(operator)
         agent.stop()
         try:
             client.CoreV1Api(api_client).delete_node(node)
@@ -176,11 +173,7 @@ def test_given_the_agent_sa_token_when_an_agent_runs_then_it_labels_its_node_and
         assert _lease(api_client, node).spec.renew_time > first, "lease not renewed"
         assert "ffrtmp.io/hardware" in (core.read_node(node).metadata.annotations or {})
     finally:
-        agent.terminate()
-        try:
-            agent.wait(30)
-        except subprocess.TimeoutExpired:
-            agent.kill()
+        terminate(agent)
         core.delete_node(node)
     text = log_path.read_text(errors="replace")
     assert "Forbidden" not in text and "403" not in text, text[-3000:]
