@@ -79,9 +79,11 @@ def test_given_100_jobs_when_the_operator_is_sigkilled_and_restarted_then_each_r
 def test_given_two_peered_replicas_when_the_active_one_is_sigkilled_then_the_standby_takes_over(stack: Stack) -> None:
     stack.agent(slots=2)
     active = stack.operator("--peering-lifetime", str(PEERING_LIFETIME_S), peering=True, priority=200)
-    standby = stack.operator("--peering-lifetime", str(PEERING_LIFETIME_S), peering=True, priority=100)
     stack.wait_agents()
     active.wait_active()
+    # Started after the active one is up: started together, the standby may run for a moment before it
+    # has seen the higher-priority peer, and is_active() reads the log's whole history.
+    standby = stack.operator("--peering-lifetime", str(PEERING_LIFETIME_S), peering=True, priority=100)
     time.sleep(3)  # both replicas have seen each other in the peering object
     assert not standby.is_active(), "the lower-priority replica must stay paused while the active one lives"
     stack.create("before")
