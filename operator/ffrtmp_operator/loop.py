@@ -483,7 +483,7 @@ class Scheduler:
         placement = {"node": node, "pod": manifest["metadata"]["name"], "attempts": attempt, "encoder": encoder}
         placed = await self.transitions(job, [*self._queued_steps(queued), assigned], extra=placement)
         if self.metrics is not None:
-            self.metrics.record_admission("admitted" if placed else "conflict", queue=job.queue)
+            self.metrics.record_admission("admitted" if placed else "conflict", queue=job.queue, encoder=encoder)
         if placed:
             await self._create(manifest)
         return placed

@@ -363,8 +363,16 @@ class OperatorMetrics:
         if ran_s is not None and new in api.TERMINAL_PHASES:
             self.run.labels(queue=queue, phase=bounded(new, PHASES)).observe(max(ran_s, 0.0))
 
-    def record_admission(self, result: str, *, queue: str) -> None:
+    def record_admission(self, result: str, *, queue: str, encoder: str | None = None) -> None:
         self.admissions.labels(queue=bounded(queue, QUEUES), result=bounded(result, ADMISSION_RESULTS)).inc()
+        if encoder is not None and result == "admitted":
+            # The result series of this encoder exist at 0 while its first job runs, so increase() over
+            # the quality/energy panels sees that job instead of a series born at 1 (no data).
+            enc = bounded(encoder, ENCODERS)
+            for histogram in self.result_histograms.values():
+                histogram.labels(encoder=enc)
+            self.output_bytes.labels(encoder=enc)
+            self.output_seconds.labels(encoder=enc)
 
     def record_scheduling_attempt(self, result: str, count: int = 1) -> None:
         if count > 0:

@@ -186,3 +186,15 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_given_an_admission_when_its_job_has_not_finished_then_its_encoders_result_series_exist_at_zero():
+    om = m.OperatorMetrics(process_metrics=False)
+    om.record_admission("admitted", queue="default", encoder="libx265")
+    samples = {
+        (s.name, s.labels.get("encoder")): s.value
+        for family in text_string_to_metric_families(om.render().decode())
+        for s in family.samples
+    }
+    assert samples[("ffrtmp_job_psnr_decibels_count", "libx265")] == 0
+    assert samples[("ffrtmp_job_output_bytes_total", "libx265")] == 0
