@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,6 +49,15 @@ def wait_until(
 
 
 wait_for = wait_until  # the name the agent, runner and stack helpers use
+
+
+def scrape_metrics(port: int) -> str | None:
+    """The text of a loopback /metrics endpoint, or None while it does not answer yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            return resp.read().decode()
+    except OSError:
+        return None
 
 
 def terminate(proc: subprocess.Popen[bytes], *, timeout: float = 30) -> None:

@@ -7,7 +7,6 @@ import json
 import os
 import secrets
 import time
-import urllib.request
 from datetime import datetime
 from typing import Any, Iterator
 
@@ -16,6 +15,7 @@ import pytest
 from kubernetes import client
 
 from agent_process import AgentProcess, registered_agent, wait_for
+from ffrtmp_testkit import scrape_metrics
 from ffrtmp_operator import api
 
 
@@ -89,19 +89,11 @@ def test_given_unchanged_hardware_then_the_node_is_not_rewritten(agent, api_clie
 
 
 def test_given_a_running_agent_then_node_metrics_are_served(agent):
-    body = wait_for(lambda: _scrape(agent.metrics_port), timeout=10, what="the metrics endpoint")
+    body = wait_for(lambda: scrape_metrics(agent.metrics_port), timeout=10, what="the metrics endpoint")
     assert f'ffrtmp_node_cpu_cores{{node="{agent.node}"}} {float(os.cpu_count())}' in body
     assert f'ffrtmp_node_encoder_available{{encoder="libx264",node="{agent.node}"}} 1.0' in body
     assert f'ffrtmp_agent_slots{{node="{agent.node}"}} 2.0' in body
     assert "ffrtmp_node_memory_total_bytes" in body
-
-
-def _scrape(port: int) -> str | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            return resp.read().decode()
-    except OSError:
-        return None
 
 
 def test_given_a_kubelet_node_with_a_stale_nvenc_label_when_the_daemonset_agent_starts_then_it_is_corrected(

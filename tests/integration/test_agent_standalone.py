@@ -7,7 +7,6 @@ import json
 import os
 import secrets
 import sys
-import urllib.request
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,6 +15,7 @@ import pytest
 from kubernetes import client
 
 from agent_process import AgentProcess, registered_agent, wait_for
+from ffrtmp_testkit import scrape_metrics
 from ffrtmp_operator import api
 
 
@@ -180,7 +180,7 @@ def test_given_a_running_pod_when_deleted_then_the_process_dies_within_5s_and_th
     # The sampler runs every 2 s, so earlier tests' finished jobs may linger in one scrape: wait for a fresh one.
     used_one = f'ffrtmp_agent_slots_used{{node="{agent.node}"}} 1.0'
     body = wait_for(lambda: (lambda b: b if job_series in b and used_one in b else None)(
-        _scrape(agent.metrics_port) or ""), timeout=15, what="per-job metrics for the running pod")
+        scrape_metrics(agent.metrics_port) or ""), timeout=15, what="per-job metrics for the running pod")
     assert f'ffrtmp_agent_job_memory_bytes{{job="job",namespace="{namespace}",node="{agent.node}"}}' in body
 
     core.delete_namespaced_pod(name, namespace)
@@ -280,18 +280,23 @@ def test_given_a_job_pod_then_its_kubeconfig_token_is_the_runner_service_account
     assert logs["can-list-secrets"] == "no"
 
 
+def _running_endless_encode(api_client, core, namespace: str, *, node: str) -> tuple[dict[str, Any], int]:
+    """A job pod encoding forever on `node`, once Running, and the pid of its process."""
+    job = make_job(api_client, namespace)
+    pod = job_pod(job, node=node, command=["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
+                                             "-i", "testsrc2=size=160x120:rate=10", "-f", "null", "-"])
+    core.create_namespaced_pod(namespace, pod)
+    running = wait_phase(core, namespace, pod["metadata"]["name"], {"Running"})
+    return pod, int(running["status"]["containerStatuses"][0]["containerID"].rsplit("/", 1)[1])
+
+
 def test_given_a_graceful_agent_stop_then_running_pods_fail_as_node_shutdown_and_the_node_is_not_ready(
         control_plane, api_client, core, namespace, tmp_path):
     node = f"shutdown-{secrets.token_hex(3)}"
     agent = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path)
     try:
         agent.wait_registered(core)
-        job = make_job(api_client, namespace)
-        pod = job_pod(job, node=node, command=["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
-                                                 "-i", "testsrc2=size=160x120:rate=10", "-f", "null", "-"])
-        core.create_namespaced_pod(namespace, pod)
-        running = wait_phase(core, namespace, pod["metadata"]["name"], {"Running"})
-        pid = int(running["status"]["containerStatuses"][0]["containerID"].rsplit("/", 1)[1])
+        pod, pid = _running_endless_encode(api_client, core, namespace, node=node)
 
         assert agent.stop() == 0
 
@@ -305,26 +310,13 @@ def test_given_a_graceful_agent_stop_then_running_pods_fail_as_node_shutdown_and
         core.delete_node(node)
 
 
-def _scrape(port: int) -> str | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            return resp.read().decode()
-    except OSError:
-        return None
-
-
 def test_given_an_agent_restart_then_its_running_pods_are_failed_and_their_processes_killed(
         control_plane, api_client, core, namespace, tmp_path):
     node = f"restart-{secrets.token_hex(3)}"
     first = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path)
     try:
         first.wait_registered(core)
-        job = make_job(api_client, namespace)
-        pod = job_pod(job, node=node, command=["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
-                                                 "-i", "testsrc2=size=160x120:rate=10", "-f", "null", "-"])
-        core.create_namespaced_pod(namespace, pod)
-        running = wait_phase(core, namespace, pod["metadata"]["name"], {"Running"})
-        pid = int(running["status"]["containerStatuses"][0]["containerID"].rsplit("/", 1)[1])
+        pod, pid = _running_endless_encode(api_client, core, namespace, node=node)
         first.kill()  # a crash: no graceful stop, the ffmpeg process is orphaned
 
         second = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path)
