@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 from .kube import MERGE_PATCH, Kube
 

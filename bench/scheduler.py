@@ -29,7 +29,7 @@ from .profiling import PySpy
 from .workload import JOBS, BaselineAdmitter, Creator, Tracker, baseline_create_and_admit
 
 from ffrtmp_stack import ControlPlane, procs  # noqa: E402 - common put tools/ on sys.path
-from ffrtmp_operator import api  # noqa: E402
+import ffrtmp_api as api  # noqa: E402
 
 log = logging.getLogger("bench.scheduler")
 NAMESPACE = "bench"

@@ -30,7 +30,7 @@ from .kube import Kube, Watch
 from .workload import JOBS
 
 from ffrtmp_stack import ControlPlane, procs  # noqa: E402 - common put tools/ on sys.path
-from ffrtmp_operator import api  # noqa: E402
+import ffrtmp_api as api  # noqa: E402
 from ffrtmp_operator.plan import build_plan  # noqa: E402
 
 log = logging.getLogger("bench.transcode")

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from ffrtmp_operator import api, lifecycle, pods
+import ffrtmp_api as api
+from ffrtmp_operator import lifecycle, pods
 from ffrtmp_operator.settings import PodSettings
 
 from .kube import MERGE_PATCH, Kube

@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ffrtmp_agent import metrics, node, probe
 from ffrtmp_agent.standalone import ApiTarget, StandaloneRunner
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 log = logging.getLogger("ffrtmp_agent")
 RESYNC_SECONDS = 60.0  # how often the node's labels are re-read (written only when they drifted)

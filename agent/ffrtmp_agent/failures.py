@@ -10,7 +10,7 @@ import re
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 INPUT_ERROR = api.Reason.INPUT_ERROR.value
 ENCODER_ERROR = api.Reason.ENCODER_ERROR.value

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 from .kubelite import (
     ApiError,

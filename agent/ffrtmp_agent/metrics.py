@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 log = logging.getLogger(__name__)
 SAMPLE_SECONDS = 2.0

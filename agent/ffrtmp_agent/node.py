@@ -17,7 +17,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from ffrtmp_agent import probe
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"

@@ -10,7 +10,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 LOG_FILE_ANNOTATION = "ffrtmp.io/log-file"  # on a job pod run by a standalone agent: its stdout/stderr file
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 MAX_MESSAGE_BYTES = 4096  # the kubelet's limit on a termination message
 MAX_LOG_LINES = 80  # FallbackToLogsOnError takes at most this many lines from the log's tail

@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 # Encoders worth a trial: everything the scheduler can ask for (api.ENCODERS) plus libaom-av1, the
 # software AV1 encoder most distro builds carry instead of SVT-AV1.

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 from . import energy, failures, quality, scores
 from .encode import Encode

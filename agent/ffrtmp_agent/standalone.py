@@ -29,7 +29,7 @@ from kubernetes.client.exceptions import ApiException
 
 from ffrtmp_agent import mountns, podspec, podstatus, volumes
 from ffrtmp_agent.podspec import Action
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 log = logging.getLogger(__name__)
 MERGE_PATCH = "application/merge-patch+json"

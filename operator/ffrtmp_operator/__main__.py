@@ -17,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from . import api
+import ffrtmp_api as api
 from .cache import Cache
 from .handlers import register
 from .kube import Kube, load_api_client

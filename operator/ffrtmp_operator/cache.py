@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .api import Phase
+from ffrtmp_api import Phase
 from .records import JobKey, JobRecord, LeaseRecord, NodeRecord, PodRecord
 from .scheduling import OrderKey, order_key
 

@@ -13,7 +13,8 @@ from typing import TextIO
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from . import api, cli_jobs, cli_nodes
+import ffrtmp_api as api
+from . import cli_jobs, cli_nodes
 from .cli_format import UsageError
 from .cli_kube import CliError, api_error_message, connect
 

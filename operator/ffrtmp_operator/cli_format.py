@@ -9,23 +9,14 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from . import api
+import ffrtmp_api as api
+from ffrtmp_api import parse_time
 
 TERMINAL = {p.value for p in api.TERMINAL_PHASES}
 
 
 class UsageError(Exception):
     """A bad flag combination or value; printed as one line, exit code 2."""
-
-
-def parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def age(since: object, *, now: datetime) -> str:

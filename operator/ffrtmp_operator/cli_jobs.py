@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from . import api
+import ffrtmp_api as api
 from .cli_format import JOB_HEADERS, TERMINAL, UsageError, describe_job, job_from_flags, job_row, progress_line, table
 from .cli_kube import CliError, Kube, api_error_message
 

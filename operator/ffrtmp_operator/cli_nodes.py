@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-from . import api
+import ffrtmp_api as api
 from .cli_format import age, job_row, table
 from .cli_kube import CliError, Kube
 from .metrics import job_sample, node_sample

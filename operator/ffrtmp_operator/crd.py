@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from . import api
+import ffrtmp_api as api
 
 CRD_FILE = f"{api.PLURAL}.{api.GROUP}.yaml"
 _DROP_KEYS = {"title", "$defs"}

@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from . import api
+import ffrtmp_api as api
 from .cache import Cache
 from .kube import Kube
 from .loop import Scheduler

@@ -18,10 +18,11 @@ import kubernetes
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from . import api, rbac
+import ffrtmp_api as api
+from . import rbac
 from .records import JobRecord
 
-MERGE_PATCH = "application/merge-patch+json"
+MERGE_PATCH = api.MERGE_PATCH
 COMPONENT = "ffrtmp-operator"
 
 

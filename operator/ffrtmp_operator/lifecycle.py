@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
-from . import api
-from .api import Phase, Reason
+import ffrtmp_api as api
+from ffrtmp_api import RUNNING_PHASES, Phase, Reason, holds_slot, parse_time, stamp  # noqa: F401  (re-exported)
 
 P = Phase
 # DESIGN.md lifecycle. Queued is also re-entered from a run (retry, NodeLost, Preempted) and from
@@ -28,36 +28,14 @@ ALLOWED: dict[Phase, frozenset[Phase]] = {
     P.FAILED: frozenset(),
     P.CANCELED: frozenset(),
 }
-# Phases in which a job holds a slot on status.node (interfaces.md); Paused holds it when paused from one.
-RUNNING_PHASES = frozenset({P.ASSIGNED, P.PROCESSING})
 
 
 class InvalidTransition(ValueError):
     """A phase change the state machine does not allow (a bug or a stale cache; never written)."""
 
 
-def stamp(now: datetime) -> str:
-    """RFC 3339 in UTC with milliseconds, so FIFO order survives jobs queued within one second."""
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def parse_time(value: str | None) -> datetime | None:
-    """The inverse of `stamp` (also reads Kubernetes' second-precision times); None for missing/garbage."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def can_transition(current: Phase | None, target: Phase) -> bool:
     return target in ALLOWED[current or P.PENDING]
-
-
-def holds_slot(phase: Phase | None, paused_from: Phase | None) -> bool:
-    """A SIGSTOPped encoder keeps its slot, so a job paused from a run still counts on its node."""
-    return phase in RUNNING_PHASES or (phase == P.PAUSED and paused_from in RUNNING_PHASES)
 
 
 def transition(

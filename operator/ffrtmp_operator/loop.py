@@ -21,8 +21,9 @@ from typing import Any, NamedTuple
 
 from kubernetes.client.exceptions import ApiException
 
-from . import api, lifecycle, reconcile, scheduling
-from .api import Phase, Reason
+import ffrtmp_api as api
+from . import lifecycle, reconcile, scheduling
+from ffrtmp_api import Phase, Reason
 from .cache import Cache
 from .kube import Kube, is_outage
 from .lifecycle import InvalidTransition

@@ -31,8 +31,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from . import api
-from .cli_format import parse_time  # one lenient RFC 3339 reader for the CLI and the gauges
+import ffrtmp_api as api
+from ffrtmp_api import parse_time
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +51,7 @@ FAILURE_REASONS = tuple(
     r.value for r in (api.Reason.INPUT_ERROR, api.Reason.ENCODER_ERROR, api.Reason.OUTPUT_ERROR, api.Reason.NODE_LOST,
                       api.Reason.TIMEOUT, api.Reason.PREEMPTED, api.Reason.POD_ERROR)
 )
-NODE_STATUSES = ("ready", "lost", "cordoned", "no_lease")
-# A job holds a slot on its node in these phases (a SIGSTOPped encoder keeps its slot while Paused).
-SLOT_PHASES = frozenset({api.Phase.ASSIGNED.value, api.Phase.PROCESSING.value})
+NODE_STATUSES = api.NODE_STATUSES
 
 WAIT_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600)
 RUN_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 2 * 3600, 4 * 3600, 12 * 3600)
@@ -90,7 +88,7 @@ class JobSample:
 
     @property
     def holds_slot(self) -> bool:
-        return self.phase in SLOT_PHASES or (self.phase == api.Phase.PAUSED and self.paused_from in SLOT_PHASES)
+        return api.holds_slot(self.phase, self.paused_from)
 
 
 @dataclass(frozen=True)
@@ -135,21 +133,7 @@ def job_sample(obj: Mapping[str, Any]) -> JobSample:
 def node_sample(node: Mapping[str, Any], lease: Mapping[str, Any] | None, *, now: datetime) -> NodeSample:
     """A NodeSample from a worker Node and its agent's heartbeat Lease (None when it has none)."""
     name = (node.get("metadata") or {}).get("name", "")
-    if (node.get("spec") or {}).get("unschedulable"):
-        status = "cordoned"
-    elif lease is None:
-        status = "no_lease"
-    else:
-        lease_spec = lease.get("spec") or {}
-        renewed = parse_time(lease_spec.get("renewTime"))
-        duration = _number(lease_spec.get("leaseDurationSeconds")) or 0
-        status = "ready" if renewed and (now - renewed).total_seconds() < duration else "lost"
-    slots_text = ((lease or {}).get("metadata") or {}).get("annotations", {}).get(api.ANNOTATION_SLOTS, "0")
-    try:
-        slots = max(int(slots_text), 0)
-    except ValueError:
-        slots = 0
-    return NodeSample(name=name, status=status, slots=slots)
+    return NodeSample(name=name, status=api.node_status(node, lease, now=now), slots=api.lease_slots(lease))
 
 
 def snapshot_from_objects(

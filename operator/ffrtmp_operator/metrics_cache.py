@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from .api import Phase
+from ffrtmp_api import Phase
 from .cache import Cache
 from .metrics import JobSample, MetricsSnapshot, NodeSample
 from .records import JobRecord, LeaseRecord, NodeRecord

@@ -12,7 +12,7 @@ from collections.abc import Collection
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
-from . import api
+import ffrtmp_api as api
 
 
 class PlanError(ValueError):

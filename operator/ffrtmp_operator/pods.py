@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from . import api
+import ffrtmp_api as api
 from .plan import build_plan
 from .settings import PodSettings
 

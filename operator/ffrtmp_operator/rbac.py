@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import api
+import ffrtmp_api as api
 
 NAME = api.RUNNER_SERVICE_ACCOUNT
 _LABELS = {api.LABEL_MANAGED_BY: api.MANAGED_BY}

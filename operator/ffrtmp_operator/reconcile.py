@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from . import api
-from .api import Phase, Reason
+import ffrtmp_api as api
+from ffrtmp_api import Phase, Reason
 from .lifecycle import Failure, after_failure, classify_failure, stamp
 from .records import JobRecord, PodRecord
 

@@ -17,8 +17,8 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
-from . import api
-from .api import Phase
+import ffrtmp_api as api
+from ffrtmp_api import Phase
 from .lifecycle import parse_time
 
 JobKey = tuple[str, str]  # (namespace, name)

@@ -13,8 +13,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import NamedTuple
 
-from . import api
-from .api import Phase
+import ffrtmp_api as api
+from ffrtmp_api import Phase
 from .lifecycle import holds_slot
 from .plan import required_encoder
 from .records import JobRecord, LeaseRecord, NodeRecord

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import api
+import ffrtmp_api as api
 
 
 @dataclass(frozen=True)

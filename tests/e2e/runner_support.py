@@ -15,7 +15,8 @@ from typing import Any
 
 import psutil
 import yaml
-from ffrtmp_operator import api, plan
+import ffrtmp_api as api
+from ffrtmp_operator import plan
 from ffrtmp_testkit import free_port, wait_for  # noqa: F401  (re-exported to the runner tests)
 from kubernetes import client
 

@@ -24,7 +24,7 @@ from kubernetes import client
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 import ffrtmp_testkit  # noqa: E402
 from agent_process import AgentProcess, free_port, wait_for  # noqa: E402
-from ffrtmp_operator import api  # noqa: E402
+import ffrtmp_api as api  # noqa: E402
 
 RUN_LABEL = "ffrtmp.io/test-run"
 FAST_OPERATOR = ("--tick-seconds", "0.5", "--backoff-base-seconds", "1", "--backoff-cap-seconds", "2")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ffrtmp_operator import api
+import ffrtmp_api as api
 from ffrtmp_testkit import serve_folder
 from kubernetes import client
 from runner_support import (

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from runner_support import ffprobe, video_stream
 
-from ffrtmp_operator import api, plan
+import ffrtmp_api as api
+from ffrtmp_operator import plan
 
 
 def run_plan(tmp_path: Path, *, output: str, encoder: str, **spec: Any) -> api.ExecutionPlan:

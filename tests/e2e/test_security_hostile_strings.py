@@ -20,7 +20,7 @@ from kubernetes import client
 from runner_support import make_media
 from stack_support import Stack
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from ffrtmp_testkit import token_client
 from stack_support import Stack, free_port
 from test_helm_install import SYSTEM_NS, release  # noqa: F401  (the chart installed by helm)
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 JWT = re.compile(r"eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")
 JOBS = ("restricted-1", "restricted-2")

@@ -20,7 +20,7 @@ for sub in ("agent", "operator"):  # runnable from a bare checkout too
     sys.path.insert(0, str(REPO / sub))
 
 from ffrtmp_agent import probe  # noqa: E402
-from ffrtmp_operator import api  # noqa: E402
+import ffrtmp_api as api  # noqa: E402
 
 NVENC = [enc for enc in probe.CANDIDATE_ENCODERS if enc.endswith("_nvenc")]
 TIMEOUT = 60

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ffrtmp_operator import api
+import ffrtmp_api as api
 from ffrtmp_testkit import OperatorProcess, wait_until
 from kubernetes import client
 

@@ -16,7 +16,7 @@ from kubernetes import client
 
 from agent_process import AgentProcess, registered_agent, wait_for
 from ffrtmp_testkit import scrape_metrics
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from kubernetes import client
 
 from ffrtmp_agent import kubelite
 from ffrtmp_agent.jobclient import JobClient
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import yaml
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
 from conftest import FAST_FLAGS, OperatorProcess, wait_until
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 LEASE_SECONDS = 3
 HOP_HEADERS = {"host", "authorization", "content-length", "transfer-encoding", "connection", "content-encoding",

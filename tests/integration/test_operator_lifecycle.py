@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 from conftest import wait_until
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -11,7 +11,7 @@ import urllib.request
 
 from agent_process import free_port
 from conftest import wait_until
-from ffrtmp_operator import api
+import ffrtmp_api as api
 from prometheus_client.parser import text_string_to_metric_families
 
 WATCHED = ("transcodejobs", "nodes", "leases")

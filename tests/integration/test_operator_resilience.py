@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from conftest import wait_until
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 
 def pods_per_job(cluster, names):

@@ -102,7 +102,7 @@ def test_given_no_free_slot_when_a_live_job_arrives_then_the_running_batch_job_i
 
 
 def test_given_a_free_slot_when_a_job_arrives_then_one_status_write_queues_and_places_it(operator, cluster):
-    from ffrtmp_operator import api
+    import ffrtmp_api as api
     from kubernetes import watch
 
     cluster.add_node("w", slots=1)

@@ -17,7 +17,7 @@ import urllib3
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 from ffrtmp_stack import ControlPlane, procs
 from ffrtmp_stack.controlplane import REPO, SA_ISSUER
 from ffrtmp_testkit import token_client

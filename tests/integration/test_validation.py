@@ -17,7 +17,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,8 @@ from typing import Any
 
 import yaml
 
-from ffrtmp_operator import api, crd
+import ffrtmp_api as api
+from ffrtmp_operator import crd
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from ffrtmp_operator import api
-from ffrtmp_operator.api import Phase, Reason
+import ffrtmp_api as api
+from ffrtmp_api import Phase, Reason
 from ffrtmp_operator.lifecycle import (
     Failure,
     InvalidTransition,

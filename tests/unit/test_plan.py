@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from ffrtmp_operator import api, plan
+import ffrtmp_api as api
+from ffrtmp_operator import plan
 
 VOLUMES = [{"name": "media", "mountPath": "/media", "emptyDir": {}}]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ffrtmp_operator import api, rbac
+import ffrtmp_api as api
+from ffrtmp_operator import rbac
 from ffrtmp_operator.pods import build_pod, pod_name
 from ffrtmp_operator.settings import PodSettings
 

@@ -10,7 +10,7 @@ import pytest
 
 from ffrtmp_agent import metrics, node, probe
 from ffrtmp_agent.probe import GpuInfo, GpuProbe, Trial
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from ffrtmp_operator.api import Phase
+from ffrtmp_api import Phase
 from ffrtmp_operator.cache import Cache
 from ffrtmp_operator.lifecycle import stamp
 from ffrtmp_operator.reconcile import GRACE_NOW, NOTHING, decide

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from ffrtmp_operator import api
+import ffrtmp_api as api
 from ffrtmp_operator.cache import JobHeap
 from ffrtmp_operator.lifecycle import stamp
 from ffrtmp_operator.records import JobRecord, LeaseRecord, NodeRecord, job_record

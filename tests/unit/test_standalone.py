@@ -11,7 +11,7 @@ import pytest
 
 from ffrtmp_agent import podspec, podstatus, volumes
 from ffrtmp_agent.podspec import Action
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 OWNER = {"apiVersion": api.API_VERSION, "kind": api.KIND, "name": "job", "uid": "u1", "controller": True}

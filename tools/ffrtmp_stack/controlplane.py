@@ -166,7 +166,7 @@ def install_base(api, *, crd_dir: Path = CRD_DIR, system_namespace: str | None =
     """Install the CRDs (waiting until Established), ffrtmp's PriorityClasses and the system namespace."""
     from kubernetes import client
 
-    from ffrtmp_operator import api as ffapi
+    import ffrtmp_api as ffapi
 
     ext = client.ApiextensionsV1Api(api)
     names = []

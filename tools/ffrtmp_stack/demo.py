@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from ffrtmp_operator import api
+import ffrtmp_api as api
 
 from . import controlplane as cp
 from .stack import Stack, StackConfig

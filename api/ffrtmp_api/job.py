@@ -1,107 +1,21 @@
-"""The TranscodeJob API (`transcodejobs.ffrtmp.io/v1alpha1`): spec and status models, label and
-annotation keys, and the execution plan handed to a job pod.
+"""The TranscodeJob spec and status models (pydantic v2), from which `crds/` is generated (`make crds`).
 
-This module is the contract between the operator, the agent and the CRD. It is pure: no kopf and no
-kubernetes imports. `crds/` is generated from these models (`make crds`), so every field carries its
-description and constraints here, and cross-field rules are CEL expressions the API server enforces.
+Every field carries its description and constraints here; cross-field rules are CEL expressions that the
+API server enforces, so a bad `kubectl apply` is refused with the field named.
 """
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-GROUP = "ffrtmp.io"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "TranscodeJob"
-PLURAL = "transcodejobs"
-SINGULAR = "transcodejob"
-SHORT_NAMES = ["tj"]
-
-# Node labels written by the agent and read by the scheduler.
-LABEL_WORKER = "ffrtmp.io/worker"
-LABEL_GPU = "ffrtmp.io/gpu"
-LABEL_ENCODER_PREFIX = "ffrtmp.io/encoder."  # + encoder name (h264_nvenc, hevc_qsv, ...), value "true"
-ANNOTATION_HARDWARE = "ffrtmp.io/hardware"  # JSON of the agent's hardware probe
-# Heartbeat: a coordination.k8s.io Lease per node in the system namespace, named LEASE_PREFIX + node.
-LEASE_PREFIX = "ffrtmp-agent-"
-ANNOTATION_SLOTS = "ffrtmp.io/slots"  # on the Lease: how many jobs the node runs at once
-DEFAULT_SYSTEM_NAMESPACE = "ffrtmp-system"
-# Job pods.
-LABEL_JOB = "ffrtmp.io/job"  # the job's name
-LABEL_JOB_UID = "ffrtmp.io/job-uid"
-LABEL_ATTEMPT = "ffrtmp.io/attempt"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "ffrtmp-operator"
-ENV_PLAN = "FFRTMP_PLAN"  # the ExecutionPlan as JSON in the job pod's environment
-RUNNER_SERVICE_ACCOUNT = "ffrtmp-runner"
-PRIORITY_CLASSES = {"high": "ffrtmp-high", "medium": "ffrtmp-medium", "low": "ffrtmp-low"}
-PRIORITY_CLASS_VALUES = {"ffrtmp-high": 1000, "ffrtmp-medium": 500, "ffrtmp-low": 100}
+from .keys import API_VERSION, KIND
+from .phases import Phase
 
 Queue = Literal["live", "default", "batch"]
 Priority = Literal["high", "medium", "low"]
 Accelerator = Literal["auto", "none", "nvidia", "intel", "vaapi"]
-QUEUE_RANK: dict[str, int] = {"live": 0, "default": 1, "batch": 2}  # lower runs first
-
-# ffmpeg encoder per (codec, accelerator). The agent proves each with a trial encode and labels the node
-# LABEL_ENCODER_PREFIX + name; the scheduler places a job only where its encoder is proven.
-ENCODERS: dict[str, dict[str, str]] = {
-    "h264": {"none": "libx264", "nvidia": "h264_nvenc", "intel": "h264_qsv", "vaapi": "h264_vaapi"},
-    "hevc": {"none": "libx265", "nvidia": "hevc_nvenc", "intel": "hevc_qsv", "vaapi": "hevc_vaapi"},
-    "av1": {"none": "libsvtav1", "nvidia": "av1_nvenc", "intel": "av1_qsv", "vaapi": "av1_vaapi"},
-    "vp9": {"none": "libvpx-vp9", "intel": "vp9_qsv", "vaapi": "vp9_vaapi"},
-}
-HARDWARE_ACCELERATORS = ("nvidia", "intel", "vaapi")  # preference order for accelerator=auto
-
-# Job pod conventions shared by the operator (reads) and the runner / standalone agent (write).
-RUNNER_CONTAINER = "runner"
-ENV_TERMINATION_LOG = "FFRTMP_TERMINATION_LOG"  # where the runner writes its termination message
-DEFAULT_TERMINATION_LOG = "/dev/termination-log"
-# The runner's exit code says why it failed; the termination message (JSON {"reason", "message"}) says more.
-RUNNER_EXIT_CODES: dict[str, int] = {"InputError": 10, "EncoderError": 11, "OutputError": 12, "Timeout": 13}
-# Standard conditions (so `kubectl wait --for=condition=Complete tj/x` works).
-CONDITION_TYPES = ("Scheduled", "Running", "Paused", "Complete", "Failed", "Canceled")
-
-
-class Phase(StrEnum):
-    PENDING = "Pending"
-    QUEUED = "Queued"
-    ASSIGNED = "Assigned"
-    PROCESSING = "Processing"
-    PAUSED = "Paused"
-    CANCELED = "Canceled"
-    FAILED = "Failed"
-    COMPLETED = "Completed"
-
-
-TERMINAL_PHASES = frozenset({Phase.CANCELED, Phase.FAILED, Phase.COMPLETED})
-
-
-class Reason(StrEnum):
-    """Why a job changed phase; failure reasons decide whether it retries."""
-
-    CREATED = "Created"
-    ADMITTED = "Admitted"
-    STARTED = "Started"
-    PAUSED = "PausedByUser"
-    RESUMED = "ResumedByUser"
-    CANCELED = "CanceledByUser"
-    SUCCEEDED = "Succeeded"
-    RETRYING = "Retrying"
-    INPUT_ERROR = "InputError"  # final: the input cannot be read or is not media
-    ENCODER_ERROR = "EncoderError"
-    OUTPUT_ERROR = "OutputError"
-    NODE_LOST = "NodeLost"
-    TIMEOUT = "Timeout"
-    PREEMPTED = "Preempted"
-    POD_ERROR = "PodError"
-    RETRIES_EXHAUSTED = "RetriesExhausted"
-
-
-FINAL_FAILURE_REASONS = frozenset({Reason.INPUT_ERROR, Reason.TIMEOUT})
 
 _URL_IN = r"^(file|https?|rtmps?|srt)://\S+$"
 _URL_OUT = r"^(file|rtmps?)://\S+$"
@@ -450,42 +364,3 @@ ROOT_VALIDATIONS = [
     )
     for f in IMMUTABLE_AFTER_ASSIGNMENT
 ]
-
-
-# ------------------------------------------------------------------------------------ execution plan
-
-
-class PlanVolume(_Model):
-    name: str
-    mountPath: str
-
-
-class ExecutionPlan(_Model):
-    """What a job pod runs: built by the operator at placement, read by the runner from $FFRTMP_PLAN."""
-
-    namespace: str
-    job: str
-    jobUid: str
-    attempt: int = Field(..., ge=1)
-    live: bool = False
-    liveDurationSeconds: int = 0
-    reconnect: bool = True
-    inputUrl: str | None = Field(None, description="The input as ffmpeg sees it (file:// stripped to a path).")
-    inputArgs: list[str] = Field(
-        default_factory=list,
-        description="ffmpeg options for the main input ending with -i and the input (whitelists included); "
-        "the runner reuses them to read the input again for quality metrics.",
-    )
-    testSource: TestSource | None = None
-    inputDurationSeconds: float | None = Field(None, description="Known without probing (test sources).")
-    outputUrl: str = Field(..., description="Final output (a path for file outputs).")
-    tempOutputUrl: str | None = Field(None, description="File outputs are written here and renamed on success.")
-    outputContainer: str = Field("mp4", description="mp4, mkv, mov, webm, flv, mpegts or hls (hls: segments beside it).")
-    ffmpegArgs: list[str] = Field(..., description="Full ffmpeg argv, including -progress pipe:1 -nostats.")
-    probeArgs: list[str] = Field(default_factory=list, description="ffprobe argv for the input duration.")
-    encoder: str = Field(..., description="The ffmpeg encoder used (libx264, h264_nvenc, ...).")
-    targetWidth: int | None = None
-    targetHeight: int | None = None
-    qualityMetrics: list[str] = Field(default_factory=list)
-    timeoutSeconds: int | None = None
-    progressIntervalSeconds: float = Field(2.0, gt=0, description="At most one progress write per interval.")
