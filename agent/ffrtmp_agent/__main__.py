@@ -14,16 +14,19 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from ffrtmp_agent import metrics, node, probe
-from ffrtmp_agent.standalone import ApiTarget, StandaloneRunner
 import ffrtmp_api as api
+from ffrtmp_api import logs
+
+from .kubelet import registration
+from .kubelet.standalone import ApiTarget, StandaloneRunner
+from .node import labels, lease, metrics, probe
 
 log = logging.getLogger("ffrtmp_agent")
 RESYNC_SECONDS = 60.0  # how often the node's labels are re-read (written only when they drifted)
@@ -67,10 +70,10 @@ def parse_args(argv: list[str] | None = None) -> AgentSettings:
         p.error("--node-name (or $NODE_NAME) is required")
     if a.slots < 1 or a.lease_seconds < 1 or a.renew_seconds <= 0 or a.renew_seconds >= a.lease_seconds:
         p.error("need --slots >= 1, --lease-seconds >= 1 and 0 < --renew-seconds < --lease-seconds")
-    logging.basicConfig(
-        level=logging.DEBUG if a.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    try:
+        logs.configure(verbose=a.verbose)
+    except ValueError as exc:  # a bad $FFRTMP_LOG_FORMAT
+        p.error(str(exc))
     return AgentSettings(
         node_name=a.node_name, standalone=a.standalone, slots=a.slots, system_namespace=a.system_namespace,
         metrics_host=a.metrics_host, metrics_port=a.metrics_port, work_dir=a.work_dir.resolve(),
@@ -96,16 +99,16 @@ def heartbeat_loop(settings: AgentSettings, api_client: client.ApiClient, found:
                    stop: threading.Event) -> None:
     """Renew the Lease every renew_seconds; re-check the node's labels every RESYNC_SECONDS."""
     core = client.CoreV1Api(api_client)
-    beat = node.Heartbeat(client.CoordinationV1Api(api_client), settings.node_name,
-                          namespace=settings.system_namespace, slots=settings.slots,
-                          lease_seconds=settings.lease_seconds)
+    beat = lease.Heartbeat(client.CoordinationV1Api(api_client), settings.node_name,
+                           namespace=settings.system_namespace, slots=settings.slots,
+                           lease_seconds=settings.lease_seconds)
     next_sync = time.monotonic() + RESYNC_SECONDS
     while not stop.is_set():
         started = time.monotonic()
         try:
-            beat.renew(datetime.now(timezone.utc))
+            beat.renew(datetime.now(UTC))
             if started >= next_sync:
-                node.sync_node_metadata(core, settings.node_name, labels=found.labels, hardware=found.hardware)
+                labels.sync_node_metadata(core, settings.node_name, labels=found.labels, hardware=found.hardware)
                 next_sync = started + RESYNC_SECONDS
         except Exception as exc:  # API down for a moment: keep trying, the lease has slack for it
             log.warning("heartbeat failed: %s", exc)
@@ -125,10 +128,10 @@ def run(settings: AgentSettings, stop: threading.Event) -> None:
                   slots=settings.slots, trials={t.encoder: t.ok for t in found.trials}, stop=stop,
                   own_children_only=settings.standalone)
     if settings.standalone:
-        node.register_node(core, settings.node_name, labels=found.labels, hardware=found.hardware,
-                           status=_node_status(settings, found))
-    _retry(lambda: node.sync_node_metadata(core, settings.node_name, labels=found.labels,
-                                           hardware=found.hardware), stop)
+        registration.register_node(core, settings.node_name, labels=found.labels, hardware=found.hardware,
+                                   status=_node_status(settings, found))
+    _retry(lambda: labels.sync_node_metadata(core, settings.node_name, labels=found.labels,
+                                             hardware=found.hardware), stop)
     threads = [threading.Thread(target=heartbeat_loop, args=(settings, api_client, found, stop), name="heartbeat")]
     if settings.standalone:
         runner = StandaloneRunner(core=core, node=settings.node_name, work_dir=settings.work_dir,
@@ -143,16 +146,16 @@ def run(settings: AgentSettings, stop: threading.Event) -> None:
     if settings.standalone:
         try:
             core.patch_node_status(settings.node_name, _node_status(settings, found, ready=False),
-                                   _content_type=node.MERGE_PATCH)
+                                   _content_type=api.MERGE_PATCH)
         except ApiException as exc:
             log.warning("could not mark node %s NotReady: %s", settings.node_name, exc.reason)
     log.info("agent stopped")
 
 
 def _node_status(settings: AgentSettings, found: probe.Probe, *, ready: bool = True) -> dict[str, Any]:
-    return node.standalone_node_status(cpu_cores=found.hardware["cpu"]["cores"],
-                                       memory_bytes=found.hardware["memory"]["totalBytes"], slots=settings.slots,
-                                       now=datetime.now(timezone.utc), ready=ready)
+    return registration.standalone_node_status(cpu_cores=found.hardware["cpu"]["cores"],
+                                               memory_bytes=found.hardware["memory"]["totalBytes"],
+                                               slots=settings.slots, now=datetime.now(UTC), ready=ready)
 
 
 def _retry(fn: Callable[[], object], stop: threading.Event) -> None:

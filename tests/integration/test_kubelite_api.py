@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from ffrtmp_agent import kubelite
-from ffrtmp_agent.jobclient import JobClient
+from ffrtmp_agent.runner import kubelite
+from ffrtmp_agent.runner.jobclient import JobClient
 import ffrtmp_api as api
 
 pytestmark = pytest.mark.integration

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
+
 from ffrtmp_agent import energy
+from ffrtmp_agent.node import metrics
+from ffrtmp_agent.runner import supervise
 
 
 def fake_zone(root: Path, name: str, energy_uj: int, max_range: int = 262143328850) -> None:
@@ -76,3 +81,31 @@ def test_given_the_real_powercap_path_when_read_then_counters_or_unavailable(tmp
 def test_cpu_share_is_clamped() -> None:
     assert energy.cpu_share(job_seconds=5, busy_seconds=4) == 1.0
     assert energy.cpu_share(job_seconds=0, busy_seconds=0) == 0.0
+
+
+# ------------------------------------------------ one implementation for the runner and the node metrics
+
+
+def test_given_ffrtmp_rapl_root_when_the_runner_and_the_node_metrics_read_energy_then_both_read_that_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_zone(tmp_path, "intel-rapl:0", 5_000_000)
+    monkeypatch.setenv(energy.ENV_RAPL_ROOT, str(tmp_path))
+    runner_settings, sampler = supervise.Settings(), metrics.Sampler(root_pid=os.getpid())
+    assert runner_settings.rapl_root == sampler.rapl_root == tmp_path
+
+    before = energy.read_counters(rapl_root=runner_settings.rapl_root, gpu=False)
+    sampler.sample()
+    fake_zone(tmp_path, "intel-rapl:0", 105_000_000)  # the package spent 100 J meanwhile
+    after = energy.read_counters(rapl_root=runner_settings.rapl_root, gpu=False)
+    sampler.sample()
+
+    assert energy.package_joules(before.rapl_uj or {}, after.rapl_uj or {}, after.rapl_range_uj) == 100.0
+    assert sampler.snapshot()[1] == 100.0  # ffrtmp_node_cpu_energy_joules
+
+
+def test_given_one_job_when_its_share_is_computed_by_the_runner_and_by_the_node_metrics_then_they_agree() -> None:
+    before, after = counters({"p": 0}, busy=10, job=1), counters({"p": 100_000_000}, busy=14, job=4)
+    by_runner = energy.job_energy_joules(before, after)
+    by_metrics = energy.attribute_energy(100.0, {("ns", "job"): 3.0}, busy_cpu=4.0)
+    assert by_runner == by_metrics[("ns", "job")] == 75.0

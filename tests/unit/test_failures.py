@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ffrtmp_agent import failures
+from ffrtmp_agent.runner import failures
 
 IN = "file:/media/in/talk.mp4"
 OUT = "file:/media/out/.talk.ffrtmp-1.part.mp4"

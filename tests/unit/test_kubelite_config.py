@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ffrtmp_agent import kubelite, podspec
+from ffrtmp_agent.kubelet import podspec
+from ffrtmp_agent.runner import kubelite
 
 PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 

@@ -8,8 +8,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from ffrtmp_agent import metrics, node, probe
-from ffrtmp_agent.probe import GpuInfo, GpuProbe, Trial
+from ffrtmp_agent import energy
+from ffrtmp_agent.kubelet.registration import standalone_node_status
+from ffrtmp_agent.node import metrics, probe
+from ffrtmp_agent.node.labels import metadata_patch
+from ffrtmp_agent.node.lease import lease_body, renewal_patch
+from ffrtmp_agent.node.probe import GpuInfo, GpuProbe, Trial
 import ffrtmp_api as api
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
@@ -166,12 +170,12 @@ def test_given_the_same_hardware_probed_later_then_the_node_is_not_patched():
                              "annotations": {api.ANNOTATION_HARDWARE: json.dumps(stored)}}}
     later = _hardware(probedAt="2026-02-02T00:00:00Z", cpu={"cores": 2, "load1": 1.9},
                       memory={"totalBytes": 8, "availableBytes": 1})
-    assert node.metadata_patch(node_obj, labels=probe.node_labels(gpu=False, proven=["libx264"]), hardware=later) == {}
+    assert metadata_patch(node_obj, labels=probe.node_labels(gpu=False, proven=["libx264"]), hardware=later) == {}
 
 
 def test_given_changed_hardware_then_the_annotation_is_patched():
     node_obj = {"metadata": {"labels": {}, "annotations": {api.ANNOTATION_HARDWARE: json.dumps(_hardware())}}}
-    patch = node.metadata_patch(node_obj, labels={}, hardware=_hardware(slots=4))
+    patch = metadata_patch(node_obj, labels={}, hardware=_hardware(slots=4))
     assert json.loads(patch["metadata"]["annotations"][api.ANNOTATION_HARDWARE])["slots"] == 4
     assert "labels" not in patch["metadata"]
 
@@ -180,7 +184,7 @@ def test_given_changed_hardware_then_the_annotation_is_patched():
 
 
 def test_given_a_node_then_the_lease_names_it_and_carries_slots_and_micro_time():
-    lease = node.lease_body("gpu-1", namespace="ffrtmp-system", slots=3, lease_seconds=15, now=NOW)
+    lease = lease_body("gpu-1", namespace="ffrtmp-system", slots=3, lease_seconds=15, now=NOW)
     assert lease["metadata"]["name"] == api.LEASE_PREFIX + "gpu-1"
     assert lease["metadata"]["annotations"] == {api.ANNOTATION_SLOTS: "3"}
     assert lease["spec"]["holderIdentity"] == "gpu-1" and lease["spec"]["leaseDurationSeconds"] == 15
@@ -188,13 +192,13 @@ def test_given_a_node_then_the_lease_names_it_and_carries_slots_and_micro_time()
 
 
 def test_given_a_renewal_then_it_writes_renew_time_and_slots():
-    patch = node.renewal_patch("gpu-1", slots=2, lease_seconds=15, now=NOW)
+    patch = renewal_patch("gpu-1", slots=2, lease_seconds=15, now=NOW)
     assert patch["spec"]["renewTime"] == "2026-01-02T03:04:05.000000Z"
     assert patch["metadata"]["annotations"][api.ANNOTATION_SLOTS] == "2"
 
 
 def test_given_standalone_then_the_node_status_is_ready_on_loopback():
-    status = node.standalone_node_status(cpu_cores=8, memory_bytes=16 * 2**30, slots=2, now=NOW)["status"]
+    status = standalone_node_status(cpu_cores=8, memory_bytes=16 * 2**30, slots=2, now=NOW)["status"]
     assert status["conditions"][0]["type"] == "Ready" and status["conditions"][0]["status"] == "True"
     assert status["capacity"]["cpu"] == "8" and status["capacity"]["memory"] == f"{16 * 2**20}Ki"
     assert {"type": "InternalIP", "address": "127.0.0.1"} in status["addresses"]
@@ -211,14 +215,14 @@ def test_given_a_plan_in_the_environment_then_the_process_belongs_to_that_job():
 
 
 def test_given_a_wrapped_rapl_counter_then_the_delta_is_still_positive():
-    assert metrics.counter_delta(100, 150, 1000) == 50
-    assert metrics.counter_delta(950, 50, 1000) == 100
+    assert energy.counter_delta(100, 150, 1000) == 50
+    assert energy.counter_delta(950, 50, 1000) == 100
 
 
 def test_given_two_jobs_then_energy_is_split_by_cpu_share():
-    split = metrics.attribute_energy(100.0, {("a", "x"): 3.0, ("a", "y"): 1.0}, busy_cpu=8.0)
+    split = energy.attribute_energy(100.0, {("a", "x"): 3.0, ("a", "y"): 1.0}, busy_cpu=8.0)
     assert split == {("a", "x"): 37.5, ("a", "y"): 12.5}
 
 
 def test_given_no_busy_time_then_no_energy_is_attributed():
-    assert metrics.attribute_energy(100.0, {("a", "x"): 1.0}, busy_cpu=0.0) == {("a", "x"): 0.0}
+    assert energy.attribute_energy(100.0, {("a", "x"): 1.0}, busy_cpu=0.0) == {("a", "x"): 0.0}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ffrtmp_agent import quality, scores
+from ffrtmp_agent.runner import quality, scores
 
 # Summary lines as ffmpeg 5.1 prints them (captured).
 PSNR = "[Parsed_psnr_5 @ 0x5635] PSNR y:48.339469 u:45.629116 v:45.655546 average:47.243831 min:46.253100 max:50.572915"

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from ffrtmp_agent import podspec, podstatus, volumes
-from ffrtmp_agent.podspec import Action
+from ffrtmp_agent.kubelet import podspec, podstatus, volumes
+from ffrtmp_agent.kubelet.podspec import Action
 import ffrtmp_api as api
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)

@@ -1,12 +1,13 @@
 """Pod status as a kubelet reports it, for the standalone agent: Running with a started container, then
 Succeeded/Failed with the terminated state (exit code, reason, termination message).
 
-Pure builders over plain data; the caller merge-patches the result onto pods/status.
+Pure builders over plain data; the caller merge-patches the result onto pods/status. Times are metav1.Time
+(whole seconds), as a kubelet writes them.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import ffrtmp_api as api
@@ -14,10 +15,6 @@ import ffrtmp_api as api
 MAX_MESSAGE_BYTES = 4096  # the kubelet's limit on a termination message
 MAX_LOG_LINES = 80  # FallbackToLogsOnError takes at most this many lines from the log's tail
 START_ERROR_EXIT_CODE = 128  # what container runtimes report when the process never started
-
-
-def stamp(now: datetime) -> str:
-    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def exit_code(returncode: int) -> int:
@@ -47,7 +44,7 @@ def termination_message(*, termination_log: str, log_text: str, policy: str | No
 
 
 def _conditions(*, ready: bool, now: datetime) -> list[dict[str, Any]]:
-    at = stamp(now)
+    at = api.stamp_seconds(now)
     flag = "True" if ready else "False"
     return [
         {"type": "PodScheduled", "status": "True", "lastTransitionTime": at},
@@ -73,7 +70,7 @@ def running_status(pod: dict[str, Any], *, pid: int, started: datetime) -> dict[
             "phase": "Running",
             "hostIP": "127.0.0.1",
             "podIP": "127.0.0.1",
-            "startTime": stamp(started),
+            "startTime": api.stamp_seconds(started),
             "conditions": _conditions(ready=True, now=started),
             "containerStatuses": [
                 {
@@ -84,7 +81,7 @@ def running_status(pod: dict[str, Any], *, pid: int, started: datetime) -> dict[
                     "ready": True,
                     "started": True,
                     "restartCount": 0,
-                    "state": {"running": {"startedAt": stamp(started)}},
+                    "state": {"running": {"startedAt": api.stamp_seconds(started)}},
                 }
             ],
         }
@@ -110,8 +107,8 @@ def terminated_status(
     terminated: dict[str, Any] = {
         "exitCode": code,
         "reason": reason,
-        "startedAt": stamp(started or finished),
-        "finishedAt": stamp(finished),
+        "startedAt": api.stamp_seconds(started or finished),
+        "finishedAt": api.stamp_seconds(finished),
     }
     if message:
         terminated["message"] = message
@@ -134,7 +131,7 @@ def terminated_status(
         ],
     }
     if started is not None:
-        status["startTime"] = stamp(started)
+        status["startTime"] = api.stamp_seconds(started)
     if pod_reason:
         status["reason"] = pod_reason
         status["message"] = (pod_message or message)[:1024]

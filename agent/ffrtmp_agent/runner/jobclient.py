@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +48,7 @@ class JobClient:
         """Merge patch on the status subresource; failures are logged, never fatal (progress is advisory)."""
         try:
             self._kube.request("PATCH", self._path + "/status", body={"status": status},
-                               content_type="application/merge-patch+json")  # fmt: skip
+                               content_type=api.MERGE_PATCH)  # fmt: skip
         except Exception as exc:  # noqa: BLE001 - an apiserver hiccup must not kill the encode
             log.warning("status patch failed: %s", exc)
 
@@ -84,7 +83,3 @@ class JobClient:
             except Exception as exc:  # noqa: BLE001 - connection resets: start over
                 log.warning("watch of %s/%s broke: %s", self.namespace, self.name, exc)
                 stop.wait(1.0)
-
-
-def now_rfc3339(clock: Callable[[], float] = time.time) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock()))

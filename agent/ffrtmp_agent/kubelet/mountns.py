@@ -1,7 +1,7 @@
 """Exec helper for standalone job processes: run inside `unshare --mount --propagation private`, bind
 the pod's volumes at their mountPaths, change directory, then exec the container command (same pid).
 
-Usage: python -m ffrtmp_agent.mountns SPEC_JSON -- COMMAND [ARGS...]
+Usage: python -I -S .../ffrtmp_agent/kubelet/mountns.py SPEC_JSON -- COMMAND [ARGS...] (standard library only).
 SPEC_JSON: {"mounts": [[source, target, readOnly], ...], "chdir": dir, "startError": file}.
 A failure before exec is written to startError and exits 128, so the agent reports StartError.
 """
@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-START_ERROR_EXIT_CODE = 128
+START_ERROR_EXIT_CODE = 128  # = podstatus.START_ERROR_EXIT_CODE; not imported: this file runs with -I -S
 
 
 def _mount(source: str, target: str, read_only: bool) -> None:

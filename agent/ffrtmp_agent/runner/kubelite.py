@@ -1,7 +1,8 @@
-"""A small Kubernetes API client for the runner: JSON GET, merge PATCH and WATCH over urllib3, with the
-connection settings read from a kubeconfig or the in-cluster service account. Importing the kubernetes
-package costs the runner ~0.25 s of CPU per job (its config loader pulls in requests, oauthlib, yaml, ...);
-this needs urllib3 only. TLS is verified as configured; the token never appears in a repr, log or error.
+"""The small Kubernetes API client of the runner (and of the benchmarks): JSON requests, text GETs and
+watch streams over urllib3, with the connection settings read from a kubeconfig or the in-cluster service
+account. Importing the kubernetes package costs the runner ~0.25 s of CPU per job (its config loader pulls
+in requests, oauthlib, yaml, ...); this needs urllib3 only. TLS is verified as configured; the token never
+appears in a repr, log or error.
 """
 
 from __future__ import annotations
@@ -162,13 +163,21 @@ def load_from_environment(environ: Mapping[str, str] = os.environ) -> ClusterCon
 
 
 class KubeClient:
-    """JSON requests against one API server; one connection pool per instance (give a thread its own)."""
+    """JSON requests against one API server through one connection pool.
 
-    def __init__(self, config: ClusterConfig, *, clock: Callable[[], float] = time.monotonic) -> None:
+    The runner gives each thread its own client. Threads that share one (the benchmarks) pass `block=True`:
+    they then wait for one of `pool_size` keep-alive connections instead of opening throwaway ones.
+    """
+
+    def __init__(
+        self, config: ClusterConfig, *, clock: Callable[[], float] = time.monotonic, pool_size: int = 2,
+        block: bool = False, user_agent: str = "ffrtmp-runner",
+    ) -> None:  # fmt: skip
         self.config = config
         self._clock = clock
+        self._user_agent = user_agent
         self._token_read: tuple[float, str] | None = None
-        kwargs: dict[str, Any] = {"maxsize": 2}
+        kwargs: dict[str, Any] = {"maxsize": pool_size, "block": block}
         if config.server.startswith("https://"):
             kwargs["ssl_context"] = ssl_context(config)
             if config.tls_server_name:
@@ -180,13 +189,14 @@ class KubeClient:
         self._pool = urllib3.connection_from_url(config.server, **kwargs)
 
     def request(
-        self, method: str, path: str, *, query: Mapping[str, Any] | None = None, body: Any = None,
+        self, method: str, path: str, body: Any = None, *, query: Mapping[str, Any] | None = None,
         content_type: str = "application/json", timeout: float = 30.0,
     ) -> dict[str, Any]:  # fmt: skip
+        """`path` may carry its own query string; `query` is appended (None values left out)."""
         headers = self._headers()
         data = None
         if body is not None:
-            data = json.dumps(body).encode()
+            data = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = content_type
         resp = self._pool.request(
             method, _url(path, query), body=data, headers=headers, timeout=urllib3.Timeout(connect=10.0, read=timeout)
@@ -195,30 +205,40 @@ class KubeClient:
             raise ApiError(resp.status, _reason(resp.status, resp.data))
         return json.loads(resp.data) if resp.data else {}
 
-    def watch(self, path: str, *, query: Mapping[str, Any], read_timeout: float) -> Iterator[dict[str, Any]]:
-        """Watch events ({"type", "object"}) until the server ends the stream; an ERROR event raises ApiError."""
+    def text(self, path: str, *, timeout: float = 30.0) -> str:
+        """A plain-text GET (the API server's /metrics)."""
+        resp = self._pool.request("GET", path, headers={**self._headers(), "Accept": "text/plain"},
+                                  timeout=urllib3.Timeout(connect=10.0, read=timeout))  # fmt: skip
+        if not 200 <= resp.status < 300:
+            raise ApiError(resp.status, _reason(resp.status, resp.data))
+        return resp.data.decode("utf-8", "replace")
+
+    def stream(
+        self, path: str, *, query: Mapping[str, Any] | None = None, read_timeout: float | None
+    ) -> urllib3.BaseHTTPResponse:
+        """A GET whose body is left to read as it arrives (a watch); the caller closes it (or shuts it down
+        from another thread to stop a reader). A non-2xx answer raises ApiError."""
         resp = self._pool.request(
-            "GET", _url(path, {**query, "watch": "true"}), headers=self._headers(), preload_content=False,
+            "GET", _url(path, query), headers=self._headers(), preload_content=False,
             timeout=urllib3.Timeout(connect=10.0, read=read_timeout),
         )  # fmt: skip
-        try:
-            if not 200 <= resp.status < 300:
+        if not 200 <= resp.status < 300:
+            try:
                 raise ApiError(resp.status, _reason(resp.status, resp.read()))
-            pending = b""
-            for chunk in resp.stream(65536, decode_content=True):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        yield _event(json.loads(line))
-            if pending.strip():
-                yield _event(json.loads(pending))
+            finally:
+                _close(resp)
+        return resp
+
+    def watch(self, path: str, *, query: Mapping[str, Any], read_timeout: float) -> Iterator[dict[str, Any]]:
+        """Watch events ({"type", "object"}) until the server ends the stream; an ERROR event raises ApiError."""
+        resp = self.stream(path, query={**query, "watch": "true"}, read_timeout=read_timeout)
+        try:
+            yield from watch_events(resp)
         finally:
-            resp.close()  # an unfinished stream cannot be reused: the pool reconnects next time
-            resp.release_conn()
+            _close(resp)
 
     def _headers(self) -> dict[str, str]:
-        headers = {"Accept": "application/json", "User-Agent": "ffrtmp-runner"}
+        headers = {"Accept": "application/json", "User-Agent": self._user_agent}
         config = self.config
         token = config.token or (self._file_token() if config.token_file else None)
         if token:
@@ -278,6 +298,24 @@ def _reason(status: int, data: bytes) -> str:
         return str(body.get("reason") or "") + (f": {body['message']}" if body.get("message") else "")
     except (ValueError, AttributeError):
         return data[:200].decode("utf-8", "replace") or f"HTTP {status}"
+
+
+def watch_events(resp: urllib3.BaseHTTPResponse) -> Iterator[dict[str, Any]]:
+    """The events of an open watch stream, one per JSON line; an ERROR event raises ApiError."""
+    pending = b""
+    for chunk in resp.stream(65536, decode_content=True):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield _event(json.loads(line))
+    if pending.strip():
+        yield _event(json.loads(pending))
+
+
+def _close(resp: urllib3.BaseHTTPResponse) -> None:
+    resp.close()  # an unfinished stream cannot be reused: the pool reconnects next time
+    resp.release_conn()
 
 
 def _event(event: dict[str, Any]) -> dict[str, Any]:

@@ -15,24 +15,22 @@ import queue
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Callable
 
-import psutil
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from ffrtmp_agent import mountns, podspec, podstatus, volumes
-from ffrtmp_agent.podspec import Action
 import ffrtmp_api as api
 
+from . import podspec, podstatus, processes, volumes
+from .podspec import Action
+
 log = logging.getLogger(__name__)
-MERGE_PATCH = "application/merge-patch+json"
 TOKEN_SECONDS = 24 * 3600  # bound to the pod, so it dies with the pod anyway; the server may cap it
 SHUTDOWN_GRACE_SECONDS = 10
 
@@ -68,7 +66,7 @@ class StandaloneRunner:
     node: str
     work_dir: Path
     target: ApiTarget
-    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
     procs: dict[str, LocalProcess] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)  # uids run to the end; kept until the pod is gone
     ignored: set[str] = field(default_factory=set)  # foreign pods already logged once
@@ -82,7 +80,7 @@ class StandaloneRunner:
     # ------------------------------------------------------------------------------ loop and watch
 
     def run(self, stop: threading.Event) -> None:
-        self.unshare_error = check_unshare()
+        self.unshare_error = processes.check_unshare()
         if self.unshare_error:
             log.error("private mount namespaces unavailable (%s): job pods with volumes will fail", self.unshare_error)
         watcher = threading.Thread(target=self._watch, args=(stop,), name="pod-watch", daemon=True)
@@ -158,7 +156,7 @@ class StandaloneRunner:
             log.info("pod %s deleted: SIGTERM, %ss grace", podspec.pod_key(pod), grace)
             proc.pod = pod
             proc.kill_at = time.monotonic() + grace
-            _signal_main(proc.popen.pid, signal.SIGTERM)
+            processes.signal_main(proc.popen.pid, signal.SIGTERM)
         elif action is Action.FINALIZE:
             self._delete(pod)
         elif action is Action.MARK_LOST:
@@ -174,7 +172,7 @@ class StandaloneRunner:
         proc = self.procs.pop(uid, None)
         if proc is not None:
             log.info("pod %s removed from the API: killing its process", podspec.pod_key(proc.pod))
-            _signal_group(proc.popen.pid, signal.SIGKILL)
+            processes.signal_group(proc.popen.pid, signal.SIGKILL)
             proc.popen.wait()
         shutil.rmtree(self._pod_dir_for_uid(uid) / "volumes", ignore_errors=True)
 
@@ -192,7 +190,7 @@ class StandaloneRunner:
         key = podspec.pod_key(pod)
         pod_dir = self.pod_dir(pod)
         pod_dir.mkdir(parents=True, exist_ok=True)
-        _kill_leftover(pod_dir)  # a process a crashed agent started for this very pod
+        processes.kill_leftover(pod_dir)  # a process a crashed agent started for this very pod
         for name in ("termination-log", "start-error"):
             (pod_dir / name).unlink(missing_ok=True)
         try:
@@ -203,16 +201,8 @@ class StandaloneRunner:
         except ApiException as exc:
             self._fail_start(pod, f"API error preparing the pod: {exc.status} {exc.reason}")
             return
-        spec = {
-            "mounts": [list(m) for m in mounts],
-            "chdir": _working_dir(pod) or str(pod_dir),
-            "startError": str(pod_dir / "start-error"),
-        }
-        # The helper needs the standard library only: -I -S skip site-packages and .pth processing (~30 ms
-        # CPU of every pod start); its path is resolved here, not by a module search in the pod.
-        helper = [sys.executable, "-I", "-S", mountns.__file__, json.dumps(spec), "--", *argv]
-        if mounts:
-            helper = ["unshare", "--mount", "--propagation", "private", "--", *helper]
+        helper = processes.helper_argv(argv, mounts=mounts, chdir=processes.working_dir(pod) or str(pod_dir),
+                                       start_error=pod_dir / "start-error")
         log_path = pod_dir / f"{podstatus.container_name(pod)}.log"
         try:
             with open(log_path, "ab") as out:
@@ -224,7 +214,7 @@ class StandaloneRunner:
             self._fail_start(pod, f"cannot start {helper[0]}: {exc.strerror or exc}")
             return
         started = self.now()
-        _write_pidfile(pod_dir, popen.pid)
+        processes.write_pidfile(pod_dir, popen.pid)
         self.procs[pod["metadata"]["uid"]] = LocalProcess(pod=pod, popen=popen, pod_dir=pod_dir, started=started)
         log.info("pod %s started: pid %d, log %s", key, popen.pid, log_path)
         self._patch_status(pod, podstatus.running_status(pod, pid=popen.pid, started=started))
@@ -240,7 +230,7 @@ class StandaloneRunner:
             raise StartError(f"cannot mount the pod's volumes: private mount namespace not permitted "
                              f"({self.unshare_error}); run the standalone agent as root")
         token = None
-        base = _base_env(pod, pod_dir)
+        base = processes.base_env(pod, pod_dir)
         if spec.get("automountServiceAccountToken") is not False:
             token = self._token(pod)
             config = podspec.kubeconfig(server=self.target.server, token=token, namespace=meta["namespace"],
@@ -294,26 +284,26 @@ class StandaloneRunner:
             if rc is None:
                 if proc.kill_at is not None and time.monotonic() >= proc.kill_at:
                     log.info("pod %s: grace period over, SIGKILL", podspec.pod_key(proc.pod))
-                    _signal_group(proc.popen.pid, signal.SIGKILL)
+                    processes.signal_group(proc.popen.pid, signal.SIGKILL)
                     proc.kill_at = float("inf")
                 continue
             del self.procs[uid]
             self.finished.add(uid)
-            _signal_group(proc.popen.pid, signal.SIGKILL)  # stragglers the command left in its group
+            processes.signal_group(proc.popen.pid, signal.SIGKILL)  # stragglers the command left in its group
             self._report_exit(proc, rc)
             if proc.kill_at is not None:
                 self._delete(proc.pod)
 
     def _report_exit(self, proc: LocalProcess, rc: int) -> None:
-        start_error = _read(proc.pod_dir / "start-error")
+        start_error = processes.read_text(proc.pod_dir / "start-error")
         policy = ((proc.pod.get("spec") or {}).get("containers") or [{}])[0].get("terminationMessagePolicy")
         if start_error:
             code, reason, message = podstatus.START_ERROR_EXIT_CODE, "StartError", start_error
         else:
             code, reason = podstatus.exit_code(rc), None
-            log_text = _read_tail(proc.pod_dir / f"{podstatus.container_name(proc.pod)}.log")
+            log_text = processes.read_tail(proc.pod_dir / f"{podstatus.container_name(proc.pod)}.log")
             message = podstatus.termination_message(
-                termination_log=_read(proc.pod_dir / "termination-log"), log_text=log_text, policy=policy,
+                termination_log=processes.read_text(proc.pod_dir / "termination-log"), log_text=log_text, policy=policy,
                 failed=code != 0,
             )
         pod_reason = "NodeShutdown" if proc.shutdown else None
@@ -327,10 +317,10 @@ class StandaloneRunner:
     def _mark_lost(self, pod: dict[str, Any]) -> None:
         log.warning("pod %s was Running but this agent has no process for it: marking it Failed",
                     podspec.pod_key(pod))
-        _kill_leftover(self.pod_dir(pod))
+        processes.kill_leftover(self.pod_dir(pod))
         self.finished.add(pod["metadata"]["uid"])
         running = (((pod.get("status") or {}).get("containerStatuses") or [{}])[0].get("state") or {}).get("running")
-        started = _parse_time((running or {}).get("startedAt"))
+        started = api.parse_time((running or {}).get("startedAt"))
         status = podstatus.terminated_status(
             pod, code=137, message="The container could not be located: the ffrtmp agent restarted",
             started=started, finished=self.now(), reason="ContainerStatusUnknown", pod_reason="NodeLost",
@@ -342,7 +332,7 @@ class StandaloneRunner:
         """Graceful shutdown: SIGTERM every job process, SIGKILL after a grace period, report them."""
         for proc in self.procs.values():
             proc.shutdown = True
-            _signal_main(proc.popen.pid, signal.SIGTERM)
+            processes.signal_main(proc.popen.pid, signal.SIGTERM)
         deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
         while self.procs and time.monotonic() < deadline:
             self.reap()
@@ -360,7 +350,7 @@ class StandaloneRunner:
         uid = meta["uid"]
         self.unsent.pop(uid, None)  # a newer status supersedes an unsent older one
         try:
-            self.core.patch_namespaced_pod_status(meta["name"], meta["namespace"], body, _content_type=MERGE_PATCH)
+            self.core.patch_namespaced_pod_status(meta["name"], meta["namespace"], body, _content_type=api.MERGE_PATCH)
         except ApiException as exc:
             if exc.status != 404:
                 log.warning("pod %s: status write failed: %s %s", podspec.pod_key(pod), exc.status, exc.reason)
@@ -382,7 +372,7 @@ class StandaloneRunner:
         meta = pod["metadata"]
         try:
             self.core.patch_namespaced_pod(meta["name"], meta["namespace"], {"metadata": {"annotations": annotations}},
-                                           _content_type=MERGE_PATCH)
+                                           _content_type=api.MERGE_PATCH)
         except ApiException as exc:
             if exc.status != 404:
                 log.warning("pod %s: annotation failed: %s", podspec.pod_key(pod), exc.reason)
@@ -404,92 +394,3 @@ class StandaloneRunner:
 
 class StartError(Exception):
     """The pod's process cannot be started; the pod fails with this message."""
-
-
-def check_unshare() -> str | None:
-    """None when `unshare --mount` works here, else why not."""
-    try:
-        out = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True,
-                             text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return str(exc)
-    return None if out.returncode == 0 else (out.stderr.strip() or f"exit {out.returncode}")
-
-
-def _base_env(pod: dict[str, Any], pod_dir: Path) -> dict[str, str]:
-    """What a container gets besides its own env: a PATH that finds ffmpeg and ffrtmp-runner, a home."""
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": str(pod_dir),
-        "HOSTNAME": pod["metadata"]["name"],
-        api.ENV_TERMINATION_LOG: str(pod_dir / "termination-log"),
-    }
-    for name in ("LANG", "LC_ALL", "TZ", "VIRTUAL_ENV"):
-        if name in os.environ:
-            env[name] = os.environ[name]
-    return env
-
-
-def _working_dir(pod: dict[str, Any]) -> str | None:
-    return ((pod.get("spec") or {}).get("containers") or [{}])[0].get("workingDir")
-
-
-def _signal_main(pid: int, sig: int) -> None:
-    """Like a kubelet: SIGTERM goes to the container's main process only (the runner forwards it to
-    ffmpeg as it sees fit); SIGKILL at the deadline and after exit goes to the whole process group."""
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _write_pidfile(pod_dir: Path, pid: int) -> None:
-    try:
-        created = psutil.Process(pid).create_time()
-    except psutil.Error:
-        created = 0.0
-    (pod_dir / "pid").write_text(f"{pid} {created}\n", encoding="utf-8")
-
-
-def _kill_leftover(pod_dir: Path) -> None:
-    """Kill the process group a previous agent started for this pod, if it still runs (same pid+start)."""
-    try:
-        pid_text, created_text = (pod_dir / "pid").read_text(encoding="utf-8").split()
-        pid, created = int(pid_text), float(created_text)
-        if abs(psutil.Process(pid).create_time() - created) < 0.01:
-            log.info("killing leftover process group %d of %s", pid, pod_dir.name)
-            _signal_group(pid, signal.SIGKILL)
-    except (OSError, ValueError, psutil.Error):
-        pass
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def _read_tail(path: Path, limit: int = 64 * 1024) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - limit))
-            return f.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None

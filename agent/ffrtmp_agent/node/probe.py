@@ -15,7 +15,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import psutil
@@ -167,7 +167,7 @@ def hardware_document(
 ) -> dict[str, Any]:
     """The ffrtmp.io/hardware annotation: what was found, which encoders were tried, and why any failed."""
     return {
-        "probedAt": probed_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "probedAt": api.stamp_seconds(probed_at),
         "cpu": cpu,
         "memory": memory,
         "gpu": has_gpu(gpu_probe.gpus, trials),
@@ -346,7 +346,7 @@ def probe_node(*, slots: int, ffmpeg: str | None = None, now: datetime | None = 
         ffmpeg_version=ffmpeg_version(ffmpeg),
         render_nodes=render_nodes(),
         slots=slots,
-        probed_at=now or datetime.now(timezone.utc),
+        probed_at=now or datetime.now(UTC),
     )
     labels = node_labels(gpu=hardware["gpu"], proven=proven_encoders(trials))
     return Probe(hardware=hardware, labels=labels, gpus=gpu_probe.gpus, trials=trials)

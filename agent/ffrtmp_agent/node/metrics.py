@@ -8,12 +8,12 @@ now. Metrics a machine cannot measure (no RAPL, no NVML) are absent rather than 
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterator
 
 import psutil
@@ -22,6 +22,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 import ffrtmp_api as api
+
+from .. import energy
 
 log = logging.getLogger(__name__)
 SAMPLE_SECONDS = 2.0
@@ -43,39 +45,6 @@ def job_key(environ: dict[str, str]) -> JobKey | None:
         return None
 
 
-def counter_delta(prev: int, cur: int, max_range: int) -> int:
-    """Increase of a wrapping counter (RAPL energy_uj wraps at max_energy_range_uj)."""
-    return cur - prev if cur >= prev else cur + max_range - prev
-
-
-def attribute_energy(energy: float, job_cpu: dict[JobKey, float], busy_cpu: float) -> dict[JobKey, float]:
-    """Split `energy` joules between jobs by their share of the node's busy CPU seconds (capped at 1)."""
-    if energy <= 0 or busy_cpu <= 0:
-        return {k: 0.0 for k in job_cpu}
-    return {k: energy * min(1.0, max(0.0, cpu) / busy_cpu) for k, cpu in job_cpu.items()}
-
-
-# ----------------------------------------------------------------------------------- machine reads
-
-
-def rapl_domains() -> list[str]:
-    """Top-level RAPL package domains (intel-rapl:N, not their core/uncore subdomains)."""
-    return sorted(d for d in glob.glob("/sys/class/powercap/intel-rapl:*") if d.count(":") == 1)
-
-
-def _read_int(path: str) -> int | None:
-    try:
-        with open(path, encoding="ascii") as f:
-            return int(f.read().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def busy_cpu_seconds() -> float:
-    t = psutil.cpu_times()
-    return sum(t) - t.idle - getattr(t, "iowait", 0.0)
-
-
 @dataclass
 class JobUsage:
     cpu_seconds: float = 0.0  # monotonic
@@ -93,8 +62,10 @@ class Sampler:
     jobs: dict[JobKey, JobUsage] = field(default_factory=dict)
     node_energy_joules: float | None = None  # None: no RAPL on this machine
     cpu_ratio: float = 0.0
+    rapl_root: Path = field(default_factory=energy.rapl_root)
+    """The same counters the runner reads, so dashboards and status.result.energyJoules agree."""
     _keys: dict[tuple[int, float], JobKey | None] = field(default_factory=dict)
-    _rapl_prev: dict[str, int] = field(default_factory=dict)
+    _rapl_prev: dict[str, int] | None = None
     _busy_prev: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -132,35 +103,30 @@ class Sampler:
             except psutil.Error:
                 continue
         self._keys = {k: v for k, v in self._keys.items() if k in alive}
-        energy = self._rapl_joules()
-        busy = busy_cpu_seconds()
+        joules = self._rapl_joules()
+        busy = energy.busy_cpu_seconds()
         busy_delta = busy - self._busy_prev if self._busy_prev is not None else 0.0
         self._busy_prev = busy
         with self._lock:
             cpu_delta = {k: max(0.0, c - self.jobs[k].cpu_seconds) if k in self.jobs else 0.0 for k, c in cpu.items()}
-            shares = attribute_energy(energy or 0.0, cpu_delta, busy_delta)
+            shares = energy.attribute_energy(joules or 0.0, cpu_delta, busy_delta)
             jobs: dict[JobKey, JobUsage] = {}
             for key, seconds in cpu.items():
                 prev = self.jobs.get(key, JobUsage())
                 jobs[key] = JobUsage(max(prev.cpu_seconds, seconds), mem[key], prev.energy_joules + shares[key])
             self.jobs = jobs  # jobs with no process left drop out: their series end with the job
             self.cpu_ratio = psutil.cpu_percent(interval=None) / 100.0
-            if energy is not None:
-                self.node_energy_joules = (self.node_energy_joules or 0.0) + energy
+            if joules is not None:
+                self.node_energy_joules = (self.node_energy_joules or 0.0) + joules
 
     def _rapl_joules(self) -> float | None:
         """Joules used by all CPU packages since the last sample; None without readable RAPL."""
-        total, readable = 0, False
-        for domain in rapl_domains():
-            cur = _read_int(os.path.join(domain, "energy_uj"))
-            if cur is None:
-                continue
-            readable = True
-            prev = self._rapl_prev.get(domain)
-            self._rapl_prev[domain] = cur
-            if prev is not None:
-                total += counter_delta(prev, cur, _read_int(os.path.join(domain, "max_energy_range_uj")) or 2**32)
-        return total / 1e6 if readable else None
+        values, wraps = energy.read_rapl(self.rapl_root)
+        if values is None:
+            return None
+        joules = energy.package_joules(self._rapl_prev, values, wraps) if self._rapl_prev is not None else 0.0
+        self._rapl_prev = values
+        return joules
 
     def snapshot(self) -> tuple[dict[JobKey, JobUsage], float | None, float]:
         with self._lock:

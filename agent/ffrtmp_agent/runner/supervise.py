@@ -1,35 +1,31 @@
-"""The job pod's entrypoint (`ffrtmp-runner`): runs the ExecutionPlan from $FFRTMP_PLAN.
-
-Probes the input's duration, runs ffmpeg with its progress pipe, reports status.progress at a bounded
-rate, follows the job's spec.paused/spec.canceled through a watch, renames the output into place on
-success and reports status.result (ffprobe facts, quality, energy, scores). On failure it writes
-{"reason","message"} to the termination log and exits with api.RUNNER_EXIT_CODES[reason].
-Environment: FFRTMP_PLAN, KUBECONFIG (else in-cluster), FFRTMP_TERMINATION_LOG, FFRTMP_RAPL_ROOT, FFRTMP_LOG_LEVEL.
+"""One job attempt from plan to outcome (`Runner`): probes the input's duration, runs ffmpeg with its
+progress pipe, reports status.progress at a bounded rate, follows the job's spec.paused/spec.canceled
+through a watch, enforces timeoutSeconds, restarts a live job whose input dropped, then moves the output
+into place (output.py) and reports status.result (results.py). The exit code is __main__'s business.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
-import glob
 import logging
 import os
 import posixpath
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import ffrtmp_api as api
 
-from . import energy, failures, quality, scores
+from .. import energy
+from . import failures, output, results
 from .encode import Encode
 from .failures import Failure
-from .jobclient import JobClient, now_rfc3339
+from .jobclient import JobClient
 from .progress import Sample, Throttle, percent, status_progress
 
 log = logging.getLogger("ffrtmp.runner")
@@ -37,8 +33,8 @@ log = logging.getLogger("ffrtmp.runner")
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    rapl_root: Path = energy.RAPL_ROOT
-    """Where RAPL powercap zones live; tests point it at fake counter files."""
+    rapl_root: Path = dataclasses.field(default_factory=energy.rapl_root)
+    """Where RAPL powercap zones live ($FFRTMP_RAPL_ROOT, as for the node metrics)."""
     poll_seconds: float = 0.2
     """How often the loop looks at the encoder and the job's wanted state; bounds pause/cancel latency."""
     cancel_grace_seconds: float = 3.0
@@ -147,7 +143,7 @@ class Runner:
                 after = energy.read_counters(rapl_root=self.settings.rapl_root, gpu=self._uses_nvidia())
                 outcome = self._finish(joules=energy.job_energy_joules(before, after))
             if outcome.end is not End.SUCCEEDED:
-                self._remove_partial_output()
+                output.remove_partial(self.plan, self.parts)
             return outcome
         finally:
             stop_watch.set()
@@ -177,7 +173,7 @@ class Runner:
     def _make_output_dir(self) -> Failure | None:
         """Users name an output file, not its folder: create missing folders on the volume, as `cp` to
         a new path would not but every transcoder a user knows does."""
-        if not _is_file(self.plan):
+        if not output.is_file(self.plan):
             return None
         try:
             os.makedirs(posixpath.dirname(self.plan.outputUrl), exist_ok=True)
@@ -359,172 +355,29 @@ class Runner:
             done = percent(elapsed, duration_seconds=length)
         else:
             done = percent(sample, duration_seconds=self.duration)
-        self.jobs.patch_status({"progress": status_progress(sample, percent_done=done, now=now_rfc3339())})
+        self.jobs.patch_status({"progress": status_progress(sample, percent_done=done, now=_now())})
 
     # ---------------------------------------------------------------------------------- results
 
     def _finish(self, *, joules: float | None) -> Outcome:
         """Moves the output into place, then measures and reports the result."""
         try:
-            self._place_output()
+            output.place(self.plan, self.parts)
         except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
             return Outcome(End.FAILED, Failure(failures.OUTPUT_ERROR, f"cannot finalise the output: {exc}"))
         if self.control.canceled:  # canceled in the last instant: the user wants no output
-            self._remove_final_output()
+            output.remove_final(self.plan)
             return Outcome(End.CANCELED)
-        result = self._measure(joules=joules)
-        progress = {"percent": 100.0, "outTimeSeconds": result.get("durationSeconds"), "updatedAt": now_rfc3339()}
+        result = results.measure(self.plan, wall_seconds=self.clock() - self.started, bytes_written=self.bytes_base,
+                                 media_seconds=self.out_time_base, joules=joules)
+        progress = {"percent": 100.0, "outTimeSeconds": result.get("durationSeconds"), "updatedAt": _now()}
         self.jobs.patch_status({"progress": {k: v for k, v in progress.items() if v is not None}, "result": result})
         return Outcome(End.SUCCEEDED)
-
-    def _place_output(self) -> None:
-        plan = self.plan
-        if not plan.tempOutputUrl:
-            return  # rtmp, or hls (the muxer wrote the playlist in place)
-        parts = [p for p in self.parts if os.path.exists(p) and os.path.getsize(p) > 0]
-        if not parts:
-            raise RuntimeError("ffmpeg produced no output")
-        if len(parts) == 1:
-            os.replace(parts[0], plan.outputUrl)  # same directory: atomic
-        else:
-            _concat(parts, muxer=plan.ffmpegArgs[-2], final=plan.outputUrl)
-        for part in parts:
-            if os.path.exists(part):
-                os.remove(part)
-
-    def _measure(self, *, joules: float | None) -> dict[str, Any]:
-        plan = self.plan
-        result: dict[str, Any] = {"wallSeconds": round(self.clock() - self.started, 3), "encoder": plan.encoder}
-        unavailable: list[str] = []
-        info = quality.probe_media("file:" + plan.outputUrl) if _is_file(plan) else None
-        if info is not None:
-            result.update(outputBytes=info.size_bytes, durationSeconds=info.duration_seconds, codec=info.codec,
-                          width=info.width, height=info.height)  # fmt: skip
-        else:
-            result.update(outputBytes=self.bytes_base or None, durationSeconds=round(self.out_time_base, 3) or None)
-        measured = quality.Scores()
-        if plan.qualityMetrics:
-            if plan.live or info is None or not info.width or not info.height or not plan.inputArgs:
-                unavailable += plan.qualityMetrics  # a live stream cannot be compared frame for frame later
-            else:
-                measured = quality.measure(
-                    output_ref="file:" + plan.outputUrl,
-                    input_args=plan.inputArgs,
-                    metrics=plan.qualityMetrics,
-                    width=info.width,
-                    height=info.height,
-                )
-                unavailable += measured.unavailable
-        result.update(psnr=measured.psnr, ssim=measured.ssim, vmaf=measured.vmaf)
-        result["qoeScore"] = scores.qoe_score(psnr=measured.psnr, ssim=measured.ssim, vmaf=measured.vmaf)
-        if joules is None:
-            unavailable.append("energy")
-        result["energyJoules"] = joules
-        result["efficiencyScore"] = scores.efficiency_score(
-            output_seconds=result.get("durationSeconds"), energy_joules=joules
-        )
-        result["unavailable"] = unavailable
-        return {k: v for k, v in result.items() if v is not None}
-
-    # ---------------------------------------------------------------------------------- cleanup
-
-    def _remove_partial_output(self) -> None:
-        for part in self.parts:
-            _remove(part)
-        if self.plan.outputContainer == "hls" and _is_file(self.plan):
-            self._remove_final_output()
-
-    def _remove_final_output(self) -> None:
-        if not _is_file(self.plan):
-            return
-        _remove(self.plan.outputUrl)
-        if self.plan.outputContainer == "hls":
-            for segment in glob.glob(glob.escape(posixpath.splitext(self.plan.outputUrl)[0]) + "_*.ts"):
-                _remove(segment)
-
-
-def _is_file(plan: api.ExecutionPlan) -> bool:
-    return "://" not in plan.outputUrl
-
-
-def _concat(parts: list[str], *, muxer: str, final: str) -> None:
-    """Joins a live job's parts (one per run) without re-encoding, through a hidden temp file."""
-    directory, name = posixpath.split(final)
-    listing = posixpath.join(directory, f".{name}.ffrtmp-concat.txt")
-    joined = posixpath.join(directory, f".{name}.ffrtmp-concat{posixpath.splitext(name)[1]}")
-    with open(listing, "w", encoding="utf-8") as fh:
-        for part in parts:
-            fh.write("file '" + part.replace("'", "'\\''") + "'\n")
-    try:
-        subprocess.run(
-            ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
-             "-protocol_whitelist", "file", "-i", "file:" + listing, "-c", "copy", "-f", muxer, "file:" + joined],
-            check=True, capture_output=True, timeout=600,
-        )  # fmt: skip
-        os.replace(joined, final)
-    finally:
-        _remove(listing)
-        _remove(joined)
-
-
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning("cannot remove %s: %s", path, exc)
 
 
 def _last(enc: Encode) -> str:
     return enc.stderr_tail[-1] if enc.stderr_tail else "no output"
 
 
-def write_termination_log(failure: Failure, path: str) -> None:
-    try:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(failure.termination_message())
-    except OSError as exc:
-        log.warning("cannot write the termination log %s: %s", path, exc)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Runs the plan, then leaves with os._exit: the job watch is a daemon thread that may sit in a TLS
-    connect or a log write (API server restarting); letting the interpreter finalise under it aborts the
-    process (exit 134) after a successful encode, and the pod would be reported Failed and run again."""
-    code = _run(argv)
-    logging.shutdown()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    os._exit(code)
-
-
-def _run(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=os.environ.get("FFRTMP_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    plan = api.ExecutionPlan.model_validate_json(os.environ[api.ENV_PLAN])
-    termination_log = os.environ.get(api.ENV_TERMINATION_LOG, api.DEFAULT_TERMINATION_LOG)
-    settings = Settings(rapl_root=Path(os.environ.get("FFRTMP_RAPL_ROOT", str(energy.RAPL_ROOT))))
-    jobs = JobClient(namespace=plan.namespace, name=plan.job)
-    runner = Runner(plan, jobs, settings=settings)
-    signal.signal(signal.SIGTERM, lambda *_: runner.control.terminate())
-    log.info("runner for %s/%s attempt %d (%s)", plan.namespace, plan.job, plan.attempt, plan.encoder)
-    outcome = runner.run()
-    log.info("finished: %s%s", outcome.end.value, f" ({outcome.failure.reason}: {outcome.failure.message})"
-             if outcome.failure else "")  # fmt: skip
-    if outcome.end is End.FAILED and outcome.failure is not None:
-        write_termination_log(outcome.failure, termination_log)
-        return outcome.failure.exit_code
-    if outcome.end is End.TERMINATED:
-        return 128 + signal.SIGTERM
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def _now() -> str:
+    return api.stamp_seconds(datetime.now(UTC))  # status times are metav1.Time: whole seconds
