@@ -12,12 +12,12 @@ from datetime import datetime, timezone
 
 import ffrtmp_api as api
 
-from .kube import MERGE_PATCH, Kube
+from .kube import Kube
 
 
 def micro_time(at: datetime | None = None) -> str:
     """A Kubernetes MicroTime string (RFC 3339 with microseconds, UTC)."""
-    return (at or datetime.now(timezone.utc)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return api.stamp_micro(at or datetime.now(timezone.utc))
 
 
 def node_name(i: int) -> str:
@@ -67,7 +67,7 @@ class Fleet:
 
     def _renew(self, name: str) -> None:
         self.kube.request("PATCH", f"/apis/coordination.k8s.io/v1/namespaces/{self.ns}/leases/{api.LEASE_PREFIX}{name}",
-                          {"spec": {"renewTime": micro_time()}}, content_type=MERGE_PATCH)
+                          {"spec": {"renewTime": micro_time()}}, content_type=api.MERGE_PATCH)
         with self._lock:
             self.renewals += 1
 

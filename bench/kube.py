@@ -1,5 +1,6 @@
-"""A thin, fast REST client for the benchmark's own API traffic (urllib3, JSON in and out, no models), the
-watch streams it measures with, and the apiserver's write counters from its /metrics.
+"""The benchmark's API client: the runner's small urllib3 client (ffrtmp_agent.runner.kubelite) with one
+keep-alive pool its threads share, the watch streams it measures with, and the apiserver's write counters
+from its /metrics.
 
 The kubernetes Python client spends milliseconds of CPU per call deserialising models; on a 2-core machine
 that would make the benchmark's client, not the apiserver, the ceiling the baseline measures.
@@ -7,7 +8,6 @@ that would make the benchmark's client, not the apiserver, the ceiling the basel
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -18,51 +18,21 @@ from typing import Any, NamedTuple
 
 import urllib3
 
-MERGE_PATCH = "application/merge-patch+json"
+from ffrtmp_agent.runner.kubelite import ApiError, ClusterConfig, KubeClient, watch_events
+
 # apiserver_request_total verbs that change stored state (APPLY is server-side apply).
 WRITE_VERBS = frozenset({"POST", "PUT", "PATCH", "DELETE", "DELETECOLLECTION", "APPLY"})
 _SAMPLE = re.compile(r"^apiserver_request_total\{(?P<labels>[^}]*)\}\s+(?P<value>\S+)")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
-class ApiError(RuntimeError):
-    def __init__(self, status: int, body: str, *, what: str) -> None:
-        super().__init__(f"{what}: HTTP {status}: {body[:300]}")
-        self.status = status
-
-
-class Kube:
-    """Bearer-token HTTPS client with a keep-alive pool shared by threads (urllib3 pools are thread-safe)."""
+class Kube(KubeClient):
+    """KubeClient with a bearer token and a CA file, and a pool of `pool_size` connections shared by the
+    bench's threads (they wait for a free one rather than open more)."""
 
     def __init__(self, *, server: str, token: str, ca_file: Path, pool_size: int = 16) -> None:
-        self.server = server.rstrip("/")
-        self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        self._http = urllib3.PoolManager(
-            num_pools=4, maxsize=pool_size, block=True, cert_reqs="CERT_REQUIRED", ca_certs=str(ca_file),
-            retries=False, timeout=urllib3.Timeout(connect=10, read=60),
-        )
-
-    def request(self, method: str, path: str, body: Any = None, *, content_type: str = "application/json",
-                ok: tuple[int, ...] = (200, 201, 202)) -> dict[str, Any]:
-        headers = dict(self._headers)
-        data = None
-        if body is not None:
-            data = json.dumps(body, separators=(",", ":")).encode()
-            headers["Content-Type"] = content_type
-        resp = self._http.request(method, self.server + path, body=data, headers=headers)
-        if resp.status not in ok:
-            raise ApiError(resp.status, resp.data.decode(errors="replace"), what=f"{method} {path}")
-        return json.loads(resp.data) if resp.data else {}
-
-    def text(self, path: str) -> str:
-        resp = self._http.request("GET", self.server + path, headers={**self._headers, "Accept": "text/plain"})
-        if resp.status != 200:
-            raise ApiError(resp.status, resp.data.decode(errors="replace"), what=f"GET {path}")
-        return resp.data.decode()
-
-    def stream(self, path: str) -> urllib3.BaseHTTPResponse:
-        return self._http.request("GET", self.server + path, headers=self._headers, preload_content=False,
-                                  timeout=urllib3.Timeout(connect=10, read=None))
+        config = ClusterConfig(server=server.rstrip("/"), ca_pem=Path(ca_file).read_text(encoding="utf-8"), token=token)
+        super().__init__(config, pool_size=pool_size, block=True, user_agent="ffrtmp-bench")
 
 
 # ------------------------------------------------------------------------------------------ metrics
@@ -140,25 +110,24 @@ class Watch:
                         self.on_event("ADDED", item, time.time())
                     rv = listing["metadata"]["resourceVersion"]
                 self._resp = self.kube.stream(f"{self.path}{sep}watch=1&allowWatchBookmarks=true"
-                                              f"&resourceVersion={rv}")
+                                              f"&resourceVersion={rv}", read_timeout=None)
                 self.ready.set()
-                buf = b""
-                for chunk in self._resp.stream(65536):
-                    buf += chunk
-                    *lines, buf = buf.split(b"\n")
-                    for line in lines:
-                        if not line.strip():
-                            continue
+                try:
+                    for event in watch_events(self._resp):
                         seen = time.time()
-                        event = json.loads(line)
                         obj = event.get("object", {})
-                        if event.get("type") == "ERROR":
-                            if obj.get("code") == 410:  # too old: list again (events in between are re-ADDED)
-                                rv = None
-                            raise RuntimeError(f"watch error: {obj}")
                         rv = obj.get("metadata", {}).get("resourceVersion", rv)
                         if event.get("type") != "BOOKMARK":
                             self.on_event(event["type"], obj, seen)
+                finally:
+                    self._resp.close()  # an unfinished stream cannot be reused: its connection goes back closed
+                    self._resp.release_conn()
+            except ApiError as exc:  # an ERROR event; 410: too old, list again (events in between are re-ADDED)
+                if exc.status == 410:
+                    rv = None
+                if not self._stop.is_set():
+                    self.errors.append(repr(exc))
+                    time.sleep(0.5)
             except Exception as exc:  # noqa: BLE001 - reconnect; a real failure shows as missing events
                 if not self._stop.is_set():
                     self.errors.append(repr(exc))

@@ -15,7 +15,6 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +61,8 @@ class Config:
 
 
 def _parse(ts: str | None) -> float | None:
-    if not ts:
-        return None
-    try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+    at = api.parse_time(ts)
+    return at.timestamp() if at else None
 
 
 def latencies(tracker: Tracker) -> dict[str, list[float]]:

@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,7 +84,7 @@ def _kind(p: psutil.Process) -> str:
     cmd = " ".join(p.cmdline())
     if "ffrtmp-runner" in cmd or "ffrtmp_agent.runner" in cmd:
         return "runner"
-    if "ffrtmp_agent.mountns" in cmd or "ffrtmp_agent/mountns.py" in cmd:
+    if "kubelet/mountns.py" in cmd or "kubelet.mountns" in cmd:  # the exec helper (python -I -S <file>)
         return "mountns"
     return name
 
@@ -180,10 +179,9 @@ def timeline(submitted: float, status: dict[str, Any]) -> dict[str, float]:
     """Seconds from our create call to each phase the operator stamped (its clock, same machine)."""
     out = {}
     for entry in status.get("transitions", []):
-        at = entry.get("at")
+        at = api.parse_time(entry.get("at"))
         if at:
-            out.setdefault(entry["phase"], round(datetime.fromisoformat(at.replace("Z", "+00:00")).timestamp()
-                                                 - submitted, 3))
+            out.setdefault(entry["phase"], round(at.timestamp() - submitted, 3))
     return out
 
 
@@ -223,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
         kube.request("POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
         env = cp.env()
         op_port, agent_port = procs.free_port(), procs.free_port()
-        op = procs.start([sys.executable, "-m", "ffrtmp_operator", "--metrics-port", str(op_port)],
+        op = procs.start([sys.executable, "-m", "ffrtmp_operator", "--metrics-port", str(op_port),
+                          "--host-path", f"{NAMESPACE}={media}"],  # the admin's hostPath opt-in for the bench
                          log=work / "logs" / "operator.log", marker=f"{work}:operator", env=env, cwd=common.REPO,
                          tie_to_parent=True)
         ag = procs.start([sys.executable, "-m", "ffrtmp_agent", "--standalone", "--node-name", NODE, "--slots", "1",

@@ -17,7 +17,7 @@ import ffrtmp_api as api
 from ffrtmp_operator import lifecycle, pods
 from ffrtmp_operator.settings import PodSettings
 
-from .kube import MERGE_PATCH, Kube
+from .kube import Kube
 
 JOBS = f"/apis/{api.GROUP}/{api.VERSION}/namespaces/{{ns}}/{api.PLURAL}"
 
@@ -185,7 +185,7 @@ class BaselineAdmitter:
                              settings=self._settings)
         status.update(node=node, pod=pod["metadata"]["name"], attempts=1, encoder="libx264")
         self.kube.request("PATCH", f"{JOBS.format(ns=self.ns)}/{name}/status", {"status": status},
-                          content_type=MERGE_PATCH)
+                          content_type=api.MERGE_PATCH)
         self.kube.request("POST", f"/api/v1/namespaces/{self.ns}/pods", pod)
         with self._lock:
             self.writes += 2
