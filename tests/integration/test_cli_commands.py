@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_process import AgentProcess, wait_for
-from ffrtmp_testkit import terminate
+from tests.support import AgentProcess, terminate, wait_until
 from kubernetes import client
 
 FFRTMP = shutil.which("ffrtmp") or str(Path(sys.executable).parent / "ffrtmp")
@@ -118,14 +117,14 @@ def test_given_a_running_job_then_pause_resume_and_cancel_patch_the_spec(stack, 
                                                                          control_plane):
     assert cli("submit", "-f", "-", input=_job_yaml("long", stack["node"], seconds=600, size="1280x720",
                                                     preset="medium")).returncode == 0
-    wait_for(lambda: _phase(kubectl, namespace, "long") == "Processing", timeout=90, what="long Processing")
+    wait_until(lambda: _phase(kubectl, namespace, "long") == "Processing", timeout=90, what="long Processing")
     paused = cli("pause", "long")
     assert paused.returncode == 0 and paused.stdout.strip() == "transcodejob.ffrtmp.io/long paused"
     assert kubectl("get", "tj", "long", "-n", namespace, "-o", "jsonpath={.spec.paused}").stdout == "true"
-    wait_for(lambda: _phase(kubectl, namespace, "long") == "Paused", timeout=60, what="long Paused")
+    wait_until(lambda: _phase(kubectl, namespace, "long") == "Paused", timeout=60, what="long Paused")
     assert cli("resume", "long").returncode == 0
     assert kubectl("get", "tj", "long", "-n", namespace, "-o", "jsonpath={.spec.paused}").stdout == "false"
-    wait_for(lambda: _phase(kubectl, namespace, "long") == "Processing", timeout=60, what="long resumed")
+    wait_until(lambda: _phase(kubectl, namespace, "long") == "Processing", timeout=60, what="long resumed")
     follow = subprocess.Popen([FFRTMP, "status", "long", "--follow", "-n", namespace], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env=control_plane.env())
     time.sleep(2)
@@ -155,8 +154,9 @@ def test_given_mistakes_then_errors_are_one_line_with_a_nonzero_exit(stack, cli,
     missing = cli("status", "nope")
     assert missing.returncode == 1
     assert missing.stderr.strip() == f'error: transcodejob "nope" not found in namespace "{namespace}"'
-    # Passes the CLI's own checks, refused by the API server's CEL rule (file output outside any volume).
-    refused = cli("submit", "--test-source", "testsrc2", "--duration", "1", "--output", "file:///elsewhere/o.mp4")
+    # A file is sent as it is, so the API server's CEL rule refuses it (file output outside any volume).
+    refused = cli("submit", "-f", "-", input=_job_yaml("refused", stack["node"], seconds=1).replace(
+        "file:///out/", "file:///elsewhere/"))
     assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "spec.output.url" in refused.stderr
     usage = cli("submit", "--output", "file:///o.mp4")

@@ -1,4 +1,5 @@
-"""The CLI's pure parts: a job from flags, tables, ages, the progress line and ETA, node rows."""
+"""The CLI's pure parts: a job from flags (the --volume forms, the hint for a path under no volume), tables,
+ages, the progress line and ETA, node rows."""
 
 from __future__ import annotations
 
@@ -6,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ffrtmp_operator import cli
-from ffrtmp_operator.cli_format import (
-    UsageError, age, duration, eta_seconds, job_from_flags, parse_volume, progress_line, table,
-)
-from ffrtmp_operator.cli_nodes import describe_node_text, node_rows
+from ffrtmp_cli import main as cli
+from ffrtmp_cli.errors import UsageError
+from ffrtmp_cli.flags import job_from_flags, parse_volume
+from ffrtmp_cli.format import age, duration, eta_seconds, progress_line, table, why
+from ffrtmp_cli.nodes import describe_node_text, node_rows
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -55,18 +56,50 @@ def test_given_bad_flags_then_a_usage_error_names_the_problem(flags, message):
         job_from_flags(flags)
 
 
+PVC = {"name": "media", "mountPath": "/media", "persistentVolumeClaim": {"claimName": "media"}}
+
+
 @pytest.mark.parametrize(("text", "volume"), [
-    ("media:/media:pvc=media", {"name": "media", "mountPath": "/media", "persistentVolumeClaim": {"claimName": "media"}}),
+    ("media:/media:pvc=media", PVC),  # the README's forms
+    ("media:/media:persistentVolumeClaim=media", PVC),
+    ("media:/media:PVC=media", PVC),
     ("d:/data:hostPath=/srv/d", {"name": "d", "mountPath": "/data", "hostPath": {"path": "/srv/d"}}),
+    ("w:/work:emptyDir", {"name": "w", "mountPath": "/work", "emptyDir": {}}),
+    ("w:/work:emptydir", {"name": "w", "mountPath": "/work", "emptyDir": {}}),
+    ("w:/work:emptyDir=Memory", {"name": "w", "mountPath": "/work", "emptyDir": {"medium": "Memory"}}),
 ])
 def test_given_volume_flags_then_sources_are_parsed(text, volume):
     assert parse_volume(text) == volume
 
 
-@pytest.mark.parametrize("text", ["media", "m:/m:nfs=x", "m:/m:pvc="])
-def test_given_bad_volume_flags_then_usage_error(text):
-    with pytest.raises(UsageError):
+@pytest.mark.parametrize(("text", "message"), [
+    ("media", "must be NAME:MOUNTPATH:pvc=CLAIM"), ("m:/m:nfs=x", "source 'nfs=x'"), ("m:/m:pvc=", "source 'pvc='"),
+    ("m:media:pvc=c", "must be absolute"), ("m:/m:hostPath=rel", "source"), ("m:/m:emptyDir=Disk", "source"),
+    ("::", "must be NAME:MOUNTPATH"),
+])
+def test_given_bad_volume_flags_then_usage_error(text, message):
+    with pytest.raises(UsageError, match=message):
         parse_volume(text)
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (_flags(test_source="testsrc2", output="file:///media/out/o.mp4"),
+     r"--output file:///media/out/o.mp4 lies under no volume \(mounted: none\); add --volume media:/media:SOURCE"),
+    (_flags(test_source="testsrc2", output="file:///o.mp4", volume=["w:/work:emptyDir"]),
+     r"lies under no volume \(mounted: /work\); .* --output file:///media/o.mp4"),
+    (_flags(input="file:///in/a.mov", output="file:///work/o.mp4", volume=["w:/work:emptyDir"]),
+     r"--input file:///in/a.mov lies under no volume .* add --volume in:/in:SOURCE"),
+    (_flags(input="file:///work2/a.mov", output="rtmp://h/l/k", volume=["w:/work:emptyDir"]), "--input"),
+])
+def test_given_a_file_path_under_no_volume_then_the_hint_names_the_volume_flag(flags, message):
+    with pytest.raises(UsageError, match=message):
+        job_from_flags(flags)
+
+
+def test_given_file_paths_under_volumes_then_the_job_is_built():
+    job = job_from_flags(_flags(input="file:///in/a.mov", output="file:///out/o.mp4",
+                                volume=["in:/in:pvc=media", "out:/out:emptyDir"]))
+    assert [v["name"] for v in job["spec"]["volumes"]] == ["in", "out"]
 
 
 @pytest.mark.parametrize(("seconds", "text"), [(5, "5s"), (192, "3m12s"), (900, "15m"), (18180, "5h3m"),
@@ -145,3 +178,18 @@ def test_given_the_parser_then_connection_flags_work_before_and_after_the_comman
     assert (after.namespace, after.kubeconfig) == ("x", "/k")
     nodes = parser.parse_args(["nodes", "describe", "n1", "--system-namespace", "sys"])
     assert (nodes.nodes_command, nodes.node, nodes.system_namespace) == ("describe", "n1", "sys")
+
+
+@pytest.mark.parametrize(("status", "text"), [
+    ({"reason": "InputError", "message": "no such file"}, "InputError: no such file"),
+    ({"reason": "PodError", "message": "PodError: Traceback (most recent call last):\n  File \"x\", line 5\n"
+                                       "ModuleNotFoundError: No module named 'x'; retry in 10s"},
+     "PodError: ModuleNotFoundError: No module named 'x'; retry in 10s"),
+    ({"reason": "Timeout", "message": "Timeout: ran past 60s"}, "Timeout: ran past 60s"),
+    ({"reason": "CanceledByUser"}, "CanceledByUser"),
+    ({}, ""),
+])
+def test_given_a_reason_and_a_many_line_message_then_the_progress_line_stays_one_line(status, text):
+    assert why(status) == text
+    line = progress_line({"status": {"phase": "Failed", **status}})
+    assert "\n" not in line and line.endswith(text)

@@ -9,6 +9,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from ffrtmp_api.samples import job_sample, leases_by_node, node_sample
 from ffrtmp_operator import metrics as m
 from ffrtmp_operator.cache import Cache
 from ffrtmp_operator.metrics_cache import cache_snapshot_source, snapshot_from_cache
@@ -75,7 +76,9 @@ def test_given_the_same_cluster_then_the_cache_snapshot_exports_what_the_api_lis
     cache = _filled_cache()
     from_cache = snapshot_from_cache(jobs=cache.jobs.values(), nodes=cache.nodes.values(), leases=cache.leases,
                                      now=NOW)  # fmt: skip
-    from_api = m.snapshot_from_objects(jobs=JOBS, nodes=NODES, leases=LEASES, now=NOW)
+    by_node = leases_by_node(LEASES)  # the snapshot as listing the API gives it, the reference for the cache's
+    from_api = m.MetricsSnapshot(now=NOW, jobs=[job_sample(j) for j in JOBS],
+                                 nodes=[node_sample(n, by_node.get(n["metadata"]["name"]), now=NOW) for n in NODES])
     cached, listed = _gauges(from_cache), _gauges(from_api)
     assert cached == listed
     assert cached[("ffrtmp_job_progress_ratio", (("job_namespace", "media"), ("node", "n1"),

@@ -10,7 +10,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ffrtmp_api.samples import job_sample, leases_by_node, node_sample
 from ffrtmp_operator import metrics as m
+from tests.support import free_port
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
 
@@ -56,7 +58,9 @@ def _snapshot() -> m.MetricsSnapshot:
     nodes = [_node("n1"), _node("n2"), _node("n3", cordoned=True), _node("n4")]
     leases = [_lease("n1", renewed=NOW - timedelta(seconds=3)), _lease("n2", renewed=NOW - timedelta(seconds=60)),
               _lease("n3", renewed=NOW)]
-    return m.snapshot_from_objects(jobs=jobs, nodes=nodes, leases=leases, now=NOW)
+    by_node = leases_by_node(leases)
+    return m.MetricsSnapshot(now=NOW, jobs=[job_sample(j) for j in jobs],
+                             nodes=[node_sample(n, by_node.get(n["metadata"]["name"]), now=NOW) for n in nodes])
 
 
 def _samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -171,21 +175,13 @@ def test_given_a_failing_snapshot_source_then_the_scrape_still_works_and_counts_
 def test_given_a_served_registry_then_http_scrape_returns_the_metrics(metrics):
     import urllib.request
 
-    port = _free_port()
+    port = free_port()
     server = metrics.serve(host="127.0.0.1", port=port)
     try:
         body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
     finally:
         server.shutdown()
     assert b"ffrtmp_queue_depth" in body
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_given_an_admission_when_its_job_has_not_finished_then_its_encoders_result_series_exist_at_zero():

@@ -1,5 +1,5 @@
-"""How the `ffrtmp` CLI reaches the cluster: kubectl's --kubeconfig/--context/--namespace rules, and API
-errors turned into one readable line.
+"""How the `ffrtmp` CLI reaches the cluster: kubectl's --kubeconfig/--context/--namespace rules, the
+few TranscodeJob reads and writes the commands share, and API errors turned into one readable line.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from kubernetes.config.config_exception import ConfigException
 
 import ffrtmp_api as api
 
-
-class CliError(Exception):
-    """A failure the user can act on; printed as `error: <message>`, exit code 1."""
+from .errors import CliError
 
 
 @dataclass
@@ -52,7 +50,7 @@ class Kube:
         try:
             return self.custom.patch_namespaced_custom_object(
                 api.GROUP, api.VERSION, self.namespace, api.PLURAL, name, {"spec": spec},
-                _content_type="application/merge-patch+json",
+                _content_type=api.MERGE_PATCH,
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -74,6 +72,9 @@ def connect(*, kubeconfig: str | None, context: str | None, namespace: str | Non
                 contexts, _ = config.list_kube_config_contexts(config_file=path)
                 active = next((c for c in contexts if c["name"] == context), active)
             default_ns = (active or {}).get("context", {}).get("namespace") or "default"
+        elif not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            raise CliError(f"no kubeconfig ({path} does not exist; set --kubeconfig or $KUBECONFIG) "
+                           "and not running inside a cluster")
         else:
             config.load_incluster_config()
             api_client = client.ApiClient()

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,14 +18,16 @@ import yaml
 from kubernetes.client.exceptions import ApiException
 
 import ffrtmp_api as api
-from .cli_format import JOB_HEADERS, TERMINAL, UsageError, describe_job, job_from_flags, job_row, progress_line, table
-from .cli_kube import CliError, Kube, api_error_message
+from .errors import CliError, UsageError
+from .flags import job_from_flags
+from .format import JOB_HEADERS, TERMINAL, describe_job, job_row, progress_line, table, why
+from .kube import Kube, api_error_message
 
 LOG_FILE_ANNOTATION = "ffrtmp.io/log-file"  # set on a job pod by a standalone agent: the runner's output file
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _load_manifests(path: str) -> list[dict[str, Any]]:
@@ -45,7 +47,9 @@ def _load_manifests(path: str) -> list[dict[str, Any]]:
     return docs
 
 
-def submit(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
+def prepare_submit(args: argparse.Namespace) -> None:
+    """Read -f FILE or build the job from flags before connecting, so a mistake (a bad flag, a file path
+    under no volume) is reported without a cluster and before anything is sent."""
     if args.file:
         manifests = _load_manifests(args.file)
         if args.name:
@@ -54,16 +58,22 @@ def submit(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
             manifests[0].setdefault("metadata", {})["name"] = args.name
     else:
         manifests = [job_from_flags(vars(args))]
+    if args.follow and len(manifests) != 1:
+        raise UsageError("--follow needs a single job")
+    args.manifests = manifests
+
+
+def submit(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
+    if getattr(args, "manifests", None) is None:
+        prepare_submit(args)
     names = []
-    for manifest in manifests:
+    for manifest in args.manifests:
         namespace = args.namespace or manifest.get("metadata", {}).get("namespace") or kube.namespace
         manifest.setdefault("metadata", {})["namespace"] = namespace
         created = kube.custom.create_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, manifest)
         names.append(created["metadata"]["name"])
         print(f"transcodejob.{api.GROUP}/{created['metadata']['name']} created", file=out)
     if args.follow:
-        if len(names) != 1:
-            raise UsageError("--follow needs a single job")
         return follow(kube, names[0], out=out, interval=1.0, timeout=None)
     return 0
 
@@ -131,10 +141,8 @@ def follow(kube: Kube, name: str, *, out: TextIO, interval: float, timeout: floa
                 out.write("\n")
             if phase == api.Phase.COMPLETED:
                 return 0
-            reason = (job.get("status") or {}).get("reason") or ""
-            message = (job.get("status") or {}).get("message") or ""
-            raise CliError(f"transcodejob {name} {phase}" + (f": {reason}" if reason else "")
-                           + (f": {message}" if message else ""))
+            text = why(job.get("status") or {})
+            raise CliError(f"transcodejob {name} {phase}" + (f": {text}" if text else ""))
         if deadline is not None and time.monotonic() > deadline:
             if tty:
                 out.write("\n")

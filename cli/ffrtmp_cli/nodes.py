@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import yaml
 from kubernetes.client.exceptions import ApiException
 
 import ffrtmp_api as api
-from .cli_format import age, job_row, table
-from .cli_kube import CliError, Kube
-from .metrics import job_sample, node_sample
+from ffrtmp_api.samples import job_sample, leases_by_node, node_sample
+
+from .errors import CliError
+from .format import age, job_row, table
+from .kube import Kube
 
 STATUS_TEXT = {"ready": "Ready", "lost": "Lost", "cordoned": "Cordoned", "no_lease": "NoHeartbeat"}
 
@@ -26,27 +29,22 @@ def _encoders(node: dict[str, Any]) -> list[str]:
                   if k.startswith(api.LABEL_ENCODER_PREFIX) and v == "true")
 
 
-def _leases(kube: Kube, system_namespace: str) -> dict[str, dict[str, Any]]:
+def _leases(kube: Kube, system_namespace: str) -> dict[str, Mapping[str, Any]]:
     try:
         items = kube.coordination.list_namespaced_lease(system_namespace).items
     except ApiException as exc:
         if exc.status == 404:
             return {}
         raise
-    out = {}
-    for lease in items:
-        doc = kube.api_client.sanitize_for_serialization(lease)
-        name = doc["metadata"]["name"]
-        if name.startswith(api.LEASE_PREFIX):
-            out[name.removeprefix(api.LEASE_PREFIX)] = doc
-    return out
+    return leases_by_node(kube.api_client.sanitize_for_serialization(lease) for lease in items)
 
 
 def _slot_jobs(kube: Kube) -> list[dict[str, Any]]:
     return kube.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)["items"]
 
 
-def node_rows(nodes: list[dict], leases: dict[str, dict], jobs: list[dict], *, now: datetime) -> list[list[object]]:
+def node_rows(nodes: list[dict], leases: Mapping[str, Mapping[str, Any]], jobs: list[dict], *,
+              now: datetime) -> list[list[object]]:
     """Pure: one row per node for `nodes list`."""
     samples = [job_sample(j) for j in jobs]
     rows = []
@@ -72,7 +70,7 @@ def list_nodes(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
     if not nodes:
         print("No ffrtmp worker nodes (label ffrtmp.io/worker=true) found.", file=out)
         return 0
-    rows = node_rows(nodes, _leases(kube, args.system_namespace), _slot_jobs(kube), now=datetime.now(timezone.utc))
+    rows = node_rows(nodes, _leases(kube, args.system_namespace), _slot_jobs(kube), now=datetime.now(UTC))
     print(table(NODE_HEADERS, rows), file=out)
     return 0
 
@@ -84,14 +82,14 @@ def describe_node(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
         if exc.status == 404:
             raise CliError(f'node "{args.node}" not found') from None
         raise
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     lease = _leases(kube, args.system_namespace).get(args.node)
     jobs = [j for j in _slot_jobs(kube) if (j.get("status") or {}).get("node") == args.node]
     print(describe_node_text(node, lease, jobs, now=now), file=out)
     return 0
 
 
-def describe_node_text(node: dict, lease: dict | None, jobs: list[dict], *, now: datetime) -> str:
+def describe_node_text(node: dict, lease: Mapping[str, Any] | None, jobs: list[dict], *, now: datetime) -> str:
     """Pure: the `nodes describe` page."""
     meta = node["metadata"]
     labels = meta.get("labels") or {}

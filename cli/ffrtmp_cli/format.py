@@ -1,22 +1,17 @@
-"""Pure helpers of the `ffrtmp` CLI: a TranscodeJob from command-line flags, tables, ages, the progress
-line and the ETA. Plain data in, text out; no API calls, so they are unit-tested directly.
+"""What the `ffrtmp` CLI prints: kubectl-style tables and ages, a job's row, the progress line with its
+ETA, and the `status` page. Plain data in, text out; no API calls, so they are unit-tested directly.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import ffrtmp_api as api
 from ffrtmp_api import parse_time
 
 TERMINAL = {p.value for p in api.TERMINAL_PHASES}
-
-
-class UsageError(Exception):
-    """A bad flag combination or value; printed as one line, exit code 2."""
 
 
 def age(since: object, *, now: datetime) -> str:
@@ -45,88 +40,6 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     return "\n".join("   ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells)
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d+)x(\d+)", text)
-    if not match:
-        raise UsageError(f"size {text!r} must look like 1280x720")
-    return int(match.group(1)), int(match.group(2))
-
-
-def parse_volume(text: str) -> dict[str, Any]:
-    """--volume NAME:MOUNTPATH:SOURCE where SOURCE is pvc=CLAIM, hostPath=/dir or emptyDir."""
-    parts = text.split(":", 2)
-    if len(parts) != 3:
-        raise UsageError(f"volume {text!r} must be NAME:MOUNTPATH:pvc=CLAIM|hostPath=/dir|emptyDir")
-    name, mount, source = parts
-    volume: dict[str, Any] = {"name": name, "mountPath": mount}
-    kind, _, value = source.partition("=")
-    if kind == "pvc" and value:
-        volume["persistentVolumeClaim"] = {"claimName": value}
-    elif kind == "hostPath" and value:
-        volume["hostPath"] = {"path": value}
-    elif kind == "emptyDir" and not value:
-        volume["emptyDir"] = {}
-    else:
-        raise UsageError(f"volume source {source!r} must be pvc=CLAIM, hostPath=/dir or emptyDir")
-    return volume
-
-
-def job_from_flags(flags: Mapping[str, Any]) -> dict[str, Any]:
-    """A TranscodeJob manifest from `ffrtmp submit` flags (None = not given), checked by the api models
-    so a mistake is reported before anything reaches the server."""
-    if bool(flags.get("input")) == bool(flags.get("test_source")):
-        raise UsageError("give exactly one of --input URL and --test-source PATTERN")
-    if not flags.get("output"):
-        raise UsageError("--output URL is required (or use -f FILE)")
-    spec: dict[str, Any] = {"queue": flags.get("queue") or "default", "priority": flags.get("priority") or "medium"}
-    if flags.get("input"):
-        spec["input"] = {"url": flags["input"]}
-    else:
-        source: dict[str, Any] = {"pattern": flags["test_source"]}
-        if flags.get("source_size"):
-            source["width"], source["height"] = _parse_size(flags["source_size"])
-        if flags.get("source_fps") is not None:
-            source["fps"] = flags["source_fps"]
-        if flags.get("duration") is not None:
-            source["durationSeconds"] = flags["duration"]
-        spec["input"] = {"testSource": source}
-    spec["output"] = {"url": flags["output"]}
-    video: dict[str, Any] = {}
-    for key, field_name in (("codec", "codec"), ("preset", "preset"), ("crf", "crf"), ("bitrate", "bitrate"),
-                            ("fps", "fps"), ("gop", "gop")):
-        if flags.get(key) is not None:
-            video[field_name] = flags[key]
-    if flags.get("size"):
-        video["width"], video["height"] = _parse_size(flags["size"])
-    if video:
-        spec["video"] = video
-    if flags.get("audio_codec"):
-        spec["audio"] = {"codec": flags["audio_codec"]}
-    if flags.get("accelerator"):
-        spec["hardware"] = {"accelerator": flags["accelerator"]}
-    if flags.get("volume"):
-        spec["volumes"] = [parse_volume(v) for v in flags["volume"]]
-    if flags.get("quality"):
-        spec["quality"] = {"metrics": [m.strip() for m in flags["quality"].split(",") if m.strip()]}
-    if flags.get("max_retries") is not None:
-        spec["maxRetries"] = flags["max_retries"]
-    if flags.get("timeout") is not None:
-        spec["timeoutSeconds"] = flags["timeout"]
-    if flags.get("live_duration") is not None:
-        spec["live"] = {"durationSeconds": flags["live_duration"]}
-    try:
-        api.TranscodeJobSpec.model_validate(spec)
-    except Exception as error:  # pydantic's message names the field
-        first = str(error).splitlines()
-        raise UsageError(f"invalid job: {' '.join(first[1:3]) if len(first) > 2 else error}") from None
-    metadata: dict[str, Any] = {}
-    if flags.get("name"):
-        metadata["name"] = flags["name"]
-    else:
-        metadata["generateName"] = "job-"
-    return {"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": metadata, "spec": spec}
 
 
 def job_row(job: Mapping[str, Any], *, now: datetime, namespace_column: bool = False) -> list[object]:
@@ -170,7 +83,7 @@ def progress_line(job: Mapping[str, Any], *, width: int = 30) -> str:
     percent = float(progress.get("percent") or 0.0)
     if phase == api.Phase.COMPLETED:
         percent = 100.0
-    filled = int(round(width * min(max(percent, 0.0), 100.0) / 100.0))
+    filled = round(width * min(max(percent, 0.0), 100.0) / 100.0)
     bar = "#" * filled + "-" * (width - filled)
     parts = [f"{phase:<10}", f"[{bar}]", f"{percent:5.1f}%"]
     if progress.get("fps") is not None:
@@ -181,10 +94,20 @@ def progress_line(job: Mapping[str, Any], *, width: int = 30) -> str:
         parts.append(f"ETA {duration(eta_seconds(progress))}")
     if status.get("node"):
         parts.append(f"on {status['node']}")
-    if phase in (api.Phase.FAILED, api.Phase.CANCELED) or status.get("retryAfter"):
-        reason = status.get("reason") or ""
-        parts.append(f"{reason}: {status.get('message') or ''}".strip(": "))
+    if (phase in (api.Phase.FAILED, api.Phase.CANCELED) or status.get("retryAfter")) and (text := why(status)):
+        parts.append(text)
     return "  ".join(parts)
+
+
+def why(status: Mapping[str, Any]) -> str:
+    """`Reason: message` on one line. A pod's message can be many lines (a log tail ending in a traceback):
+    its last line is the one that says what went wrong; the `status` page shows all of it."""
+    reason = status.get("reason") or ""
+    lines = [line.strip() for line in str(status.get("message") or "").splitlines() if line.strip()]
+    message = lines[-1] if len(lines) > 1 else (lines[0] if lines else "")
+    if reason and message.startswith(reason):  # the message names it already
+        reason = ""
+    return f"{reason}: {message}".strip(": ")
 
 
 def describe_job(job: Mapping[str, Any], *, now: datetime) -> str:
@@ -195,7 +118,7 @@ def describe_job(job: Mapping[str, Any], *, now: datetime) -> str:
         f"Phase:      {status.get('phase') or 'Pending'}" + (f" ({status['reason']})" if status.get("reason") else ""),
     ]
     if status.get("message"):
-        lines.append(f"Message:    {status['message']}")
+        lines.append("Message:    " + "\n            ".join(str(status["message"]).splitlines()))
     lines += [
         f"Queue:      {spec.get('queue', 'default')} / {spec.get('priority', 'medium')}",
         f"Node:       {status.get('node') or '-'}" + (f"  pod {status['pod']}" if status.get("pod") else ""),
