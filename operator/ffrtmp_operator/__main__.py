@@ -1,49 +1,30 @@
 """`ffrtmp-operator` / `python -m ffrtmp_operator`: parse flags into Settings, configure kopf, run.
 
-Kube config from $KUBECONFIG, else in-cluster. Logs are JSON lines (one object per record, with the
-structured fields the scheduler attaches, e.g. per-phase timings of a scheduling pass).
+Kube config from $KUBECONFIG, else in-cluster. Logs as every ffrtmp process writes them (ffrtmp_api.logs:
+JSON lines by default, with the structured fields the scheduler attaches, e.g. per-phase timings of a pass).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import random
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import kopf
 
 import ffrtmp_api as api
+from ffrtmp_api import logs
 from .cache import Cache
+from .driver import WRITE_CONCURRENCY
 from .handlers import register
-from .kube import Kube, load_api_client
-from .loop import WRITE_CONCURRENCY
+from .kube import KubeClient, load_api_client
 from .metrics import OperatorMetrics
 from .metrics_cache import cache_snapshot_source
+from .policy_args import add_arguments as add_policy_arguments, job_policy
 from .settings import PeeringSettings, PodSettings, SchedulingSettings, Settings
-
-_STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        # Structured fields passed as `extra=`; kopf's own extras (settings, object refs) are left out.
-        entry.update(
-            {k: v for k, v in record.__dict__.items() if k not in _STANDARD and isinstance(v, str | int | float | bool)}
-        )
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
 
 
 def parse_args(argv: list[str] | None = None) -> Settings:
@@ -73,6 +54,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--runner-image", default=dp.image)
     p.add_argument("--runner-image-pull-policy", default=dp.image_pull_policy)
     p.add_argument("--verbose", action="store_true")
+    add_policy_arguments(p)
     a = p.parse_args(argv)
     return Settings(
         system_namespace=a.system_namespace,
@@ -87,7 +69,8 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             backoff_cap_seconds=a.backoff_cap_seconds,
             preemption=not a.no_preemption,
         ),
-        pods=PodSettings(image=a.runner_image, image_pull_policy=a.runner_image_pull_policy),
+        pods=PodSettings(image=a.runner_image, image_pull_policy=a.runner_image_pull_policy,
+                         policy=job_policy(p, a)),
         peering=PeeringSettings(
             enabled=not a.no_peering,
             name=a.peering,
@@ -163,7 +146,7 @@ async def run(settings: Settings) -> None:
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY + 4, thread_name_prefix="ffrtmp-api")
     )
-    kube = Kube(load_api_client(pool_size=WRITE_CONCURRENCY + 4))
+    kube = KubeClient(load_api_client(pool_size=WRITE_CONCURRENCY + 4))
     if settings.peering.enabled:
         await kube.ensure_peering(settings.peering.name)
     cache = Cache()
@@ -192,12 +175,8 @@ async def run(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     settings = parse_args(argv)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    logging.basicConfig(level=logging.DEBUG if settings.verbose else logging.INFO, handlers=[handler])
+    logs.configure(verbose=settings.verbose)
     logging.getLogger("kopf").setLevel(logging.INFO if settings.verbose else logging.WARNING)
-    logging.getLogger("kubernetes").setLevel(logging.WARNING)
-    logging.getLogger("urllib3").setLevel(logging.WARNING)
     asyncio.run(run(settings))
 
 

@@ -1,6 +1,6 @@
 """The operator's in-memory view of the cluster and its pending-work queue.
 
-Fed by the watch handlers and by the scheduler's own write responses, read by the scheduler loop.
+Fed by the watch handlers and by the scheduler's own write responses, read by the scheduler (driver.py).
 Everything runs on kopf's one event loop, so no locks: the asyncio.Condition only wakes the loop.
 The queue is a heap keyed by job (update and delete by key, lazily) in scheduling.order_key order.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ffrtmp_api import Phase
@@ -82,6 +82,9 @@ class Cache:
         self.dirty: dict[JobKey, None] = {}  # insertion-ordered: jobs are reconciled in arrival order
         self.changed = asyncio.Condition()
         self.nodes_changed = False
+        # Namespaces being deleted: their jobs are left alone (not queued, not reconciled) until they go,
+        # since nothing can be created there (pods, Events) and the namespace controller deletes them.
+        self.terminating: set[str] = set()
         # Whether the cache reflects the cluster now: set by the scheduler's resync, cleared when the
         # scheduler stops. A standby replica (kopf peering paused) gets no watch events, so its cache is
         # stale; its scrape then leaves out the gauges built from the cache (metrics_cache), so that a
@@ -117,7 +120,7 @@ class Cache:
         job = self.jobs.get(key)
         if job is None:
             return
-        if job.phase == Phase.QUEUED and not (job.paused or job.canceled or job.broken):
+        if job.phase == Phase.QUEUED and not (job.paused or job.canceled or job.broken or key[0] in self.terminating):
             self.queue.push(key, order_key(job, self.priority_values))
         else:
             self.queue.remove(key)
@@ -132,6 +135,22 @@ class Cache:
         self.jobs.pop(key, None)
         self.queue.remove(key)
         self.dirty.pop(key, None)
+
+    def set_namespace_terminating(self, name: str, terminating: bool) -> bool:
+        """Record whether namespace `name` is being deleted; True when that is news. Its queued jobs
+        leave the queue; if it turns out live again (deleted and created anew), its jobs are looked at."""
+        self._journaled(lambda: self.set_namespace_terminating(name, terminating))
+        if (name in self.terminating) == terminating:
+            return False
+        if terminating:
+            self.terminating.add(name)
+            for key in [k for k in self.queue.keys() if k[0] == name]:
+                self.queue.remove(key)
+        else:
+            self.terminating.discard(name)
+            for key in [k for k in self.jobs if k[0] == name]:
+                self.recheck(key)
+        return True
 
     def upsert_pod(self, pod: PodRecord) -> bool:
         self._journaled(lambda: self.upsert_pod(pod))
@@ -205,6 +224,7 @@ class Cache:
         nodes: list[NodeRecord],
         leases: list[LeaseRecord],
         priority_values: Mapping[str, int],
+        terminating: Iterable[str] = (),
     ) -> None:
         """A full resync (at scheduler start): drop what a paused replica may have missed, then replay
         the watch events that arrived since begin_resync() (each is applied only if not older)."""
@@ -212,6 +232,7 @@ class Cache:
         self.jobs, self.nodes, self.leases, self.pods, self.pods_by_job = {}, {}, {}, {}, {}
         self.queue, self.dirty = JobHeap(), {}
         self.priority_values = dict(priority_values)
+        self.terminating = set(terminating)  # before the jobs: theirs are not queued
         for node in nodes:
             self.nodes[node.name] = node
         for lease in leases:

@@ -16,10 +16,11 @@ import kopf
 
 import ffrtmp_api as api
 from .cache import Cache
+from .driver import Driver
 from .kube import Kube
-from .loop import Scheduler
 from .metrics import OperatorMetrics
-from .records import job_record, lease_record, node_record, pod_record
+from .recorder import MetricsRecorder, NoRecorder
+from .records import job_record, lease_record, namespace_terminating, node_record, pod_record
 from .settings import Settings
 
 log = logging.getLogger("ffrtmp.handlers")
@@ -85,6 +86,19 @@ def register(
             log.debug("lease changed", extra={"node": record.node, "event": event.get("type")})
             await cache.notify()
 
+    @kopf.on.event("", "v1", "namespaces", **on)
+    async def namespace_event(event: dict[str, Any], **_: Any) -> None:
+        obj = event["object"]
+        name = (obj.get("metadata") or {}).get("name", "")
+        if not settings.manages(name):
+            return
+        terminating = event.get("type") != "DELETED" and namespace_terminating(obj)
+        if cache.set_namespace_terminating(name, terminating):
+            # A normal cluster state, not a problem: one debug line, no warnings, no Events.
+            log.debug("namespace terminating: its jobs are left alone" if terminating else "namespace not terminating",
+                      extra={"namespace": name})  # fmt: skip
+            await cache.notify()
+
     @kopf.on.event("scheduling.k8s.io", "v1", "priorityclasses", **on)
     async def priority_class_event(event: dict[str, Any], **_: Any) -> None:
         obj = event["object"]
@@ -100,7 +114,8 @@ def register(
     async def run_scheduler(stopped: Any = None) -> None:
         log.info("scheduler started: this replica is active")
         try:
-            await Scheduler(cache, kube, settings, metrics).run(stopped)
+            recorder = MetricsRecorder(metrics) if metrics is not None else NoRecorder()
+            await Driver(cache, kube, settings, recorder=recorder).run(stopped)
         finally:
             cache.live = False  # paused or stopping: the watches stop feeding the cache
             log.info("scheduler stopped")

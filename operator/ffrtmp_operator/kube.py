@@ -1,4 +1,5 @@
-"""The operator's API writes and resync reads, on the synchronous kubernetes client in worker threads.
+"""The operator's API writes and resync reads: `Kube`, the narrow adapter the scheduler's shell calls (its
+unit tests fake it), and `KubeClient`, the synchronous kubernetes client run in worker threads.
 
 Each call returns the raw object the API answered with (so the cache learns the new resourceVersion at
 once) or None where a conflict or absence is an expected outcome (409 on an optimistic status patch,
@@ -12,7 +13,7 @@ import json
 import os
 import socket
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import kubernetes
 from kubernetes.client import ApiClient
@@ -20,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 import ffrtmp_api as api
 from . import rbac
+from .apierrors import is_outage
 from .records import JobRecord
 
 MERGE_PATCH = api.MERGE_PATCH
@@ -27,7 +29,7 @@ COMPONENT = "ffrtmp-operator"
 
 
 def load_api_client(*, pool_size: int = 16) -> ApiClient:
-    """$KUBECONFIG when set, else the in-cluster ServiceAccount (interfaces.md)."""
+    """$KUBECONFIG when set, else the in-cluster ServiceAccount."""
     config = kubernetes.client.Configuration()
     if os.environ.get("KUBECONFIG"):
         kubernetes.config.load_kube_config(client_configuration=config)
@@ -41,13 +43,31 @@ def _raw(response: Any) -> dict[str, Any]:
     return json.loads(response.data)
 
 
-def is_outage(exc: BaseException) -> bool:
-    """Whether a failed call says the API server is not answering (5xx, connection refused or reset,
-    timeout) rather than refusing that one request (4xx)."""
-    return not isinstance(exc, ApiException) or not exc.status or exc.status >= 500
+class Kube(Protocol):
+    """The API calls the scheduler's shell makes, and nothing else (KubeClient's docstrings say more)."""
+
+    async def reachable(self, *, system_namespace: str) -> bool: ...
+
+    async def list_all(self, *, system_namespace: str) -> dict[str, list[dict[str, Any]]]: ...
+
+    async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def get_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def patch_job_status(self, job: JobRecord, status: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    async def post_event(self, job: JobRecord, *, reason: str, message: str, type_: str = "Normal") -> None: ...
+
+    async def ensure_runner_rbac(self, namespace: str) -> None: ...
+
+    async def create_pod(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    async def delete_pod(self, namespace: str, name: str, *, grace: int | None = None) -> None: ...
 
 
-class Kube:
+class KubeClient:
+    """`Kube` on the kubernetes client, plus what only startup needs (ensure_peering)."""
+
     def __init__(self, client: ApiClient) -> None:
         self.client = client
         self.core = kubernetes.client.CoreV1Api(client)
@@ -185,6 +205,7 @@ class Kube:
             "nodes": (self.core.list_node, (), {"label_selector": f"{api.LABEL_WORKER}=true"}),
             "leases": (self.coordination.list_namespaced_lease, (system_namespace,), {}),
             "priorityclasses": (self.scheduling.list_priority_class, (), {}),
+            "namespaces": (self.core.list_namespace, (), {}),  # which are being terminated
         }
         results = await asyncio.gather(
             *(asyncio.to_thread(self._list, fn, *args, **kwargs) for fn, args, kwargs in calls.values())

@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 
 import ffrtmp_api as api
 from ffrtmp_api import parse_time
+from ffrtmp_api.samples import JobSample, NodeSample  # the snapshot's rows; built from API dicts or the cache
 
 log = logging.getLogger(__name__)
 
@@ -73,32 +74,6 @@ def bounded(value: object, allowed: Iterable[str]) -> str:
 
 
 @dataclass(frozen=True)
-class JobSample:
-    namespace: str
-    name: str
-    phase: str
-    queue: str
-    priority: str
-    node: str | None = None
-    paused_from: str | None = None
-    queued_at: datetime | None = None
-    progress_percent: float | None = None
-    fps: float | None = None
-    speed: float | None = None
-
-    @property
-    def holds_slot(self) -> bool:
-        return api.holds_slot(self.phase, self.paused_from)
-
-
-@dataclass(frozen=True)
-class NodeSample:
-    name: str
-    status: str  # one of NODE_STATUSES
-    slots: int
-
-
-@dataclass(frozen=True)
 class MetricsSnapshot:
     """What the scrape-time gauges are computed from; lives for one scrape."""
 
@@ -109,48 +84,6 @@ class MetricsSnapshot:
 
 def _number(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
-
-
-def job_sample(obj: Mapping[str, Any]) -> JobSample:
-    """A JobSample from a TranscodeJob object as the API returns it (a plain dict)."""
-    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
-    progress = status.get("progress") or {}
-    return JobSample(
-        namespace=meta.get("namespace", ""),
-        name=meta.get("name", ""),
-        phase=status.get("phase") or api.Phase.PENDING.value,
-        queue=spec.get("queue") or "default",
-        priority=spec.get("priority") or "medium",
-        node=status.get("node"),
-        paused_from=status.get("pausedFrom"),
-        queued_at=parse_time(status.get("queuedAt")),
-        progress_percent=_number(progress.get("percent")),
-        fps=_number(progress.get("fps")),
-        speed=_number(progress.get("speed")),
-    )
-
-
-def node_sample(node: Mapping[str, Any], lease: Mapping[str, Any] | None, *, now: datetime) -> NodeSample:
-    """A NodeSample from a worker Node and its agent's heartbeat Lease (None when it has none)."""
-    name = (node.get("metadata") or {}).get("name", "")
-    return NodeSample(name=name, status=api.node_status(node, lease, now=now), slots=api.lease_slots(lease))
-
-
-def snapshot_from_objects(
-    *, jobs: Iterable[Mapping[str, Any]], nodes: Iterable[Mapping[str, Any]], leases: Iterable[Mapping[str, Any]],
-    now: datetime,
-) -> MetricsSnapshot:
-    """Pure: the snapshot from listed objects (dicts). Leases are matched to nodes by name prefix."""
-    by_node = {}
-    for lease in leases:
-        lease_name = (lease.get("metadata") or {}).get("name", "")
-        if lease_name.startswith(api.LEASE_PREFIX):
-            by_node[lease_name.removeprefix(api.LEASE_PREFIX)] = lease
-    return MetricsSnapshot(
-        now=now,
-        jobs=[job_sample(j) for j in jobs],
-        nodes=[node_sample(n, by_node.get((n.get("metadata") or {}).get("name", "")), now=now) for n in nodes],
-    )
 
 
 def snapshot_families(snap: MetricsSnapshot) -> list[GaugeMetricFamily]:
@@ -242,7 +175,8 @@ class SnapshotCollector(Collector):
 
 
 class OperatorMetrics:
-    """All operator metrics on one registry; the handlers call the record_* methods."""
+    """All operator metrics on one registry; the scheduler reports through recorder.MetricsRecorder, which
+    calls the record_* methods."""
 
     def __init__(self, registry: CollectorRegistry | None = None, *, process_metrics: bool = True) -> None:
         self.registry = registry or CollectorRegistry()

@@ -38,7 +38,7 @@ def job_sample_of(job: JobRecord) -> JobSample:
 
 
 def node_sample_of(node: NodeRecord, lease: LeaseRecord | None, *, now: datetime) -> NodeSample:
-    """Same statuses as metrics.node_sample: cordoned wins, then no_lease, then ready while alive."""
+    """Same statuses as ffrtmp_api.samples.node_sample: cordoned wins, then no_lease, then ready while alive."""
     if node.unschedulable:
         status = "cordoned"
     elif lease is None:

@@ -246,7 +246,7 @@ class LeaseRecord:
     resource_version: str = field(default="", compare=False)
 
     def alive(self, now: datetime) -> bool:
-        """interfaces.md: alive while renewTime + leaseDurationSeconds > now."""
+        """Alive while renewTime + leaseDurationSeconds > now (the agents' heartbeat contract)."""
         return self.renew_time is not None and (now - self.renew_time).total_seconds() < self.duration_seconds
 
 
@@ -318,3 +318,10 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord | None:
         deleting=bool(meta.get("deletionTimestamp")),
         resource_version=meta.get("resourceVersion", ""),
     )
+
+
+def namespace_terminating(body: Mapping[str, Any]) -> bool:
+    """Whether a Namespace is being deleted: nothing can be created in it any more (pods, Events), and
+    its jobs are about to go (the namespace controller deletes them)."""
+    meta = body.get("metadata") or {}
+    return bool(meta.get("deletionTimestamp")) or (body.get("status") or {}).get("phase") == "Terminating"

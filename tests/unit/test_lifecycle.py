@@ -218,7 +218,7 @@ def test_given_a_retry_when_scheduled_then_retry_after_is_now_plus_backoff():
 
 def test_given_many_stamps_within_one_millisecond_when_clocked_then_each_stamp_is_distinct_and_ordered():
     from ffrtmp_operator.lifecycle import stamp
-    from ffrtmp_operator.loop import Clock
+    from ffrtmp_operator.clock import Clock
 
     clock = Clock(lambda: NOW)
     stamps = [stamp(clock()) for _ in range(3)]

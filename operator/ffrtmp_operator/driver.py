@@ -1,0 +1,313 @@
+"""The scheduler's driver: resync, then pass after pass while this replica is the active one. What the
+handlers' daemon runs; the one place that writes job status and creates or deletes job pods (through
+the parts it wires together: lifecycle_writer, admission, preemption, nodeloss, reachability).
+
+Each pass has named, timed phases: reconcile (the jobs that changed, plus once per tick the slot holders
+that can expire), snapshot, nominate, admit (new jobs placed at once get their Queued and Assigned
+transitions in one status write). Jobs in a namespace being terminated are left alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+import ffrtmp_api as api
+from . import reconcile, scheduling
+from ffrtmp_api import Phase
+from .admission import Admission
+from .apierrors import log_refusal
+from .cache import Cache
+from .clock import Clock
+from .kube import Kube
+from .lifecycle_writer import LifecycleWriter
+from .nodeloss import NodeLoss
+from .preemption import Preemptor
+from .reachability import Reachability
+from .recorder import NoRecorder, Recorder
+from .records import JobKey, JobRecord, job_record, lease_record, namespace_terminating, node_record, pod_record
+from .settings import Settings
+
+log = logging.getLogger("ffrtmp.scheduler")
+ACTIVE_PHASES = (Phase.ASSIGNED, Phase.PROCESSING, Phase.PAUSED)
+WRITE_CONCURRENCY = 16  # parallel API writes per phase; the apiserver's default inflight limit is 400
+# Admissions per pass: a pass awaits its writes (4 per job), so a cap keeps passes around a second and
+# new arrivals (and pod/phase events) are looked at between them instead of behind a long convoy.
+ADMISSIONS_PER_PASS = 128
+
+Arrival = tuple[JobRecord, reconcile.Decision, datetime]
+"""A new job (Pending -> Queued) whose write waits for the admission cycle: its decision and queuedAt."""
+
+
+class Driver:
+    def __init__(
+        self,
+        cache: Cache,
+        kube: Kube,
+        settings: Settings,
+        *,
+        recorder: Recorder | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.cache = cache
+        self.kube = kube
+        self.settings = settings
+        self.recorder = recorder or NoRecorder()
+        self.clock = clock or Clock()
+        self._limit = asyncio.Semaphore(WRITE_CONCURRENCY)
+        self._retry: set[JobKey] = set()
+        system_namespace = settings.system_namespace
+        self.reachability = Reachability(kube, system_namespace=system_namespace, clock=self.clock)
+        self.nodeloss = NodeLoss(
+            cache, kube, reachability=self.reachability, system_namespace=system_namespace,
+            tick_seconds=settings.scheduling.tick_seconds, clock=self.clock, limit=self._limit,
+        )  # fmt: skip
+        self.writer = LifecycleWriter(cache, kube, recorder=self.recorder)
+        self.admission = Admission(cache, kube, self.writer, settings=settings, clock=self.clock,
+                                   recorder=self.recorder)  # fmt: skip
+        self.preemptor = Preemptor(kube, self.writer, clock=self.clock)
+
+    # ------------------------------------------------------------------------------- the driver
+
+    async def run(self, stopped: Any = None) -> None:
+        """Resync, then pass after pass until `stopped` (kopf's daemon flag) is set or cancelled."""
+        while True:
+            try:
+                await self.resync()
+                break
+            except Exception:  # the API is not answering yet: nothing is decided on a partial view
+                log.exception("resync failed, retrying")
+                if stopped is not None and stopped:
+                    return
+                await asyncio.sleep(2)
+        self.reachability.reached()
+        tick = self.settings.scheduling.tick_seconds
+        next_sweep = 0.0
+        while not (stopped is not None and stopped):
+            sweep = time.monotonic() >= next_sweep
+            if sweep:
+                next_sweep = time.monotonic() + tick
+                if await self.reachability.observe():
+                    await self.resync()
+            try:
+                await self.run_pass(sweep=sweep)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # one bad pass must not end scheduling; the next one retries
+                log.exception("scheduling pass failed")
+                await asyncio.sleep(1)
+            await self._wait(stopped, timeout=max(0.05, next_sweep - time.monotonic()))
+
+    async def _wait(self, stopped: Any, *, timeout: float) -> None:
+        """Until a change, the next tick, or kopf stopping the daemon (peering pause, shutdown)."""
+
+        async def changed() -> None:
+            async with self.cache.changed:
+                await self.cache.changed.wait_for(lambda: bool(self.cache.dirty) or self.cache.nodes_changed)
+
+        waits = [asyncio.ensure_future(changed())]
+        if stopped is not None:
+            waits.append(asyncio.ensure_future(stopped.wait()))
+        try:
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+
+    async def resync(self) -> None:
+        started = time.monotonic()
+        self.cache.begin_resync()
+        try:
+            raw = await self.kube.list_all(system_namespace=self.settings.system_namespace)
+        except BaseException:
+            self.cache.abandon_resync()
+            raise
+        manages = self.settings.manages
+        self.cache.replace_all(
+            jobs=[job for o in raw["jobs"] if manages((job := job_record(o)).namespace)],
+            pods=[p for o in raw["pods"] if (p := pod_record(o)) is not None and manages(p.namespace)],
+            nodes=[node_record(o) for o in raw["nodes"]],
+            leases=[lease for o in raw["leases"] if (lease := lease_record(o)) is not None],
+            priority_values={o["metadata"]["name"]: int(o.get("value", 0)) for o in raw["priorityclasses"]},
+            terminating=[name for o in raw.get("namespaces", ())
+                         if manages(name := o["metadata"]["name"]) and namespace_terminating(o)],
+        )  # fmt: skip
+        log.info(
+            "resync done",
+            extra={"jobs": len(raw["jobs"]), "pods": len(raw["pods"]), "nodes": len(raw["nodes"]),
+                   "terminating_namespaces": len(self.cache.terminating),
+                   "seconds": round(time.monotonic() - started, 3)},
+        )  # fmt: skip
+
+    async def run_pass(self, *, sweep: bool) -> None:
+        timings: dict[str, float] = {}
+        t = time.monotonic()
+        keys = self.cache.take_dirty()
+        nodes_changed, self.cache.nodes_changed = self.cache.nodes_changed, False
+        if sweep or nodes_changed:
+            seen = set(keys)
+            retry, self._retry = self._retry, set()
+            keys += [k for k in [*retry, *self.sweep_keys(self.clock())] if k not in seen and not seen.add(k)]
+        changed, arrivals = await self.reconcile_jobs(keys)
+        timings["reconcile"] = time.monotonic() - t
+
+        if not len(self.cache.queue) and not arrivals:  # nothing to place: no snapshot of every job
+            if changed:
+                log.info("scheduling pass", extra={"reconciled": len(keys), "transitions": changed, "queued": 0,
+                                                   "reconcile_ms": round(timings["reconcile"] * 1000, 2)})  # fmt: skip
+            return
+        t = time.monotonic()
+        now = self.clock()
+        snapshot = scheduling.node_snapshot(
+            self.cache.nodes.values(), self.cache.leases, self.cache.jobs.values(),
+            now=now, default_slots=self.settings.scheduling.default_slots,
+        )  # fmt: skip
+        timings["snapshot"] = time.monotonic() - t
+
+        t = time.monotonic()
+        values = self.cache.priority_values
+        # New arrivals join the queue in memory only: placed now, one status write carries both their
+        # Queued and Assigned transitions; the rest get their Queued write after this cycle.
+        provisional = sorted(
+            (replace(job, phase=Phase.QUEUED, queued_at=at) for job, _, at in arrivals),
+            key=lambda j: scheduling.order_key(j, values),
+        )
+        ordered = heapq.merge(
+            (self.cache.jobs[k] for k in self.cache.queue.ordered()),
+            provisional,
+            key=lambda j: scheduling.order_key(j, values),
+        )
+        cycle = scheduling.schedule(
+            ordered, snapshot, now=now, priority_values=self.cache.priority_values,
+            preemption=self.settings.scheduling.preemption, limit=ADMISSIONS_PER_PASS,
+        )  # fmt: skip
+        timings["nominate"] = time.monotonic() - t
+
+        t = time.monotonic()
+        arriving = {job.key: (decision, at) for job, decision, at in arrivals}
+        placed = {a.job.key for a in cycle.assignments}
+        await self._each(self.preemptor.preempt(p) for p in cycle.preemptions)
+        admitted = await self._each(
+            self._guard(a.job.key, self.admission.admit(a, queued=arriving.get(a.job.key)))
+            for a in cycle.assignments
+        )
+        waiting = [(job, d, at) for job, d, at in arrivals if job.key not in placed]
+        if cycle.truncated:  # not looked at yet: they stay Pending and come first in the next pass
+            self.cache.dirty = {**{job.key: None for job, _, _ in waiting}, **self.cache.dirty}
+            waiting = []
+        changed += sum(await self._each(self._guard(job.key, self.carry_out(job, d, at)) for job, d, at in waiting))
+        timings["admit"] = time.monotonic() - t
+        self.recorder.scheduling_pass(cycle, seconds=sum(timings.values()))
+        if changed or cycle.assignments or cycle.preemptions:
+            log.info(
+                "scheduling pass",
+                extra={
+                    "reconciled": len(keys), "transitions": changed, "queued": len(self.cache.queue),
+                    "considered": cycle.considered, "assigned": sum(admitted), "preempted": len(cycle.preemptions),
+                    "nodes": len(snapshot), "free_slots": sum(max(0, n.free) for n in snapshot.values()),
+                    **{f"{k}_ms": round(v * 1000, 2) for k, v in timings.items()},
+                },
+            )  # fmt: skip
+
+    async def _guard(self, key: JobKey, coro: Any) -> Any:
+        """A job whose write failed (5xx, timeout) is looked at again on the next tick, not at once;
+        one whose namespace is being terminated is not looked at again."""
+        try:
+            return await coro
+        except ApiException as exc:
+            if not self.writer.refused_in(key[0], exc):
+                self._retry.add(key)
+            raise
+
+    async def _each(self, coros: Iterable[Any]) -> list[Any]:
+        async def limited(coro: Any) -> Any:
+            async with self._limit:
+                try:
+                    return await coro
+                except ApiException as exc:
+                    log_refusal(log, "API write failed", exc, error=str(exc.reason))
+                    return False
+
+        return await asyncio.gather(*(limited(c) for c in coros))
+
+    # ------------------------------------------------------------------------------ reconciling
+
+    def sweep_keys(self, now: datetime) -> list[JobKey]:
+        """Slot holders something may have happened to without an event of its own: their node's
+        Lease expired, a timeout may have passed, or an Assigned job has no pod (after a crash)."""
+        alive = {n for n, lease in self.cache.leases.items() if lease.alive(now) and n in self.cache.nodes}
+        return [
+            k
+            for k, j in self.cache.jobs.items()
+            if j.phase in ACTIVE_PHASES
+            and (
+                (j.node is not None and j.node not in alive)
+                or j.timeout_seconds is not None
+                or (j.phase == Phase.ASSIGNED and not self.cache.pods_by_job.get(k))
+            )
+        ]
+
+    async def reconcile_jobs(self, keys: list[JobKey]) -> tuple[int, list[Arrival]]:
+        """Carry out what `reconcile.decide` says for `keys`; returns the phase changes written and the
+        new jobs (Pending -> Queued), whose write waits for the admission cycle."""
+        decisions = []
+        arrivals = []
+        # kopf hands events of different objects over in no fixed order: stamp new jobs' queuedAt
+        # in creation order, so FIFO means first created, first served.
+        keys = sorted(keys, key=lambda k: j.arrival if (j := self.cache.jobs.get(k)) else ("", 0, ""))
+        terminating = self.cache.terminating
+        jobs = [job for key in keys if (job := self.cache.jobs.get(key)) is not None and key[0] not in terminating]
+        now = self.clock()
+        # Nodes the cache calls lost under a job that would be requeued for it: confirmed by a fresh read.
+        # A job that changes during the reads is decided on its older record: its write then conflicts (409).
+        nodeloss = self.nodeloss
+        suspects = {
+            j.node for j in jobs if j.node and reconcile.needs_live_node(j) and not nodeloss.node_alive(j.node, now)
+        }
+        held = await nodeloss.confirm_lost(suspects) if suspects else set()
+        for job in jobs:
+            now = self.clock()
+            decision = reconcile.decide(
+                job,
+                self.cache.pods_of(job.key),
+                node_alive=job.node in held or nodeloss.node_alive(job.node, now),
+                now=now,
+                backoff_base=self.settings.scheduling.backoff_base_seconds,
+                backoff_cap=self.settings.scheduling.backoff_cap_seconds,
+            )
+            stale_generation = (
+                job.phase not in api.TERMINAL_PHASES and job.generation and job.generation != job.observed_generation
+            )
+            if decision.target == Phase.QUEUED and (job.phase or Phase.PENDING) == Phase.PENDING:
+                arrivals.append((job, decision, now))
+            elif decision != reconcile.NOTHING or stale_generation:
+                decisions.append((job, decision, now))
+        results = await self._each(self._guard(job.key, self.carry_out(job, d, now)) for job, d, now in decisions)
+        return sum(1 for r in results if r), arrivals
+
+    async def carry_out(self, job: JobRecord, decision: reconcile.Decision, now: datetime) -> bool:
+        """Carry out one reconcile decision: the phase change (if any) through the lifecycle writer, then
+        pod deletes, then a missing pod through admission. True when the phase changed."""
+        changed = False
+        if decision.target is not None:
+            changed = await self.writer.transition(
+                job, decision.target, reason=decision.reason, message=decision.message, now=now,
+                extra=decision.extra, event_type=decision.event_type,
+            )  # fmt: skip
+            if not changed:
+                return False  # stale: the newer object comes back through the watch
+        elif job.phase and job.generation != job.observed_generation:
+            await self.writer.write_status(job, {"observedGeneration": job.generation})
+        for name, grace in decision.delete_pods:
+            await self.kube.delete_pod(job.namespace, name, grace=grace)
+        if decision.create_pod:
+            await self.admission.create_pod(self.cache.jobs.get(job.key, job))
+        return changed
