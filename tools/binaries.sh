@@ -4,9 +4,16 @@
 # (${FFRTMP_CACHE:-~/.cache/ffrtmp}/<tool>/<version>/), else they are built from the pinned Go modules
 # in tools/k8s and tools/etcd (and helm's own module) and stored there. Build logs go to stderr.
 # --check: build nothing; exit 1 naming the first missing binary (tests use this to fail fast).
+# --cluster: also kubelet, kube-controller-manager, kube-scheduler and kube-proxy (`make cluster`).
 set -euo pipefail
-check_only=false
-[ "${1:-}" = "--check" ] && check_only=true
+check_only=false cluster=false
+for arg in "$@"; do
+  case $arg in
+    --check) check_only=true ;;
+    --cluster) cluster=true ;;
+    *) echo "usage: $0 [--check] [--cluster]" >&2; exit 2 ;;
+  esac
+done
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/versions.env"
 cache=${FFRTMP_CACHE:-$HOME/.cache/ffrtmp}
@@ -26,7 +33,10 @@ k8s_ldflags() {
 }
 
 missing() {
-  if $check_only; then echo "$1 is not built yet: run \`make tools\` (tools/binaries.sh)" >&2; exit 1; fi
+  if $check_only; then
+    local how="make tools"; $cluster && how="make setup"
+    echo "$1 is not built yet: run \`$how\` (tools/binaries.sh$($cluster && echo " --cluster"))" >&2; exit 1
+  fi
 }
 
 build_k8s() {  # $1: command name
@@ -64,12 +74,14 @@ assets=${KUBEBUILDER_ASSETS:-}
 # KUBEBUILDER_ASSETS may be this very folder (CI exports what we printed): linking a file onto itself
 # would replace it by a symlink loop
 if [ -n "$assets" ] && [ "$(cd "$assets" 2>/dev/null && pwd -P)" = "$(cd "$out" && pwd -P)" ]; then assets=""; fi
-for bin in kube-apiserver kubectl etcd helm; do
+bins=(kube-apiserver kubectl etcd helm)
+$cluster && bins+=(kubelet kube-controller-manager kube-scheduler kube-proxy)
+for bin in "${bins[@]}"; do
   if [ -n "$assets" ] && [ -x "$assets/$bin" ]; then
     src=$(cd "$assets" && pwd -P)/$bin
   else
     case $bin in
-      kube-apiserver|kubectl) build_k8s "$bin"; src="$k8s_dir/$bin" ;;
+      kube-*|kubectl|kubelet) build_k8s "$bin"; src="$k8s_dir/$bin" ;;
       etcd) build_etcd; src="$etcd_dir/etcd" ;;
       helm) build_helm; src="$helm_dir/helm" ;;
     esac

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Everything `make demo` and `make test` need on a fresh machine, done once and skipped when present:
-# Debian packages (ffmpeg, nginx with the RTMP module, Prometheus), the Python package with its test
-# extras, and the Go-built kube-apiserver, etcd, kubectl and helm (tools/binaries.sh, cached).
+# Debian packages (ffmpeg, nginx with the RTMP module, Prometheus; mmdebstrap, containerd, runc and the
+# CNI plugins for `make image` / `make cluster`), the Python package with its test extras, and the Go-built
+# kube-apiserver, etcd, kubectl, helm and the cluster's kubelet, controller-manager, scheduler and
+# kube-proxy (tools/binaries.sh --cluster, cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -11,6 +13,12 @@ command -v ffmpeg >/dev/null || missing+=(ffmpeg)
 command -v nginx >/dev/null || missing+=(nginx)
 ls /usr/lib/nginx/modules/ngx_rtmp_module.so >/dev/null 2>&1 || missing+=(libnginx-mod-rtmp)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
+# `make image` and `make cluster` (the cluster suite runs in `make test`)
+command -v mmdebstrap >/dev/null || missing+=(mmdebstrap)
+command -v containerd >/dev/null && command -v ctr >/dev/null || missing+=(containerd)
+command -v runc >/dev/null || missing+=(runc)
+[ -x /usr/lib/cni/bridge ] && [ -x /usr/lib/cni/host-local ] || missing+=(containernetworking-plugins)
+command -v iptables >/dev/null || missing+=(iptables)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing Debian packages: ${missing[*]}" >&2
@@ -27,4 +35,4 @@ if ! "$PYTHON" -c 'import ffrtmp_operator, ffrtmp_agent, kopf, pytest_timeout' 2
   mkdir -p .dev && touch "$stamp"
 fi
 
-tools/binaries.sh >/dev/null
+tools/binaries.sh --cluster >/dev/null
