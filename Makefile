@@ -6,14 +6,17 @@ PYTHON ?= python3
 AGENTS ?= 2
 SLOTS ?= 2
 METRICS_PORT ?= 9090
+NODES ?= 1
 DEV ?= .dev
 PYTEST_ARGS ?=
 
 export PYTHONPATH := $(CURDIR)/tools$(if $(PYTHONPATH),:$(PYTHONPATH))
 STACK = $(PYTHON) -m ffrtmp_stack --dev-dir $(DEV)
+CLUSTER = $(PYTHON) -m ffrtmp_cluster --dev-dir $(DEV)
 PYTEST = $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 .DEFAULT_GOAL := help
+.PHONY: image cluster cluster-demo cluster-status test-cluster kind
 .PHONY: help setup deps tools crds dashboards up down status clean test test-unit test-integration test-e2e bench bench-smoke demo
 
 help: ## list the targets
@@ -41,8 +44,24 @@ up: ## start the local stack: etcd, kube-apiserver, operator, AGENTS standalone 
 demo: setup ## make up, then run examples/hello.yaml and file-to-hevc.yaml on shared media (.dev/media) and follow them
 	$(STACK) demo --agents $(AGENTS) --slots $(SLOTS) --metrics-port $(METRICS_PORT)
 
-down: ## stop the local stack (etcd data stays in $(DEV))
+down: ## stop the local stack (etcd data stays in $(DEV)) and `make cluster` (removes all it made)
 	$(STACK) down
+	$(CLUSTER) down
+
+image: ## build the ffrtmp image here, no registry: dist/ffrtmp-<version>.tar (cached; prints name, digest, size)
+	$(CLUSTER) image
+
+cluster: setup image ## a real cluster here: control plane + NODES kubelet/containerd nodes, chart installed by helm
+	$(CLUSTER) up --nodes $(NODES)
+
+cluster-demo: cluster ## make cluster, then run the example jobs as pods (output on a PersistentVolume) and follow them
+	$(CLUSTER) demo --nodes $(NODES)
+
+cluster-status: ## show `make cluster`'s parts, nodes and pods; fails unless all run
+	$(CLUSTER) status
+
+kind: image ## a kind cluster (Docker or podman) with the image loaded and the chart installed
+	tools/kind.sh
 
 status: ## show the local stack's parts; fails unless all run and are ready
 	$(STACK) status
@@ -50,14 +69,19 @@ status: ## show the local stack's parts; fails unless all run and are ready
 clean: down ## stop the stack and delete its state ($(DEV))
 	rm -rf $(DEV)
 
-test: setup ## every test: unit, integration (real apiserver), e2e (plus ffmpeg, agents, servers)
-	$(PYTEST) tests
+# The order is shuffled on every run (pytest-randomly; the header prints the seed): repeat one with
+# PYTEST_ARGS=--randomly-seed=N, keep the file order with PYTEST_ARGS="-p no:randomly".
+test: setup ## every test, in random order: unit, integration (real apiserver), e2e (plus ffmpeg, agents, servers), bench's pure checks
+	$(PYTEST) tests bench/tests
 
-test-unit: ## pure-logic tests, no cluster
-	$(PYTEST) tests/unit
+test-unit: ## pure-logic tests, no cluster (and bench's pure checks)
+	$(PYTEST) tests/unit bench/tests
 
 test-integration: ## tests against a real kube-apiserver + etcd
 	$(PYTEST) tests/integration
+
+test-cluster: setup image ## the cluster suite: against FFRTMP_TEST_KUBECONFIG, else a `make cluster` of its own
+	$(PYTEST) tests/cluster
 
 test-e2e: ## end-to-end tests
 	$(PYTEST) tests/e2e

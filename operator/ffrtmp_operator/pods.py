@@ -10,6 +10,7 @@ import hashlib
 from typing import Any
 
 import ffrtmp_api as api
+from . import job_identity, policy
 from .plan import build_plan
 from .settings import PodSettings
 
@@ -48,15 +49,6 @@ def owner_reference(*, name: str, uid: str) -> dict[str, Any]:
     }
 
 
-def _volume(volume: api.VolumeSpec) -> dict[str, Any]:
-    source = volume.model_dump(include={"persistentVolumeClaim", "emptyDir", "hostPath"}, exclude_none=True)
-    return {"name": volume.name, **source}
-
-
-def _resources(resources: api.Resources | None) -> dict[str, Any]:
-    return resources.model_dump(exclude_none=True) if resources else {}
-
-
 def build_pod(
     job: api.TranscodeJob,
     *,
@@ -69,9 +61,13 @@ def build_pod(
     settings: PodSettings,
 ) -> dict[str, Any]:
     """The Pod for one attempt of `job` on `node` with `encoder`. Raises plan.PlanError for a spec that
-    cannot be run safely (the caller fails the job with InputError)."""
+    cannot be run safely or that the admin's job policy refuses (the caller fails the job with InputError)."""
     spec = job.spec
-    plan = build_plan(job, namespace=namespace, name=name, uid=uid, attempt=attempt, encoder=encoder)
+    rules = settings.policy
+    policy.check_host_paths(spec, namespace=namespace, policy=rules)
+    plan = build_plan(job, namespace=namespace, name=name, uid=uid, attempt=attempt, encoder=encoder,
+                      extra_formats=rules.input_formats)  # fmt: skip
+    plan = plan.model_copy(update={"egressAllow": list(rules.egress_allow)})  # what the runner's gateway allows
     container = {
         "name": api.RUNNER_CONTAINER,
         "image": settings.image,
@@ -79,11 +75,12 @@ def build_pod(
         "command": ["ffrtmp-runner"],
         "env": [{"name": api.ENV_PLAN, "value": plan.model_dump_json(exclude_none=True)}],
         "volumeMounts": [{"name": v.name, "mountPath": v.mountPath, "readOnly": v.readOnly} for v in spec.volumes],
-        "resources": _resources(spec.resources),
+        "resources": policy.resources(spec.resources, policy=rules),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,  # the runner writes only to the job's volumes
             "runAsNonRoot": True,
             "runAsUser": RUNNER_UID,
         },
@@ -99,8 +96,8 @@ def build_pod(
         },
         "spec": {
             "nodeName": node,
-            "priorityClassName": spec.priorityClassName or api.PRIORITY_CLASSES[spec.priority],
-            "serviceAccountName": api.RUNNER_SERVICE_ACCOUNT,
+            "priorityClassName": policy.priority_class(spec, policy=rules),
+            "serviceAccountName": job_identity.service_account_name(name),  # this job's own, see job_identity
             "restartPolicy": "Never",
             "securityContext": {
                 "runAsNonRoot": True,
@@ -110,6 +107,6 @@ def build_pod(
                 "seccompProfile": {"type": "RuntimeDefault"},
             },
             "containers": [container],
-            "volumes": [_volume(v) for v in spec.volumes],
+            "volumes": [policy.volume(v, policy=rules) for v in spec.volumes],
         },
     }
