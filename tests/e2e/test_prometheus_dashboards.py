@@ -23,8 +23,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-from agent_process import AgentProcess, free_port, wait_for  # noqa: E402
+from tests.support import AgentProcess, delete_node, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "grafana"
@@ -75,8 +74,8 @@ def observed_stack(control_plane, api_client, namespace, tmp_path):
     operator_port = free_port()
     operator_log = (tmp_path / "operator.log").open("wb")
     procs.append(subprocess.Popen(
-        [sys.executable, "-m", "ffrtmp_operator", "--no-peering", "--metrics-port", str(operator_port),
-         "--tick-seconds", "0.5"], env=control_plane.env(), stdout=operator_log, stderr=subprocess.STDOUT))
+        [sys.executable, "-m", "ffrtmp_operator", "--namespace", namespace, "--no-peering",
+         "--metrics-port", str(operator_port), "--tick-seconds", "0.5"], env=control_plane.env(), stdout=operator_log, stderr=subprocess.STDOUT))
     prom_port = free_port()
     config = {
         "global": {"scrape_interval": f"{SCRAPE_S}s", "scrape_timeout": f"{SCRAPE_S}s"},
@@ -104,7 +103,7 @@ def observed_stack(control_plane, api_client, namespace, tmp_path):
                 return False
             return len(active) == 3 and all(t["health"] == "up" for t in active)
 
-        wait_for(targets_up, timeout=60, interval=0.5, what="Prometheus scraping operator and both agents")
+        wait_until(targets_up, timeout=60, interval=0.5, what="Prometheus scraping operator and both agents")
         yield {"prometheus": base, "operator": f"http://127.0.0.1:{operator_port}/metrics",
                "agents": [f"http://127.0.0.1:{a.metrics_port}/metrics" for a in agents],
                "nodes": [a.node for a in agents], "operator_log": tmp_path / "operator.log"}
@@ -118,10 +117,7 @@ def observed_stack(control_plane, api_client, namespace, tmp_path):
                 proc.kill()
         for agent in agents:
             agent.stop()
-            try:
-                client.CoreV1Api(api_client).delete_node(agent.node)
-            except client.exceptions.ApiException:
-                pass
+            delete_node(api_client, agent.node)
         operator_log.close()
         prom_log.close()
 
@@ -152,13 +148,13 @@ def test_given_jobs_running_under_prometheus_then_every_dashboard_panel_returns_
                 or {}).get("phase")
 
     # A running job's progress reaches Prometheus; check the exposition while per-job series exist.
-    wait_for(lambda: phase("long") == "Processing", timeout=90, what="long Processing")
+    wait_until(lambda: phase("long") == "Processing", timeout=90, what="long Processing")
 
     def progress_scraped() -> bool:
         result = _promql(base, "query", query='ffrtmp_job_progress_ratio{transcodejob="long"} > 0')
         return bool(result.get("data", {}).get("result"))
 
-    wait_for(progress_scraped, timeout=60, interval=1, what="long's progress in Prometheus")
+    wait_until(progress_scraped, timeout=60, interval=1, what="long's progress in Prometheus")
     _promtool_check(observed_stack["operator"])
     for url in observed_stack["agents"]:
         _promtool_check(url)
@@ -166,10 +162,16 @@ def test_given_jobs_running_under_prometheus_then_every_dashboard_panel_returns_
                                           _content_type="application/merge-patch+json")
     finals = {"good-1": "Completed", "good-2": "Completed", "bad-input": "Failed", "long": "Canceled"}
     for name, wanted in finals.items():
-        wait_for(lambda: phase(name) in ("Completed", "Failed", "Canceled"), timeout=180, interval=0.5,
+        wait_until(lambda name=name: phase(name) in ("Completed", "Failed", "Canceled"), timeout=180, interval=0.5,
                  what=f"{name} to finish")
         assert phase(name) == wanted, f"{name}: {phase(name)}\n{observed_stack['operator_log'].read_text()[-3000:]}"
-    time.sleep(4 * SCRAPE_S)  # let the final states be scraped
+    finished_at = time.time()
+
+    def scraped_since() -> bool:  # every target scraped twice after the last job finished
+        result = _promql(base, "query", query="min(timestamp(up))").get("data", {}).get("result") or []
+        return bool(result) and float(result[0]["value"][1]) >= finished_at + SCRAPE_S
+
+    wait_until(scraped_since, timeout=60, interval=0.5, what="the final states scraped")
 
     results = [custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, n)["status"].get("result")
                or {} for n in ("good-1", "good-2")]

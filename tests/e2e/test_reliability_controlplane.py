@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
-from stack_support import Stack, elapsed, wait_for
-
 from ffrtmp_stack import ControlPlane, controlplane
+from kubernetes import client
+
+from tests.support import wait_until
+from tests.support.stack import Stack, elapsed
 
 JOBS = 30
 
@@ -54,7 +55,7 @@ def test_given_running_jobs_when_etcd_and_the_apiserver_restart_then_everything_
         def completed() -> int:
             return sum(1 for j in stack.jobs().values() if (j.get("status") or {}).get("phase") == "Completed")
 
-        wait_for(lambda: completed() >= JOBS // 4, timeout=120, interval=0.5, what="a quarter of the jobs done")
+        wait_until(lambda: completed() >= JOBS // 4, timeout=120, interval=0.5, what="a quarter of the jobs done")
         down_at = time.time()
         cp.stop()  # SIGTERM: the apiserver closes its watches and drains (a SIGKILL crash: see README)
         time.sleep(3)  # jobs keep encoding while nobody can write anything

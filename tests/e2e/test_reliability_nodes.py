@@ -7,33 +7,28 @@ the tests also watch that no half-written file ever appears under a job's final 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
-from kubernetes import client
-from stack_support import Stack, elapsed, transition_time, wait_for
+
+from tests.support import free_port, scrape_metrics, wait_until
+from tests.support.jobpods import shared_folder
+from tests.support.stack import Stack, elapsed, transition_time
 
 LEASE_S = 4  # agents' heartbeat Lease; a dead node is noticed after this (plus one scheduler tick)
 
 
 @pytest.fixture
-def stack(control_plane: Any, api_client: client.ApiClient, namespace: str, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(env=control_plane.env(), api_client=api_client, namespace=namespace, work=tmp_path)
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def media(tmp_path: Path) -> Path:
     (tmp_path / "media" / "out").mkdir(parents=True)
-    return tmp_path / "media"
+    return shared_folder(tmp_path / "media")  # job pods run as their non-root user
 
 
 def _on_media(media: Path, name: str, *, size: tuple[int, int], seconds: float, preset: str) -> dict[str, Any]:
@@ -85,7 +80,8 @@ def test_given_a_node_dies_mid_encode_then_its_job_requeues_and_completes_on_the
     status = stack.wait_phase("survivor", "Processing", timeout=60)
     victim = first if status["node"] == first.node else second
     other = second if victim is first else first
-    time.sleep(1)  # the encoder is writing its temp file
+    wait_until(lambda: any((media / "out").glob(".survivor.ffrtmp-1.part*")), timeout=60,
+               what="the encoder writing its temp file")  # fmt: skip
     stack.kill_node(victim)
     killed_at = time.time()
     requeued = stack.wait_phase("survivor", ("Queued", "Assigned", "Processing", "Completed"), timeout=LEASE_S + 20)
@@ -107,13 +103,16 @@ def test_given_a_node_dies_mid_encode_then_its_job_requeues_and_completes_on_the
 
 def test_given_a_cordoned_node_then_no_new_job_goes_there_and_its_running_job_finishes(stack: Stack) -> None:
     cordoned, open_node = stack.agent(slots=2), stack.agent(slots=2)
-    stack.operator().wait_active()
+    stack.operator("--metrics-port", str(port := free_port())).wait_active()
     stack.wait_agents()
     stack.create("already-there", nodeSelector={"kubernetes.io/hostname": cordoned.node},
                  input={"testSource": {"width": 640, "height": 360, "durationSeconds": 8, "audio": False}})
     stack.wait_phase("already-there", "Processing", timeout=60)
     stack.core.patch_node(cordoned.node, {"spec": {"unschedulable": True}})
-    time.sleep(1)  # the operator's node watch has the cordon
+    # The operator's node watch has the cordon once its gauge counts a cordoned node (nodes of other tests
+    # are gone: each test deletes its own).
+    wait_until(lambda: re.search(r'^ffrtmp_nodes\{status="cordoned"\} [1-9]', scrape_metrics(port) or "", re.M),
+               timeout=60, what="the operator to see the cordon")  # fmt: skip
     names = [f"after-cordon-{i}" for i in range(4)]
     for name in names:
         stack.create(name)
@@ -124,6 +123,16 @@ def test_given_a_cordoned_node_then_no_new_job_goes_there_and_its_running_job_fi
     assert not [p for p in stack.pods() if p.spec.node_name == cordoned.node and p.metadata.labels[
         "ffrtmp.io/job"] != "already-there"]
     stack.core.patch_node(cordoned.node, {"spec": {"unschedulable": False}})
+
+
+def _writes(proc: psutil.Process, fragment: str) -> bool:
+    """Whether `proc` has a file open whose path holds `fragment` (the runner gives ffmpeg its temp output as
+    an open fd, /proc/self/fd/N, so the name is in the fd table, not the command line)."""
+    folder = f"/proc/{proc.pid}/fd"
+    try:  # readlink, not psutil's open_files: that drops paths that do not exist in this mount namespace
+        return any(fragment in os.readlink(f"{folder}/{fd}") for fd in os.listdir(folder))
+    except OSError:
+        return False
 
 
 def test_given_the_encoder_is_sigkilled_every_attempt_then_backoff_retries_then_failed_with_the_reason(
@@ -139,8 +148,7 @@ def test_given_the_encoder_is_sigkilled_every_attempt_then_backoff_retries_then_
     def killer() -> None:  # SIGKILL every ffmpeg writing this job's temp output, once it has run 1 s
         while not stop.wait(0.1):
             for proc in psutil.process_iter(["pid", "name", "cmdline", "create_time"]):
-                cmd = proc.info["cmdline"] or []
-                if proc.info["name"] == "ffmpeg" and any(".doomed.ffrtmp-" in a for a in cmd):
+                if proc.info["name"] == "ffmpeg" and _writes(proc, ".doomed.ffrtmp-"):
                     if proc.pid not in {k for k, _ in killed} and time.time() - proc.info["create_time"] > 1:
                         os.kill(proc.pid, signal.SIGKILL)
                         killed.append((proc.pid, time.time()))

@@ -8,24 +8,16 @@ Figures are printed as `FIGURE name=value` lines (pytest -s shows them) and quot
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
-from stack_support import Stack, elapsed, transition_time, wait_for
+
+from tests.support import wait_until
+from tests.support.stack import Stack, elapsed, transition_time
 
 JOBS = 100
 AGENTS, SLOTS = 2, 3
 PEERING_LIFETIME_S = 10
-
-
-@pytest.fixture
-def stack(control_plane: Any, api_client: client.ApiClient, namespace: str, tmp_path: Path) -> Iterator[Stack]:
-    s = Stack(env=control_plane.env(), api_client=api_client, namespace=namespace, work=tmp_path)
-    yield s
-    s.close()
 
 
 @pytest.mark.timeout(600)
@@ -43,7 +35,7 @@ def test_given_100_jobs_when_the_operator_is_sigkilled_and_restarted_then_each_r
     def completed() -> int:
         return sum(1 for j in stack.jobs().values() if (j.get("status") or {}).get("phase") == "Completed")
 
-    wait_for(lambda: completed() >= JOBS // 4, timeout=180, interval=0.5, what=f"{JOBS // 4} jobs completed")
+    wait_until(lambda: completed() >= JOBS // 4, timeout=180, interval=0.5, what=f"{JOBS // 4} jobs completed")
     operator.kill()  # mid-run: jobs Queued, Assigned, Processing and Completed at this instant
     at_kill: dict[str, int] = {}
     for job in stack.jobs().values():
@@ -92,7 +84,7 @@ def test_given_two_peered_replicas_when_the_active_one_is_sigkilled_then_the_sta
     active.kill()
     killed_at = time.time()
     stack.create("after")
-    wait_for(standby.is_active, timeout=PEERING_LIFETIME_S + 30, interval=0.2, what="the standby to take over")
+    wait_until(standby.is_active, timeout=PEERING_LIFETIME_S + 30, interval=0.2, what="the standby to take over")
     takeover_s = elapsed(killed_at)
     status = stack.wait_phase("after", "Completed", timeout=60)
     admitted = transition_time(status, "Assigned")

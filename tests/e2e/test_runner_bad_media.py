@@ -8,16 +8,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import ffrtmp_api as api
-from ffrtmp_testkit import serve_folder
+import pytest
 from kubernetes import client
-from runner_support import (
+
+from tests.support import free_port, serve_folder
+from tests.support.runner import (
     RunnerProcess,
     bad_media,
     build,
     create_job,
-    free_port,
     get_job,
     make_media,
     runner_kubeconfig,

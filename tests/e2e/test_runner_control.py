@@ -10,7 +10,9 @@ from typing import Any
 
 import psutil
 from kubernetes import client
-from runner_support import RunnerProcess, build, create_job, get_job, patch_spec, runner_kubeconfig, wait_for
+
+from tests.support import wait_until
+from tests.support.runner import RunnerProcess, build, create_job, get_job, patch_spec, runner_kubeconfig
 
 # Long enough that a 2-core machine is still encoding when the test pauses and cancels it.
 SLOW_SPEC = {
@@ -41,11 +43,11 @@ def test_given_running_file_job_when_paused_then_encoder_stopped_and_progress_fr
 ) -> None:
     runner, out = start(api_client, control_plane, namespace, tmp_path, "pausable")
     try:
-        wait_for(lambda: progress(api_client, namespace, "pausable").get("frame"), timeout=60, what="first frames")
-        ffmpeg = wait_for(runner.encoder, timeout=10, what="the ffmpeg child")
+        wait_until(lambda: progress(api_client, namespace, "pausable").get("frame"), timeout=60, what="first frames")
+        ffmpeg = wait_until(runner.encoder, timeout=10, what="the ffmpeg child")
 
         patch_spec(api_client, namespace, "pausable", {"paused": True})
-        wait_for(lambda: ffmpeg.status() == psutil.STATUS_STOPPED, timeout=5, what="ffmpeg in state T")
+        wait_until(lambda: ffmpeg.status() == psutil.STATUS_STOPPED, timeout=5, what="ffmpeg in state T")
         time.sleep(1.0)  # a write already in flight may still land
         frozen = progress(api_client, namespace, "pausable")
         time.sleep(4.0)
@@ -53,14 +55,14 @@ def test_given_running_file_job_when_paused_then_encoder_stopped_and_progress_fr
         assert progress(api_client, namespace, "pausable") == frozen  # nothing advanced, nothing written
 
         patch_spec(api_client, namespace, "pausable", {"paused": False})
-        wait_for(lambda: ffmpeg.status() != psutil.STATUS_STOPPED, timeout=5, what="ffmpeg continued")
-        wait_for(lambda: progress(api_client, namespace, "pausable").get("frame", 0) > frozen["frame"], timeout=30,
+        wait_until(lambda: ffmpeg.status() != psutil.STATUS_STOPPED, timeout=5, what="ffmpeg continued")
+        wait_until(lambda: progress(api_client, namespace, "pausable").get("frame", 0) > frozen["frame"], timeout=30,
                  what="progress after resume")  # fmt: skip
         assert runner.encoder() is not None and runner.encoder().pid == ffmpeg.pid  # same process, continued
 
         # Canceling a paused job must work too: SIGTERM reaches a stopped process only once continued.
         patch_spec(api_client, namespace, "pausable", {"paused": True})
-        wait_for(lambda: ffmpeg.status() == psutil.STATUS_STOPPED, timeout=5, what="paused again")
+        wait_until(lambda: ffmpeg.status() == psutil.STATUS_STOPPED, timeout=5, what="paused again")
         patch_spec(api_client, namespace, "pausable", {"canceled": True})
         assert runner.wait(timeout=10) == 0
         assert not ffmpeg.is_running()
@@ -74,13 +76,13 @@ def test_given_running_file_job_when_canceled_then_encoder_gone_within_5s_and_no
 ) -> None:
     runner, out = start(api_client, control_plane, namespace, tmp_path, "cancelable")
     try:
-        wait_for(lambda: progress(api_client, namespace, "cancelable").get("frame"), timeout=60, what="first frames")
-        ffmpeg = wait_for(runner.encoder, timeout=10, what="the ffmpeg child")
+        wait_until(lambda: progress(api_client, namespace, "cancelable").get("frame"), timeout=60, what="first frames")
+        ffmpeg = wait_until(runner.encoder, timeout=10, what="the ffmpeg child")
         assert any(out.iterdir())  # a partial temp file exists while it encodes
 
         canceled_at = time.monotonic()
         patch_spec(api_client, namespace, "cancelable", {"canceled": True})
-        wait_for(lambda: not ffmpeg.is_running(), timeout=5, what="ffmpeg gone")
+        wait_until(lambda: not ffmpeg.is_running(), timeout=5, what="ffmpeg gone")
         assert runner.wait(timeout=5) == 0
         assert time.monotonic() - canceled_at < 5
         assert list(out.iterdir()) == []

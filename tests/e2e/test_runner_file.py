@@ -10,8 +10,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from ffrtmp_agent import energy
 from kubernetes import client
-from runner_support import (
+
+from tests.support.runner import (
     RunnerProcess,
     build,
     create_job,
@@ -21,8 +23,6 @@ from runner_support import (
     runner_kubeconfig,
     video_stream,
 )
-
-from ffrtmp_agent import energy
 
 
 def volume(media: Path) -> list[dict[str, Any]]:

@@ -5,71 +5,25 @@ and restarts on pause, and ends on cancel or after live.durationSeconds.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
-from runner_support import (
+
+from tests.support import wait_until
+from tests.support.runner import (
     RunnerProcess,
     build,
     create_job,
     ffprobe,
-    free_port,
     get_job,
     patch_spec,
     runner_kubeconfig,
     video_stream,
-    wait_for,
 )
-
-RTMP_MODULE = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
-
-
-@pytest.fixture
-def rtmp_server(tmp_path: Path) -> Iterator[str]:
-    """nginx + libnginx-mod-rtmp on a free loopback port with its own prefix, pid and logs."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists() or not RTMP_MODULE.exists():
-        pytest.fail("needs nginx and libnginx-mod-rtmp: apt-get install -y nginx libnginx-mod-rtmp")
-    prefix = tmp_path / "nginx"
-    (prefix / "logs").mkdir(parents=True)
-    port = free_port()
-    conf = prefix / "nginx.conf"
-    conf.write_text(f"""
-load_module {RTMP_MODULE};
-daemon off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/logs/error.log info;
-events {{ worker_connections 64; }}
-rtmp {{
-    server {{
-        listen 127.0.0.1:{port};
-        application live {{ live on; record off; }}
-    }}
-}}
-""")
-    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs" / "error.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    try:
-        wait_for(lambda: _listening(port) or proc.poll() is not None, timeout=10, what="nginx rtmp listening")
-        assert proc.poll() is None, (prefix / "logs" / "error.log").read_text()
-        yield f"rtmp://127.0.0.1:{port}/live"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 class Publisher:
@@ -115,24 +69,24 @@ def test_given_rtmp_in_and_out_when_input_drops_then_runner_reconnects_and_cance
     kubeconfig = runner_kubeconfig(api_client, control_plane, namespace, tmp_path / "kubeconfig")
     runner = RunnerProcess(build(job, interval=0.5), kubeconfig=kubeconfig, work=tmp_path)
     try:
-        wait_for(lambda: progress(api_client, namespace, "relay").get("frame"), timeout=60, what="live frames")
+        wait_until(lambda: progress(api_client, namespace, "relay").get("frame"), timeout=60, what="live frames")
         probe = ffprobe(f"{rtmp_server}/out", extra=["-rw_timeout", "10000000"])
         stream = video_stream(probe)
         assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 160, 120)
 
-        first = wait_for(runner.encoder, timeout=5, what="the live ffmpeg")
+        first = wait_until(runner.encoder, timeout=5, what="the live ffmpeg")
         publisher.stop()  # the camera drops
-        wait_for(lambda: not first.is_running(), timeout=40, what="the live ffmpeg noticing the drop")
+        wait_until(lambda: not first.is_running(), timeout=40, what="the live ffmpeg noticing the drop")
         publisher = Publisher(f"{rtmp_server}/in")  # ... and comes back
-        second = wait_for(lambda: (e := runner.encoder()) and e.pid != first.pid and e, timeout=60,
+        second = wait_until(lambda: (e := runner.encoder()) and e.pid != first.pid and e, timeout=60,
                           what="a new ffmpeg after the reconnect")  # fmt: skip
         before = progress(api_client, namespace, "relay").get("outTimeSeconds", 0)
-        wait_for(lambda: progress(api_client, namespace, "relay").get("outTimeSeconds", 0) > before + 1, timeout=60,
+        wait_until(lambda: progress(api_client, namespace, "relay").get("outTimeSeconds", 0) > before + 1, timeout=60,
                  what="media time growing after the reconnect")  # fmt: skip
         assert video_stream(ffprobe(f"{rtmp_server}/out", extra=["-rw_timeout", "10000000"]))["width"] == 160
 
         patch_spec(api_client, namespace, "relay", {"canceled": True})
-        wait_for(lambda: not second.is_running(), timeout=5, what="the live ffmpeg gone after cancel")
+        wait_until(lambda: not second.is_running(), timeout=5, what="the live ffmpeg gone after cancel")
         assert runner.wait(timeout=5) == 0
         assert "result" not in get_job(api_client, namespace, "relay")["status"]
     finally:
@@ -152,14 +106,14 @@ def test_given_rtmp_to_file_with_duration_when_paused_midway_then_parts_joined_i
     kubeconfig = runner_kubeconfig(api_client, control_plane, namespace, tmp_path / "kubeconfig")
     runner = RunnerProcess(build(job, interval=0.5), kubeconfig=kubeconfig, work=tmp_path)
     try:
-        wait_for(lambda: progress(api_client, namespace, "record").get("outTimeSeconds", 0) > 1, timeout=60,
+        wait_until(lambda: progress(api_client, namespace, "record").get("outTimeSeconds", 0) > 1, timeout=60,
                  what="recording")  # fmt: skip
         patch_spec(api_client, namespace, "record", {"paused": True})
-        wait_for(lambda: runner.encoder() is None, timeout=15, what="live ffmpeg stopped on pause")
+        wait_until(lambda: runner.encoder() is None, timeout=15, what="live ffmpeg stopped on pause")
         time.sleep(2)
         assert runner.encoder() is None  # a paused live job holds no connection
         patch_spec(api_client, namespace, "record", {"paused": False})
-        wait_for(runner.encoder, timeout=10, what="live ffmpeg restarted on resume")
+        wait_until(runner.encoder, timeout=10, what="live ffmpeg restarted on resume")
         assert runner.wait(timeout=60) == 0, runner.log_text()[-3000:]
     finally:
         runner.close()

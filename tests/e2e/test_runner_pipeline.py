@@ -15,7 +15,10 @@ from typing import Any
 
 import yaml
 from kubernetes import client
-from runner_support import ffprobe, get_job, video_stream, wait_for
+
+from tests.support import wait_until
+from tests.support.jobpods import shared_folder
+from tests.support.runner import ffprobe, get_job, video_stream
 
 
 def spawn(argv: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -38,10 +41,11 @@ def test_given_a_job_applied_with_kubectl_when_operator_and_agent_run_it_then_co
 ) -> None:
     node = f"runner-e2e-{secrets.token_hex(3)}"
     media = tmp_path / "media"
-    (media / "out").mkdir(parents=True)
+    shared_folder(media / "out")  # the job pod runs as its non-root user
     env = control_plane.env()
     operator = spawn([sys.executable, "-m", "ffrtmp_operator", "--namespace", namespace, "--no-peering",
-                      "--metrics-port", "0", "--tick-seconds", "0.5"], env=env, log=tmp_path / "operator.log")
+                      "--metrics-port", "0", "--tick-seconds", "0.5", "--host-path", f"{namespace}={media}"],
+                     env=env, log=tmp_path / "operator.log")
     agent = spawn([sys.executable, "-m", "ffrtmp_agent", "--standalone", "--node-name", node, "--slots", "1",
                    "--metrics-port", "0", "--work-dir", str(tmp_path / "agent")], env=env, log=tmp_path / "agent.log")
     job = {
@@ -78,5 +82,5 @@ def test_given_a_job_applied_with_kubectl_when_operator_and_agent_run_it_then_co
     stream = video_stream(ffprobe(f"file:{out}"))
     assert (stream["codec_name"], stream["width"], stream["height"]) == ("h264", 320, 180)
     assert sorted(p.name for p in out.parent.iterdir()) == ["hello.mp4"]
-    shown = wait_for(lambda: kubectl("get", "-n", namespace, "tj", "hello").stdout, timeout=5)
+    shown = wait_until(lambda: kubectl("get", "-n", namespace, "tj", "hello").stdout, timeout=5)
     assert "Completed" in shown and "100" in shown

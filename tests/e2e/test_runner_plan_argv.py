@@ -8,11 +8,11 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
-from runner_support import ffprobe, video_stream
-
 import ffrtmp_api as api
+import pytest
 from ffrtmp_operator import plan
+
+from tests.support.runner import ffprobe, video_stream
 
 
 def run_plan(tmp_path: Path, *, output: str, encoder: str, **spec: Any) -> api.ExecutionPlan:
@@ -78,6 +78,7 @@ def test_given_hls_output_when_run_then_playlist_and_segments_beside_it(tmp_path
 
 def test_given_a_hostile_file_name_when_run_then_ffmpeg_treats_it_as_one_plain_file(tmp_path: Path) -> None:
     # An output named like options and a protocol: ffmpeg must write exactly that file and nothing else.
-    built = run_plan(tmp_path, output="-y%20-i%20concat:x|y.mp4", encoder="libx264", video={"preset": "ultrafast"})
-    assert Path(built.outputUrl).name == "-y -i concat:x|y.mp4"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["-y -i concat:x|y.mp4"]
+    # (Spaces in paths are refused since issue 10, so the pieces are joined by ';'.)
+    built = run_plan(tmp_path, output="-y;-i;concat:x|y.mp4", encoder="libx264", video={"preset": "ultrafast"})
+    assert Path(built.outputUrl).name == "-y;-i;concat:x|y.mp4"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["-y;-i;concat:x|y.mp4"]

@@ -7,16 +7,16 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Iterator
+from typing import Any
 
+import ffrtmp_api as api
 import psutil
 import pytest
 from kubernetes import client
 
-from agent_process import AgentProcess, registered_agent, wait_for
-from ffrtmp_testkit import scrape_metrics
-import ffrtmp_api as api
+from tests.support import AgentProcess, registered_agent, scrape_metrics, wait_until
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_given_a_running_agent_then_its_lease_is_renewed(agent, api_client):
     def renewed() -> bool:
         return _lease(api_client, agent.node)["spec"]["renewTime"] > first["spec"]["renewTime"]
 
-    wait_for(renewed, timeout=12, interval=0.5, what="renewTime to advance")
+    wait_until(renewed, timeout=12, interval=0.5, what="renewTime to advance")
     renew = datetime.fromisoformat(_lease(api_client, agent.node)["spec"]["renewTime"].replace("Z", "+00:00"))
     assert abs(time.time() - renew.timestamp()) < 15, "the lease is fresh by the operator's rule"
 
@@ -89,7 +89,7 @@ def test_given_unchanged_hardware_then_the_node_is_not_rewritten(agent, api_clie
 
 
 def test_given_a_running_agent_then_node_metrics_are_served(agent):
-    body = wait_for(lambda: scrape_metrics(agent.metrics_port), timeout=10, what="the metrics endpoint")
+    body = wait_until(lambda: scrape_metrics(agent.metrics_port), timeout=10, what="the metrics endpoint")
     assert f'ffrtmp_node_cpu_cores{{node="{agent.node}"}} {float(os.cpu_count())}' in body
     assert f'ffrtmp_node_encoder_available{{encoder="libx264",node="{agent.node}"}} 1.0' in body
     assert f'ffrtmp_agent_slots{{node="{agent.node}"}} 2.0' in body
@@ -111,7 +111,7 @@ def test_given_a_kubelet_node_with_a_stale_nvenc_label_when_the_daemonset_agent_
             assert stale not in labels, "an encoder that failed its trial loses its label"
         assert labels["team"] == "video", "labels that are not ours stay"
         assert "conditions" not in (node.get("status") or {}), "the kubelet owns the node status, not the agent"
-        wait_for(lambda: _lease_holder(api_client, name) == name, timeout=10, what="the heartbeat lease")
+        wait_until(lambda: _lease_holder(api_client, name) == name, timeout=10, what="the heartbeat lease")
     finally:
         agent.stop()
         core.delete_node(name)

@@ -12,12 +12,13 @@ import threading
 import time
 from pathlib import Path
 
+import ffrtmp_api as api
 import pytest
 import yaml
 from aiohttp import ClientError, ClientSession, ClientTimeout, web
-from conftest import FAST_FLAGS, OperatorProcess, wait_until
 
-import ffrtmp_api as api
+from tests.support import OperatorProcess, wait_until
+from tests.support.cluster import FAST_FLAGS
 
 LEASE_SECONDS = 3
 HOP_HEADERS = {"host", "authorization", "content-length", "transfer-encoding", "connection", "content-encoding",

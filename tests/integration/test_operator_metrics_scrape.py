@@ -9,10 +9,10 @@ import ssl
 import time
 import urllib.request
 
-from agent_process import free_port
-from conftest import wait_until
 import ffrtmp_api as api
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support import free_port, wait_until
 
 WATCHED = ("transcodejobs", "nodes", "leases")
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import time
 
-from conftest import wait_until
 import ffrtmp_api as api
+
+from tests.support import wait_until
 
 
 def pods_per_job(cluster, names):

@@ -12,15 +12,15 @@ import subprocess
 import time
 from pathlib import Path
 
+import ffrtmp_api as api
 import pytest
 import urllib3
+from ffrtmp_stack import ControlPlane, procs
+from ffrtmp_stack.controlplane import REPO, SA_ISSUER
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-import ffrtmp_api as api
-from ffrtmp_stack import ControlPlane, procs
-from ffrtmp_stack.controlplane import REPO, SA_ISSUER
-from ffrtmp_testkit import token_client
+from tests.support import token_client
 
 pytestmark = pytest.mark.integration
 

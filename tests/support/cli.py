@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client
-
 import ffrtmp_api as api
+from kubernetes import client
 
 
 def installed(name: str) -> str:

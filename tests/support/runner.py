@@ -1,6 +1,6 @@
 """Helpers for the runner end-to-end tests: a TranscodeJob in the test namespace, a least-privilege
 kubeconfig (the runner Role the operator grants, a TokenRequest token), the plan from the real plan
-builder, and `ffrtmp-runner` as a real subprocess.
+builder, `ffrtmp-runner` as a real subprocess, and real media made (or probed) by ffmpeg.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import ffrtmp_api as api
 import psutil
 import yaml
-import ffrtmp_api as api
 from ffrtmp_operator import plan
-from ffrtmp_testkit import free_port, wait_for  # noqa: F401  (re-exported to the runner tests)
 from kubernetes import client
+
+__all__ = ["RunnerProcess", "bad_media", "build", "create_job", "ffprobe", "get_job", "make_media", "patch_spec",
+           "runner_kubeconfig", "video_stream"]  # fmt: skip
 
 RUNNER_ROLE_RULES = [
     {"apiGroups": [api.GROUP], "resources": [api.PLURAL], "verbs": ["get", "watch"]},
@@ -70,11 +72,17 @@ def patch_spec(api_client: client.ApiClient, namespace: str, name: str, spec: di
     )
 
 
-def build(job: api.TranscodeJob, *, encoder: str = "libx264", interval: float = 2.0) -> api.ExecutionPlan:
+# The test machine's servers (nginx-rtmp, HTTP) listen on loopback: the admin's allowance the tests run with.
+# Tests of the egress refusals build their plans with egress_allow=().
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+
+
+def build(job: api.TranscodeJob, *, encoder: str = "libx264", interval: float = 2.0,
+          egress_allow: tuple[str, ...] = LOOPBACK) -> api.ExecutionPlan:  # fmt: skip
     meta = job.metadata
     built = plan.build_plan(job, namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], attempt=1,
                             encoder=encoder)  # fmt: skip
-    return built.model_copy(update={"progressIntervalSeconds": interval})
+    return built.model_copy(update={"progressIntervalSeconds": interval, "egressAllow": list(egress_allow)})
 
 
 class RunnerProcess:
@@ -85,7 +93,7 @@ class RunnerProcess:
         self.log_path = work / f"runner-{execution.job}.log"
         full_env = {**os.environ, "KUBECONFIG": str(kubeconfig), api.ENV_PLAN: execution.model_dump_json(),
                     api.ENV_TERMINATION_LOG: str(self.termination_log), **(env or {})}  # fmt: skip
-        self._log = open(self.log_path, "ab")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115  (closed in close())
         self.proc = subprocess.Popen([sys.executable, "-m", "ffrtmp_agent.runner"], env=full_env,
                                      stdout=self._log, stderr=subprocess.STDOUT)  # fmt: skip
 
@@ -113,18 +121,18 @@ class RunnerProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=10)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
         self._log.close()
 
 
-def ffprobe(ref: str, *, timeout: float = 30, extra: list[str] | None = None) -> dict[str, Any]:
+def ffprobe(ref: str, *, timeout: float = 60, extra: list[str] | None = None) -> dict[str, Any]:
     done = subprocess.run(
         ["ffprobe", "-v", "error", *(extra or []), "-show_entries",
          "format=duration,size:stream=codec_type,codec_name,width,height", "-of", "json", ref],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -141,7 +149,7 @@ def make_media(path: Path, *, seconds: float, size: str = "320x240", extra: list
          f"testsrc2=size={size}:rate=25:duration={seconds}", "-f", "lavfi", "-i",
          f"sine=frequency=300:duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
          "-c:a", "aac", *(extra or []), str(path)],
-        check=True, timeout=120,
+        check=True, timeout=300,
     )  # fmt: skip
     return path
 

@@ -3,8 +3,9 @@ as subprocesses of the test, against the session's (or a test's own) kube-apiser
 what really ran: job pods per job (label ffrtmp.io/job) and runner/encoder starts read from each pod's
 log in the agents' work directories (`<work>/pods/<ns>_<pod>_<uid8>/runner.log`).
 
-Reuses tests/integration/agent_process.py for the agents. The operator manages only the test's namespace
-(--namespace) and jobs select only this stack's nodes (label ffrtmp.io/test-run), so tests never meet.
+The operator manages only the test's namespace (--namespace) and jobs select only this stack's nodes (label
+ffrtmp.io/test-run), so tests never meet; close() stops every process and removes the jobs, pods, nodes
+and Leases it made.
 """
 
 from __future__ import annotations
@@ -13,30 +14,25 @@ import os
 import re
 import secrets
 import signal
-import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import ffrtmp_api as api
 import psutil
 from kubernetes import client
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
-import ffrtmp_testkit  # noqa: E402
-from agent_process import AgentProcess, free_port, wait_for  # noqa: E402
-import ffrtmp_api as api  # noqa: E402
+from .cleanup import delete_jobs, delete_node
+from .processes import AgentProcess, OperatorProcess
+from .waiting import wait_until
+
+__all__ = ["RUN_LABEL", "TERMINAL", "Stack", "elapsed", "transition_time"]
 
 RUN_LABEL = "ffrtmp.io/test-run"
 FAST_OPERATOR = ("--tick-seconds", "0.5", "--backoff-base-seconds", "1", "--backoff-cap-seconds", "2")
 TERMINAL = ("Completed", "Failed", "Canceled")
-__all__ = ["AgentProcess", "OperatorProcess", "Stack", "free_port", "wait_for", "TERMINAL", "RUN_LABEL"]
-
-
-class OperatorProcess(ffrtmp_testkit.OperatorProcess):
-    """The shared operator subprocess, with longer waits: a whole stack shares the machine's cores."""
-
-    ACTIVE_TIMEOUT_S = 60
-    STOP_TIMEOUT_S = 20
+LOOPBACK = ("127.0.0.0/8", "::1/128")  # the test machine's servers (nginx-rtmp, HTTP) listen here
 
 
 class Stack:
@@ -56,8 +52,16 @@ class Stack:
     # ------------------------------------------------------------------------------- processes
 
     def operator(self, *extra: str, peering: bool = False, priority: int | None = None,
-                 env: dict[str, str] | None = None) -> OperatorProcess:
+                 env: dict[str, str] | None = None, host_paths: bool = True,
+                 egress_allow: tuple[str, ...] = LOOPBACK) -> OperatorProcess:  # fmt: skip
+        """An operator for this stack's namespace. host_paths: let its jobs mount hostPath volumes under the
+        test's own work folder only (the admin's opt-in; the default policy refuses every hostPath).
+        egress_allow: what jobs may reach beyond public addresses; the tests' servers listen on loopback."""
         args = ["--namespace", self.ns, *FAST_OPERATOR, *extra]
+        if host_paths:
+            args += ["--host-path", f"{self.ns}={self.work}"]
+        for entry in egress_allow:
+            args += ["--egress-allow", entry]
         if "--metrics-port" not in extra:
             args += ["--metrics-port", "0"]
         args += ["--peering", self.peering] if peering else ["--no-peering"]
@@ -99,6 +103,7 @@ class Stack:
                 pass
 
     def close(self) -> None:
+        """Stop the operators, then the agents; remove this stack's jobs, job pods, nodes and Leases."""
         for op in self.operators:
             op.stop()
         for agent in self.agents:
@@ -106,10 +111,9 @@ class Stack:
                 agent.stop()
             else:
                 agent.kill()
-            try:
-                self.core.delete_node(agent.node)
-            except client.exceptions.ApiException:
-                pass
+        delete_jobs(self.core.api_client, self.ns)
+        for agent in self.agents:
+            delete_node(self.core.api_client, agent.node)
 
     # ------------------------------------------------------------------------------------ jobs
 
@@ -150,7 +154,7 @@ class Stack:
             return last if last.get("phase") in wanted else None
 
         try:
-            return wait_for(reached, timeout=timeout, interval=0.25, what=f"{name} to be {'/'.join(wanted)}")
+            return wait_until(reached, timeout=timeout, interval=0.25, what=f"{name} to be {'/'.join(wanted)}")
         except AssertionError as exc:
             raise AssertionError(f"{exc}; last status: {last}\n{self.logs_tail()}") from None
 
@@ -161,7 +165,7 @@ class Stack:
             return final if len(final) == len(names) else None
 
         try:
-            return wait_for(done, timeout=timeout, interval=1, what=f"{len(names)} jobs to finish")
+            return wait_until(done, timeout=timeout, interval=1, what=f"{len(names)} jobs to finish")
         except AssertionError as exc:
             phases: dict[str, int] = {}
             for job in self.jobs().values():
@@ -194,8 +198,9 @@ class Stack:
                 continue
             entry = counts.setdefault(match.group(1), {"runners": 0, "encoders": 0, "succeeded": 0})
             entry["runners"] += 1
-            entry["encoders"] += len(re.findall(r"ffrtmp\.runner starting ffmpeg ", text))
-            entry["succeeded"] += len(re.findall(r"ffrtmp\.runner finished: succeeded", text))
+            # The runner's own lines (logger ffrtmp.runner), JSON or text (ffrtmp_api.logs).
+            entry["encoders"] += len(re.findall(r"ffrtmp\.runner\W+(?:msg\W+)?starting ffmpeg ", text))
+            entry["succeeded"] += len(re.findall(r"ffrtmp\.runner\W+(?:msg\W+)?finished: succeeded", text))
         return counts
 
     def logs_tail(self, chars: int = 2500) -> str:
@@ -206,10 +211,8 @@ class Stack:
 
 def transition_time(status: dict[str, Any], phase: str, *, after: float = 0.0) -> float | None:
     """Epoch seconds of the first transition into `phase` at or after `after`, from status.transitions."""
-    from datetime import datetime
-
     for entry in status.get("transitions") or []:
-        at = datetime.fromisoformat(entry["at"].replace("Z", "+00:00")).timestamp()
+        at = datetime.fromisoformat(entry["at"]).timestamp()
         if entry["phase"] == phase and at >= after:
             return at
     return None

@@ -1,0 +1,1 @@
+"""e2e tests (a package, so test modules import helpers as tests.support)."""

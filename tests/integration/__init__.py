@@ -1,0 +1,1 @@
+"""integration tests (a package, so test modules import helpers as tests.support)."""

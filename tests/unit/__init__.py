@@ -1,0 +1,1 @@
+"""unit tests (a package, so test modules import helpers as tests.support)."""
