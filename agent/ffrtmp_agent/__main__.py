@@ -13,16 +13,16 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
-
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
+from typing import Any
 
 import ffrtmp_api as api
 from ffrtmp_api import logs
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from .kubelet import registration
 from .kubelet.standalone import ApiTarget, StandaloneRunner
@@ -51,6 +51,10 @@ class AgentSettings:
     """leaseDurationSeconds: the operator calls the node lost this long after the last renewal."""
     renew_seconds: float = 5.0
     """Renewal period; a third of the lease leaves room for two missed renewals."""
+    token_seconds: int = 3600
+    """Standalone: lifetime of each job pod's ServiceAccount token; renewed at 80 % of it."""
+    token_renew_seconds: float | None = None
+    """Standalone: renew tokens this often instead of at 80 % of their lifetime (tests)."""
 
 
 def parse_args(argv: list[str] | None = None) -> AgentSettings:
@@ -64,12 +68,18 @@ def parse_args(argv: list[str] | None = None) -> AgentSettings:
     p.add_argument("--work-dir", type=Path, default=Path("/var/lib/ffrtmp-agent"))
     p.add_argument("--lease-seconds", type=int, default=15)
     p.add_argument("--renew-seconds", type=float, default=5.0)
+    p.add_argument("--token-seconds", type=int, default=3600,
+                   help="standalone: lifetime of each job pod's ServiceAccount token (renewed at 80%%; min 600)")
+    p.add_argument("--token-renew-seconds", type=float, default=None,
+                   help="standalone: renew job pods' tokens this often instead (tests)")
     p.add_argument("--verbose", action="store_true")
     a = p.parse_args(argv)
     if not a.node_name:
         p.error("--node-name (or $NODE_NAME) is required")
     if a.slots < 1 or a.lease_seconds < 1 or a.renew_seconds <= 0 or a.renew_seconds >= a.lease_seconds:
         p.error("need --slots >= 1, --lease-seconds >= 1 and 0 < --renew-seconds < --lease-seconds")
+    if a.token_seconds < 600 or (a.token_renew_seconds is not None and a.token_renew_seconds <= 0):
+        p.error("need --token-seconds >= 600 (the API server's minimum) and --token-renew-seconds > 0")
     try:
         logs.configure(verbose=a.verbose)
     except ValueError as exc:  # a bad $FFRTMP_LOG_FORMAT
@@ -77,7 +87,8 @@ def parse_args(argv: list[str] | None = None) -> AgentSettings:
     return AgentSettings(
         node_name=a.node_name, standalone=a.standalone, slots=a.slots, system_namespace=a.system_namespace,
         metrics_host=a.metrics_host, metrics_port=a.metrics_port, work_dir=a.work_dir.resolve(),
-        lease_seconds=a.lease_seconds, renew_seconds=a.renew_seconds,
+        lease_seconds=a.lease_seconds, renew_seconds=a.renew_seconds, token_seconds=a.token_seconds,
+        token_renew_seconds=a.token_renew_seconds,
     )
 
 
@@ -135,7 +146,9 @@ def run(settings: AgentSettings, stop: threading.Event) -> None:
     threads = [threading.Thread(target=heartbeat_loop, args=(settings, api_client, found, stop), name="heartbeat")]
     if settings.standalone:
         runner = StandaloneRunner(core=core, node=settings.node_name, work_dir=settings.work_dir,
-                                  target=api_target(api_client))
+                                  target=api_target(api_client), system_namespace=settings.system_namespace,
+                                  token_seconds=settings.token_seconds,
+                                  token_renew_seconds=settings.token_renew_seconds)  # fmt: skip
         threads.append(threading.Thread(target=runner.run, args=(stop,), name="standalone"))
     for t in threads:
         t.start()

@@ -1,89 +1,46 @@
-"""A standalone agent runs job pods, made the way the operator makes them, as local processes: real ffmpeg,
-real volumes in a private mount namespace, a real ServiceAccount token, kubelet-like pod status."""
+"""A standalone agent runs job pods, made and signed the way the operator makes them, as local processes of
+the pod's non-root user: real ffmpeg (through a stand-in ffrtmp-runner, tests/support/jobpods.py), real
+volumes in a private mount namespace, a real ServiceAccount token, kubelet-like pod status."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+import ffrtmp_api as api
 import psutil
 import pytest
 from kubernetes import client
 
-from agent_process import AgentProcess, registered_agent, wait_for
-from ffrtmp_testkit import scrape_metrics
-import ffrtmp_api as api
+from tests.support import AgentProcess, jobpods, registered_agent, scrape_metrics, wait_until
+from tests.support.jobpods import agent_env, make_job, runner_shim
 
 
 @pytest.fixture(scope="module")
-def agent(control_plane: Any, api_client: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+def shim() -> Iterator[Path]:
+    folder = runner_shim()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def agent(control_plane: Any, api_client: client.ApiClient, tmp_path_factory: pytest.TempPathFactory, shim: Path
           ) -> Iterator[AgentProcess]:
-    with registered_agent(control_plane.env(), client.CoreV1Api(api_client), node=f"standalone-{secrets.token_hex(3)}",
-                          work_dir=tmp_path_factory.mktemp("standalone")) as proc:
+    with registered_agent(agent_env(control_plane.env(), shim), client.CoreV1Api(api_client),
+                          node=f"standalone-{secrets.token_hex(3)}", work_dir=tmp_path_factory.mktemp("standalone")
+                          ) as proc:  # fmt: skip
         yield proc
 
 
 @pytest.fixture
 def core(api_client: client.ApiClient) -> client.CoreV1Api:
     return client.CoreV1Api(api_client)
-
-
-def make_job(api_client: client.ApiClient, namespace: str, name: str = "job") -> dict[str, Any]:
-    """A real TranscodeJob (the pod's owner) and the runner ServiceAccount + Role the operator would make."""
-    body = {
-        "apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name},
-        "spec": {"input": {"testSource": {"durationSeconds": 1}}, "output": {"url": "file:///media/out.mp4"},
-                 "volumes": [{"name": "media", "mountPath": "/media", "emptyDir": {}}]},
-    }
-    job = client.CustomObjectsApi(api_client).create_namespaced_custom_object(
-        api.GROUP, api.VERSION, namespace, api.PLURAL, body)
-    core = client.CoreV1Api(api_client)
-    core.create_namespaced_service_account(namespace, {"metadata": {"name": api.RUNNER_SERVICE_ACCOUNT}})
-    rbac = client.RbacAuthorizationV1Api(api_client)
-    rbac.create_namespaced_role(namespace, {
-        "metadata": {"name": api.RUNNER_SERVICE_ACCOUNT},
-        "rules": [{"apiGroups": [api.GROUP], "resources": [api.PLURAL], "verbs": ["get", "watch"]},
-                  {"apiGroups": [api.GROUP], "resources": [f"{api.PLURAL}/status"], "verbs": ["patch"]}],
-    })
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": api.RUNNER_SERVICE_ACCOUNT},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": api.RUNNER_SERVICE_ACCOUNT},
-        "subjects": [{"kind": "ServiceAccount", "name": api.RUNNER_SERVICE_ACCOUNT, "namespace": namespace}],
-    })
-    return job
-
-
-def job_pod(job: dict[str, Any], *, node: str, command: list[str], volumes: list[dict[str, Any]] = (),
-            mounts: list[dict[str, Any]] = (), env: list[dict[str, Any]] = (), owned: bool = True,
-            managed: bool = True, name: str | None = None) -> dict[str, Any]:
-    """A pod shaped like the operator's job pod (labels, owner reference, nodeName, runner SA)."""
-    meta = job["metadata"]
-    labels = {api.LABEL_JOB: meta["name"], api.LABEL_JOB_UID: meta["uid"], api.LABEL_ATTEMPT: "1"}
-    if managed:
-        labels[api.LABEL_MANAGED_BY] = api.MANAGED_BY
-    owners = [{"apiVersion": api.API_VERSION, "kind": api.KIND, "name": meta["name"], "uid": meta["uid"],
-               "controller": True, "blockOwnerDeletion": True}] if owned else []
-    return {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name or f"{meta['name']}-1", "labels": labels, "ownerReferences": owners},
-        "spec": {
-            "nodeName": node,
-            "serviceAccountName": api.RUNNER_SERVICE_ACCOUNT,
-            "restartPolicy": "Never",
-            "volumes": list(volumes),
-            "containers": [{
-                "name": api.RUNNER_CONTAINER, "image": "ffrtmp/runner:test", "command": command,
-                "env": [{"name": api.ENV_PLAN, "value": json.dumps({"namespace": meta["namespace"],
-                                                                   "job": meta["name"]})}, *env],
-                "volumeMounts": list(mounts),
-                "terminationMessagePolicy": "FallbackToLogsOnError",
-            }],
-        },
-    }
 
 
 def read_pod(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any] | None:
@@ -101,7 +58,7 @@ def wait_phase(core: client.CoreV1Api, namespace: str, name: str, phases: set[st
         pod = read_pod(core, namespace, name)
         return pod if pod and (pod.get("status") or {}).get("phase") in phases else None
 
-    return wait_for(reached, timeout=timeout, what=f"pod {name} in {phases}")
+    return wait_until(reached, timeout=timeout, what=f"pod {name} in {phases}")
 
 
 def terminated(pod: dict[str, Any]) -> dict[str, Any]:
@@ -116,9 +73,11 @@ def ffmpeg_testsrc(output: str, *, seconds: float = 1) -> list[str]:
 def test_given_a_job_pod_with_a_hostpath_volume_then_ffmpeg_writes_through_the_mount_and_it_succeeds(
         agent, api_client, core, namespace, tmp_path):
     job = make_job(api_client, namespace)
-    host_dir, mount_path = tmp_path / "host-media", tmp_path / "pod-media"
+    host_dir = tmp_path / "host-media"
     host_dir.mkdir()
-    pod = job_pod(job, node=agent.node, command=ffmpeg_testsrc(f"{mount_path}/out.mp4"),
+    os.chown(host_dir, jobpods.RUNNER_UID, jobpods.RUNNER_UID)  # the admin's folder, writable by the pods' user
+    mount_path = jobpods.mount_point()  # outside pytest's folders, which its pods' user cannot pass through
+    pod = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=ffmpeg_testsrc(f"{mount_path}/out.mp4"),
                   volumes=[{"name": "media", "hostPath": {"path": str(host_dir), "type": "Directory"}}],
                   mounts=[{"name": "media", "mountPath": str(mount_path)}])
     core.create_namespaced_pod(namespace, pod)
@@ -131,12 +90,13 @@ def test_given_a_job_pod_with_a_hostpath_volume_then_ffmpeg_writes_through_the_m
     assert state["startedAt"] <= state["finishedAt"]
     assert (host_dir / "out.mp4").stat().st_size > 0, "the file landed in the hostPath directory"
     assert list(mount_path.iterdir()) == [], "the host's mountpoint stayed empty: the bind was private"
+    assert (host_dir / "out.mp4").stat().st_uid == jobpods.RUNNER_UID, "written as the pod's user, not root"
 
 
 def test_given_a_failing_command_then_the_pod_fails_with_its_exit_code_and_log_tail(
         agent, api_client, core, namespace):
     job = make_job(api_client, namespace)
-    pod = job_pod(job, node=agent.node, command=["ffmpeg", "-hide_banner", "-nostdin", "-i", "/nonexistent.mp4",
+    pod = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=["ffmpeg", "-hide_banner", "-nostdin", "-i", "/nonexistent.mp4",
                                                    "-f", "null", "-"])
     core.create_namespaced_pod(namespace, pod)
 
@@ -152,7 +112,7 @@ def test_given_a_termination_log_then_it_is_the_message(agent, api_client, core,
     job = make_job(api_client, namespace)
     script = ("import json, os, sys; open(os.environ['FFRTMP_TERMINATION_LOG'], 'w').write("
               "json.dumps({'reason': 'EncoderError', 'message': 'boom'})); sys.exit(11)")
-    pod = job_pod(job, node=agent.node, command=[sys.executable, "-c", script])
+    pod = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=[sys.executable, "-c", script])
     core.create_namespaced_pod(namespace, pod)
 
     done = wait_phase(core, namespace, pod["metadata"]["name"], {"Succeeded", "Failed"})
@@ -164,7 +124,7 @@ def test_given_a_termination_log_then_it_is_the_message(agent, api_client, core,
 def test_given_a_running_pod_when_deleted_then_the_process_dies_within_5s_and_the_pod_is_gone(
         agent, api_client, core, namespace):
     job = make_job(api_client, namespace)
-    pod = job_pod(job, node=agent.node, command=["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+    pod = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
                                                    "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
                                                    "-f", "null", "-"])
     name = pod["metadata"]["name"]
@@ -173,34 +133,34 @@ def test_given_a_running_pod_when_deleted_then_the_process_dies_within_5s_and_th
     status = running["status"]["containerStatuses"][0]
     assert status["name"] == api.RUNNER_CONTAINER and status["state"]["running"]["startedAt"]
     pid = int(status["containerID"].rsplit("/", 1)[1])
-    wait_for(lambda: "ffmpeg" in psutil.Process(pid).name(), timeout=5, what="the pod's process to exec ffmpeg")
+    wait_until(lambda: "ffmpeg" in psutil.Process(pid).name(), timeout=5, what="the pod's process to exec ffmpeg")
     log_file = running["metadata"]["annotations"]["ffrtmp.io/log-file"]
     assert Path(log_file).is_file()
     job_series = f'ffrtmp_agent_job_cpu_seconds_total{{job="job",namespace="{namespace}",node="{agent.node}"}}'
     # The sampler runs every 2 s, so earlier tests' finished jobs may linger in one scrape: wait for a fresh one.
     used_one = f'ffrtmp_agent_slots_used{{node="{agent.node}"}} 1.0'
-    body = wait_for(lambda: (lambda b: b if job_series in b and used_one in b else None)(
+    body = wait_until(lambda: (lambda b: b if job_series in b and used_one in b else None)(
         scrape_metrics(agent.metrics_port) or ""), timeout=15, what="per-job metrics for the running pod")
     assert f'ffrtmp_agent_job_memory_bytes{{job="job",namespace="{namespace}",node="{agent.node}"}}' in body
 
     core.delete_namespaced_pod(name, namespace)
 
-    wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
              timeout=5, interval=0.1, what="the ffmpeg process to exit")
-    wait_for(lambda: read_pod(core, namespace, name) is None, timeout=5, interval=0.1, what="the pod to be gone")
+    wait_until(lambda: read_pod(core, namespace, name) is None, timeout=5, interval=0.1, what="the pod to be gone")
 
 
 def test_given_pods_that_are_not_ffrtmp_job_pods_then_they_are_not_run(agent, api_client, core, namespace, tmp_path):
     job = make_job(api_client, namespace)
     cmd = ["ffmpeg", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=1", "-frames:v", "1"]
-    foreign = [job_pod(job, node=agent.node, command=[*cmd, str(tmp_path / "ran-1.png")], managed=False,
+    foreign = [jobpods.job_pod(job, api_client=api_client, node=agent.node, command=[*cmd, str(tmp_path / "ran-1.png")], managed=False,
                        name="unlabelled"),
-               job_pod(job, node=agent.node, command=[*cmd, str(tmp_path / "ran-2.png")], owned=False,
+               jobpods.job_pod(job, api_client=api_client, node=agent.node, command=[*cmd, str(tmp_path / "ran-2.png")], owned=False,
                        name="unowned")]
     for pod in foreign:
         core.create_namespaced_pod(namespace, pod)
     # A job pod created after them runs to the end: by then the agent has seen the others too.
-    control = job_pod(job, node=agent.node, command=[sys.executable, "-c", "pass"], name="control")
+    control = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=[sys.executable, "-c", "pass"], name="control")
     core.create_namespaced_pod(namespace, control)
     wait_phase(core, namespace, "control", {"Succeeded"})
 
@@ -215,6 +175,7 @@ def test_given_a_pvc_bound_to_a_hostpath_pv_then_it_is_mounted_at_the_mount_path
     job = make_job(api_client, namespace)
     pv_dir = tmp_path / "pv"
     pv_dir.mkdir()
+    os.chown(pv_dir, jobpods.RUNNER_UID, jobpods.RUNNER_UID)
     (pv_dir / "in.txt").write_text("from the PV")
     pv_name = f"pv-{namespace}"
     core.create_persistent_volume({
@@ -228,8 +189,8 @@ def test_given_a_pvc_bound_to_a_hostpath_pv_then_it_is_mounted_at_the_mount_path
             "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": pv_name,
                      "resources": {"requests": {"storage": "1Gi"}}},
         })
-        mount = tmp_path / "pod-media"
-        pod = job_pod(job, node=agent.node, command=ffmpeg_testsrc(f"{mount}/out.mkv"),
+        mount = jobpods.mount_point()
+        pod = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=ffmpeg_testsrc(f"{mount}/out.mkv"),
                       volumes=[{"name": "media", "persistentVolumeClaim": {"claimName": "media"}}],
                       mounts=[{"name": "media", "mountPath": str(mount)}])
         core.create_namespaced_pod(namespace, pod)
@@ -248,7 +209,7 @@ def test_given_an_unbound_pvc_then_the_pod_fails_saying_so(agent, api_client, co
         "metadata": {"name": "loose"},
         "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
     })
-    pod = job_pod(job, node=agent.node, command=["true"],
+    pod = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=["true"],
                   volumes=[{"name": "media", "persistentVolumeClaim": {"claimName": "loose"}}],
                   mounts=[{"name": "media", "mountPath": "/media"}])
     core.create_namespaced_pod(namespace, pod)
@@ -259,31 +220,37 @@ def test_given_an_unbound_pvc_then_the_pod_fails_saying_so(agent, api_client, co
     assert "loose is not bound" in terminated(done)["message"]
 
 
-def test_given_a_job_pod_then_its_kubeconfig_token_is_the_runner_service_account(
+def test_given_a_job_pod_then_its_kubeconfig_token_is_its_jobs_own_service_account(
         agent, api_client, core, namespace, control_plane):
     job = make_job(api_client, namespace)
     kubectl = str(Path(control_plane.bin_dir) / "kubectl")
+    make_job(api_client, namespace, "other")
+    kind = api.PLURAL + "." + api.GROUP
     checks = {
         "whoami": [kubectl, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"],
-        "can-get-jobs": [kubectl, "auth", "can-i", "get", api.PLURAL + "." + api.GROUP],
+        "can-get-its-job": [kubectl, "auth", "can-i", "get", f"{kind}/job"],
+        "can-get-another-job": [kubectl, "auth", "can-i", "get", f"{kind}/other"],
+        "can-patch-another-status": [kubectl, "auth", "can-i", "patch", f"{kind}/other", "--subresource=status"],
         "can-list-secrets": [kubectl, "auth", "can-i", "list", "secrets"],
     }
     for name, cmd in checks.items():
-        core.create_namespaced_pod(namespace, job_pod(job, node=agent.node, command=cmd, name=name))
+        core.create_namespaced_pod(namespace, jobpods.job_pod(job, api_client=api_client, node=agent.node, command=cmd, name=name))
     logs = {}
     for name in checks:
         done = wait_phase(core, namespace, name, {"Succeeded", "Failed"})
         logs[name] = Path(done["metadata"]["annotations"]["ffrtmp.io/log-file"]).read_text().strip()
 
-    assert logs["whoami"] == f"system:serviceaccount:{namespace}:{api.RUNNER_SERVICE_ACCOUNT}"
-    assert logs["can-get-jobs"] == "yes"
+    assert logs["whoami"] == f"system:serviceaccount:{namespace}:ffrtmp-job-job"
+    assert logs["can-get-its-job"] == "yes"
+    assert logs["can-get-another-job"] == "no"
+    assert logs["can-patch-another-status"] == "no"
     assert logs["can-list-secrets"] == "no"
 
 
 def _running_endless_encode(api_client, core, namespace: str, *, node: str) -> tuple[dict[str, Any], int]:
     """A job pod encoding forever on `node`, once Running, and the pid of its process."""
     job = make_job(api_client, namespace)
-    pod = job_pod(job, node=node, command=["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
+    pod = jobpods.job_pod(job, node=node, api_client=api_client, command=["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
                                              "-i", "testsrc2=size=160x120:rate=10", "-f", "null", "-"])
     core.create_namespaced_pod(namespace, pod)
     running = wait_phase(core, namespace, pod["metadata"]["name"], {"Running"})
@@ -291,9 +258,9 @@ def _running_endless_encode(api_client, core, namespace: str, *, node: str) -> t
 
 
 def test_given_a_graceful_agent_stop_then_running_pods_fail_as_node_shutdown_and_the_node_is_not_ready(
-        control_plane, api_client, core, namespace, tmp_path):
+        control_plane, api_client, core, namespace, tmp_path, shim):
     node = f"shutdown-{secrets.token_hex(3)}"
-    agent = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path)
+    agent = AgentProcess(env=agent_env(control_plane.env(), shim), node=node, work_dir=tmp_path)
     try:
         agent.wait_registered(core)
         pod, pid = _running_endless_encode(api_client, core, namespace, node=node)
@@ -311,20 +278,20 @@ def test_given_a_graceful_agent_stop_then_running_pods_fail_as_node_shutdown_and
 
 
 def test_given_an_agent_restart_then_its_running_pods_are_failed_and_their_processes_killed(
-        control_plane, api_client, core, namespace, tmp_path):
+        control_plane, api_client, core, namespace, tmp_path, shim):
     node = f"restart-{secrets.token_hex(3)}"
-    first = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path)
+    first = AgentProcess(env=agent_env(control_plane.env(), shim), node=node, work_dir=tmp_path)
     try:
         first.wait_registered(core)
         pod, pid = _running_endless_encode(api_client, core, namespace, node=node)
         first.kill()  # a crash: no graceful stop, the ffmpeg process is orphaned
 
-        second = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path)
+        second = AgentProcess(env=agent_env(control_plane.env(), shim), node=node, work_dir=tmp_path)
         try:
             failed = wait_phase(core, namespace, pod["metadata"]["name"], {"Failed"}, timeout=60)
             assert failed["status"]["reason"] == "NodeLost"
             assert "agent restarted" in failed["status"]["message"]
-            wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+            wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
                      timeout=5, what="the orphaned ffmpeg to be killed")
         finally:
             second.stop()
@@ -334,28 +301,31 @@ def test_given_an_agent_restart_then_its_running_pods_are_failed_and_their_proce
     assert os.path.isdir(tmp_path / "pods")
 
 
-def test_given_a_command_that_does_not_exist_then_the_pod_fails_with_start_error(agent, api_client, core, namespace):
-    job = make_job(api_client, namespace)
-    pod = job_pod(job, node=agent.node, command=["/nonexistent/ffrtmp-runner"])
-    core.create_namespaced_pod(namespace, pod)
+def test_given_a_machine_without_ffrtmp_runner_then_the_pod_fails_with_start_error(
+        control_plane, api_client, core, namespace, tmp_path):
+    node = f"norunner-{secrets.token_hex(3)}"
+    with registered_agent(control_plane.env() | {"PATH": "/usr/bin:/bin"}, core, node=node, work_dir=tmp_path):
+        job = make_job(api_client, namespace)
+        pod = jobpods.job_pod(job, node=node, command=["true"], api_client=api_client)
+        core.create_namespaced_pod(namespace, pod)
 
-    done = wait_phase(core, namespace, pod["metadata"]["name"], {"Failed"})
+        done = wait_phase(core, namespace, pod["metadata"]["name"], {"Failed"})
 
     state = terminated(done)
     assert state["reason"] == "StartError" and state["exitCode"] == 128
-    assert state["message"] == "cannot run /nonexistent/ffrtmp-runner: No such file or directory"
+    assert state["message"] == "cannot run ffrtmp-runner: No such file or directory"
 
 
 def test_given_an_agent_without_mount_namespaces_then_a_pod_with_volumes_fails_with_a_clear_message(
-        control_plane, api_client, core, namespace, tmp_path):
+        control_plane, api_client, core, namespace, tmp_path, shim):
     node = f"nocap-{secrets.token_hex(3)}"
     # Root without CAP_SYS_ADMIN: `unshare --mount` is refused, as in an unprivileged container.
     no_sys_admin = ("setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--")
-    agent = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path, wrapper=no_sys_admin)
+    agent = AgentProcess(env=agent_env(control_plane.env(), shim), node=node, work_dir=tmp_path, wrapper=no_sys_admin)
     try:
         agent.wait_registered(core)
         job = make_job(api_client, namespace)
-        pod = job_pod(job, node=node, command=ffmpeg_testsrc("/media/out.mp4"),
+        pod = jobpods.job_pod(job, node=node, command=ffmpeg_testsrc("/media/out.mp4"), api_client=api_client,
                       volumes=[{"name": "media", "emptyDir": {}}], mounts=[{"name": "media", "mountPath": "/media"}])
         core.create_namespaced_pod(namespace, pod)
 

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import copy
 import json
-import subprocess
 from collections.abc import Callable
 from typing import Any
 
+import ffrtmp_api as api
 import pytest
 import yaml
 from kubernetes import client
 from kubernetes.client.rest import ApiException
-
-import ffrtmp_api as api
 
 pytestmark = pytest.mark.integration
 
@@ -54,7 +52,7 @@ FILE_INPUT = {"url": "file:///media/in/a.mp4"}
 
 # (case id, mutation of the valid spec, text the API server's message must contain)
 INVALID_CREATES: list[tuple[str, Callable[[dict], None], str]] = [
-    ("unknown queue", _set("queue", "urgent"), "spec.queue"),
+    ("queue name invalid", _set("queue", "Urgent_Queue"), "spec.queue"),  # any queue name waits for its queue
     ("unknown priority", _set("priority", "critical"), "spec.priority"),
     ("missing input", _set("input", DELETE), "spec.input"),
     ("missing output", _set("output", DELETE), "spec.output"),
@@ -89,6 +87,56 @@ INVALID_CREATES: list[tuple[str, Callable[[dict], None], str]] = [
     ("volume name invalid", _set("volumes", [{"name": "Media_1", "mountPath": "/media", "emptyDir": {}}]), "spec.volumes[0].name"),
     ("quality metric unknown", _set("quality", {"metrics": ["psnr", "bitrate"]}), "spec.quality.metrics[1]"),
     ("priorityClassName invalid", _set("priorityClassName", "Not_Valid"), "spec.priorityClassName"),
+]
+
+
+def _mount(path: str) -> Callable[[dict], None]:
+    return _set("volumes", [{"name": "media", "mountPath": path, "emptyDir": {}}])
+
+
+def _input(url: str) -> Callable[[dict], None]:
+    return _set("input", {"url": url})
+
+
+# Security rules (issue 10): paths in normal form, file:// URLs that cannot be read two ways, no system-*
+# PriorityClass. The same cases run through the operator in tests/security.
+INVALID_CREATES += [
+    ("mountPath root", _mount("/"), "spec.volumes[0].mountPath"),
+    ("mountPath root dot", _mount("/."), "spec.volumes[0].mountPath"),
+    ("mountPath double slash", _mount("//"), "spec.volumes[0].mountPath"),
+    ("mountPath trailing slash", _mount("/media/"), "spec.volumes[0].mountPath"),
+    ("mountPath repeated slashes", _mount("/media//in"), "spec.volumes[0].mountPath"),
+    ("mountPath dot segment", _mount("/media/./in"), "spec.volumes[0].mountPath"),
+    ("mountPath dot-dot segment", _mount("/media/.."), "spec.volumes[0].mountPath"),
+    ("mountPath over /etc", _mount("/etc"), "spec.volumes[0].mountPath"),
+    ("mountPath under /usr", _mount("/usr/lib/x86_64-linux-gnu"), "spec.volumes[0].mountPath"),
+    ("mountPath over the token", _mount("/var/run/secrets/kubernetes.io"), "spec.volumes[0].mountPath"),
+    ("mountPath with a space", _mount("/me dia"), "spec.volumes[0].mountPath"),
+    ("mountPath with a newline", _mount("/media\n"), "spec.volumes[0].mountPath"),
+    ("mountPath with a zero-width space", _mount("/media\u200b"), "spec.volumes[0].mountPath"),
+    ("hostPath with dot-dot", _set("volumes", [{"name": "m", "mountPath": "/media", "hostPath": {"path": "/srv/../etc"}}]),
+     "spec.volumes[0].hostPath.path"),
+    ("hostPath root", _set("volumes", [{"name": "m", "mountPath": "/media", "hostPath": {"path": "/"}}]),
+     "spec.volumes[0].hostPath.path"),
+    ("input encoded dot-dot", _input("file:///media/%2e%2e/etc/passwd"), "spec.input.url"),
+    ("input upper-case encoded dot-dot", _input("file:///media/%2E%2E/etc/passwd"), "spec.input.url"),
+    ("input encoded slash", _input("file:///media%2f..%2fetc/passwd"), "spec.input.url"),
+    ("input dot segment", _input("file:///media/./in/a.mp4"), "spec.input.url"),
+    ("input double slash", _input("file:///media//in/a.mp4"), "spec.input.url"),
+    ("input with a host", _input("file://localhost/media/a.mp4"), "spec.input.url"),
+    ("input with a query", _input("file:///media/a.mp4?/../../etc/passwd"), "spec.input.url"),
+    ("input encoded NUL", _input("file:///media/a%00.mp4"), "spec.input.url"),
+    ("input encoded space", _input("file:///media/my%20talk.mov"), "spec.input.url"),
+    ("input raw no-break space", _input("file:///media/a\u00a0b.mp4"), "spec.input.url"),
+    ("input raw bidi override", _input("file:///media/a\u202emp4.exe"), "spec.input.url"),
+    ("input sibling sharing the prefix", _input("file:///media2/a.mp4"), "spec.input.url"),
+    ("output encoded dot-dot", _set("output.url", "file:///media/%2e%2e/root/x.mp4"), "spec.output.url"),
+    ("priorityClassName system-node-critical", _set("priorityClassName", "system-node-critical"),
+     "spec.priorityClassName"),
+    ("priorityClassName system-cluster-critical", _set("priorityClassName", "system-cluster-critical"),
+     "spec.priorityClassName"),
+    ("input format in upper case", lambda s: s.update(input={"url": "file:///media/in/a", "format": "TTY"}),
+     "spec.input.format"),
 ]
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from ffrtmp_agent.kubelet import podspec
 from ffrtmp_agent.runner import kubelite
 
@@ -137,17 +136,30 @@ def test_given_kubeconfig_set_when_loading_from_environment_then_it_wins_over_in
     assert kubelite.load_from_environment(env).server == "https://from-kubeconfig"
 
 
-def test_given_a_rotated_token_file_when_a_minute_passed_then_the_new_token_is_sent(tmp_path: Path):
+def test_given_a_renewed_token_file_then_the_next_request_sends_the_new_token(tmp_path: Path):
     sa = service_account(tmp_path, token="first")
     now = [0.0]
     config = kubelite.ClusterConfig(server="http://127.0.0.1:9", token_file=str(sa / "token"))
     kube = kubelite.KubeClient(config, clock=lambda: now[0])
     assert kube._headers()["Authorization"] == "Bearer first"
-    (sa / "token").write_text("second")
-    now[0] = 30.0
-    assert kube._headers()["Authorization"] == "Bearer first"  # cached within the minute
-    now[0] = 61.0
+    now[0] = 1.0
+    assert kube._headers()["Authorization"] == "Bearer first"  # unchanged file: not read again
+    renewed = sa / ".token.tmp"  # replaced the way the standalone agent and a kubelet do: rename over it
+    renewed.write_text("second")
+    renewed.replace(sa / "token")
+    now[0] = 2.0
     assert kube._headers()["Authorization"] == "Bearer second"
+
+
+def test_given_a_token_file_that_cannot_be_read_any_more_then_the_last_token_is_kept(tmp_path: Path):
+    sa = service_account(tmp_path, token="first")
+    now = [0.0]
+    kube = kubelite.KubeClient(kubelite.ClusterConfig(server="http://127.0.0.1:9", token_file=str(sa / "token")),
+                               clock=lambda: now[0])  # fmt: skip
+    assert kube._headers()["Authorization"] == "Bearer first"
+    (sa / "token").unlink()  # a renewal in progress
+    now[0] = 61.0
+    assert kube._headers()["Authorization"] == "Bearer first"
 
 
 def test_given_real_client_cert_data_when_the_context_is_built_then_the_pair_loads(tmp_path: Path):

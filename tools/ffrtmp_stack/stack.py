@@ -87,7 +87,10 @@ def parts(cfg: StackConfig) -> list[Part]:
              ports=lambda ctx: [ctx.lay.apiserver_port]),
         Part(name="operator", module="ffrtmp_operator.__main__",
              argv=lambda ctx: [sys.executable, "-m", "ffrtmp_operator", "--metrics-port", str(op_port),
-                               "--system-namespace", ctx.cfg.system_namespace],
+                               "--system-namespace", ctx.cfg.system_namespace,
+                               # examples/live-restream.yaml: a developer's nginx-rtmp on this machine, that
+                               # port only (etcd and the API server on loopback stay out of jobs' reach)
+                               "--egress-allow", "127.0.0.1:1935"],
              ready=_metrics_ready(op_port), ports=lambda ctx: [op_port] if op_port else []),
         *[_agent(i, cfg) for i in range(1, cfg.agents + 1)],
     ]

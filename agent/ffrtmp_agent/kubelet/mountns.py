@@ -1,8 +1,10 @@
 """Exec helper for standalone job processes: run inside `unshare --mount --propagation private`, bind
-the pod's volumes at their mountPaths, change directory, then exec the container command (same pid).
+the pod's volumes at their mountPaths, join the pod's cgroups, change directory, become the pod's user
+(groups, then group, then user; no_new_privs), then exec the container command (same pid).
 
 Usage: python -I -S .../ffrtmp_agent/kubelet/mountns.py SPEC_JSON -- COMMAND [ARGS...] (standard library only).
-SPEC_JSON: {"mounts": [[source, target, readOnly], ...], "chdir": dir, "startError": file}.
+SPEC_JSON: {"mounts": [[source, target, readOnly], ...], "chdir": dir, "startError": file,
+            "cgroups": [group folder, ...], "user": {"uid": n, "gid": n, "groups": [n, ...]}}.
 A failure before exec is written to startError and exits 128, so the agent reports StartError.
 """
 
@@ -34,6 +36,36 @@ def _mount(source: str, target: str, read_only: bool) -> None:
             raise RuntimeError(f"{' '.join(argv)}: {out.stderr.strip() or out.returncode}")
 
 
+def _join_cgroups(groups: list[str]) -> None:
+    for group in groups:
+        with open(os.path.join(group, "cgroup.procs"), "w", encoding="ascii") as f:
+            f.write(str(os.getpid()))
+
+
+def _become(user: dict | None) -> None:
+    """Drops to the pod's user: supplementary groups and group first (they need root), then the user, which
+    also clears every capability; no_new_privs so no setuid program can raise it again."""
+    import ctypes  # only here (the helper stays cheap to start), and while the interpreter's files are readable
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if user is not None:
+        os.setgroups([int(g) for g in user.get("groups", [])])
+        os.setgid(int(user["gid"]))
+        os.setuid(int(user["uid"]))
+        if os.getuid() != int(user["uid"]) or (int(user["uid"]) != 0 and _can_regain_root()):
+            raise RuntimeError(f"could not become uid {user['uid']}")
+    if libc.prctl(38, 1, 0, 0, 0) != 0:  # PR_SET_NO_NEW_PRIVS
+        raise RuntimeError(f"prctl(PR_SET_NO_NEW_PRIVS): {os.strerror(ctypes.get_errno())}")
+
+
+def _can_regain_root() -> bool:
+    try:
+        os.setuid(0)
+    except PermissionError:
+        return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 3 or args[1] != "--":
@@ -41,18 +73,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spec = json.loads(args[0])
     command = args[2:]
+    # Opened now, as root, in the agent's folder: after the switch to the pod's user it could not be.
+    report = open(spec["startError"], "w", encoding="utf-8")  # noqa: SIM115 - closed on exec (CLOEXEC)
     try:
         for source, target, read_only in spec.get("mounts", []):
             _mount(source, target, bool(read_only))
+        _join_cgroups(spec.get("cgroups", []))
         if spec.get("chdir"):
             os.chdir(spec["chdir"])
+        _become(spec.get("user"))
         try:
             os.execvp(command[0], command)
         except OSError as exc:
             raise RuntimeError(f"cannot run {command[0]}: {exc.strerror or exc}") from exc
     except Exception as exc:  # anything before exec: the container never started
-        with open(spec["startError"], "w", encoding="utf-8") as f:
-            f.write(f"{type(exc).__name__}: {exc}" if not isinstance(exc, RuntimeError) else str(exc))
+        report.write(f"{type(exc).__name__}: {exc}" if not isinstance(exc, RuntimeError) else str(exc))
+        report.close()
         return START_ERROR_EXIT_CODE
     return START_ERROR_EXIT_CODE  # not reached: execvp replaces this process
 

@@ -121,8 +121,10 @@ def container_argv(pod: dict[str, Any], env: dict[str, str]) -> list[str]:
     return [expand(a, env) for a in (container.get("command") or []) + (container.get("args") or [])]
 
 
-def kubeconfig(*, server: str, token: str, namespace: str, ca_pem: str | None, insecure: bool) -> dict[str, Any]:
-    """A kubeconfig that authenticates as the pod's ServiceAccount against the agent's own API server."""
+def kubeconfig(*, server: str, namespace: str, ca_pem: str | None, insecure: bool, token: str | None = None,
+               token_file: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """A kubeconfig that authenticates as the pod's ServiceAccount against the agent's own API server, with
+    the token in a file (renewed in place while the pod runs) or, for tools that want it inline, `token`."""
     import base64
 
     cluster: dict[str, Any] = {"server": server}
@@ -134,7 +136,7 @@ def kubeconfig(*, server: str, token: str, namespace: str, ca_pem: str | None, i
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": "ffrtmp", "cluster": cluster}],
-        "users": [{"name": "pod", "user": {"token": token}}],
+        "users": [{"name": "pod", "user": {"tokenFile": token_file} if token_file else {"token": token}}],
         "contexts": [{"name": "pod", "context": {"cluster": "ffrtmp", "user": "pod", "namespace": namespace}}],
         "current-context": "pod",
     }

@@ -9,25 +9,34 @@ import json
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import ffrtmp_api as api
 import psutil
 
-import ffrtmp_api as api
-
 from . import mountns
+from .admit import Identity
 
 log = logging.getLogger(__name__)
+HOME = "home"  # the pod user's folder inside the pod's folder
+POD_HOME = "/run/ffrtmp/pod"  # where a pod sees its folder (bind-mounted in its private mount namespace)
 
 
-def helper_argv(argv: Sequence[str], *, mounts: Sequence[Sequence[object]], chdir: str, start_error: Path) -> list[str]:
-    """The command that binds the pod's volumes (in a private mount namespace when it has any), changes
-    directory, then execs the container's argv (same pid)."""
-    spec = {"mounts": [list(m) for m in mounts], "chdir": chdir, "startError": str(start_error)}
+def helper_argv(
+    argv: Sequence[str], *, mounts: Sequence[Sequence[object]], chdir: str, start_error: Path,
+    identity: Identity | None = None, cgroups: Sequence[str] = (),
+) -> list[str]:  # fmt: skip
+    """The command that binds the pod's volumes (in a private mount namespace when it has any), joins the
+    pod's cgroups, changes directory, becomes the pod's user, then execs the container's argv (same pid)."""
+    spec: dict[str, Any] = {"mounts": [list(m) for m in mounts], "chdir": chdir, "startError": str(start_error),
+                            "cgroups": list(cgroups)}  # fmt: skip
+    if identity is not None:
+        spec["user"] = {"uid": identity.uid, "gid": identity.gid, "groups": list(identity.groups)}
     # The helper needs the standard library only: -I -S skip site-packages and .pth processing (~30 ms
     # CPU of every pod start); its path is resolved here, not by a module search in the pod.
     helper = [sys.executable, "-I", "-S", mountns.__file__, json.dumps(spec), "--", *argv]
@@ -36,18 +45,48 @@ def helper_argv(argv: Sequence[str], *, mounts: Sequence[Sequence[object]], chdi
     return helper
 
 
-def base_env(pod: dict[str, Any], pod_dir: Path) -> dict[str, str]:
-    """What a container gets besides its own env: a PATH that finds ffmpeg and ffrtmp-runner, a home."""
+def base_env(pod: dict[str, Any], home: Path) -> dict[str, str]:
+    """What a container gets besides its own env: a PATH that finds ffmpeg and ffrtmp-runner, a home (the
+    pod user's folder, where its termination log goes)."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-        "HOME": str(pod_dir),
+        "HOME": str(home),
         "HOSTNAME": pod["metadata"]["name"],
-        api.ENV_TERMINATION_LOG: str(pod_dir / "termination-log"),
+        api.ENV_TERMINATION_LOG: str(home / "termination-log"),
     }
     for name in ("LANG", "LC_ALL", "TZ", "VIRTUAL_ENV"):
         if name in os.environ:
             env[name] = os.environ[name]
     return env
+
+
+def pod_folders(pod_dir: Path, *, owner: Identity) -> Path:
+    """The pod's folders. `pod_dir` is the agent's (root, 0711: its log, pid and start-error files, which the
+    pod cannot replace with links the agent would then follow); `pod_dir/home` is the pod user's (0700: its
+    HOME, termination log, kubeconfig and token). `pods/` may be passed through, not listed, so no pod finds
+    another's folder. Returns home."""
+    for folder in (pod_dir.parent, pod_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o711)
+    home = pod_dir / HOME
+    home.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(home, 0o700)  # made by the agent just now, or left from this same pod: not a link
+    if os.geteuid() == 0:
+        os.chown(home, owner.uid, owner.gid, follow_symlinks=False)
+    return home
+
+
+def read_private(path: Path, limit: int = 64 * 1024) -> str:
+    """A file in the pod user's folder, read without following a link (the pod could plant one to make the
+    agent, root, read another file into the pod's status); only a regular file, at most `limit` bytes."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return ""
+        return fh.read(limit).decode("utf-8", errors="replace")
 
 
 def working_dir(pod: dict[str, Any]) -> str | None:

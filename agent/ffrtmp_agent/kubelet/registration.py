@@ -12,10 +12,9 @@ import platform
 from datetime import datetime
 from typing import Any
 
+import ffrtmp_api as api
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
-import ffrtmp_api as api
 
 log = logging.getLogger(__name__)
 AGENT_VERSION = "ffrtmp-agent/0.1.0"

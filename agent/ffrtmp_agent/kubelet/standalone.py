@@ -2,8 +2,11 @@
 would run their containers, and report their status.
 
 A watch thread feeds pod events to one loop (`run`), which alone owns the process table: it decides per
-event (podspec.decide), starts processes in a private mount namespace with the pod's volumes bound at
-their mountPaths, reaps them, writes pod status, and finalises deleted pods (no kubelet will).
+event (podspec.decide), admits only pods the operator built and signed (admit.py), starts them in a private
+mount namespace with the pod's volumes bound at their mountPaths, in a cgroup holding their limits
+(cgroups.py), as the pod's non-root user, renews their tokens (tokens.py), reaps them, writes pod status,
+and finalises deleted pods (no kubelet will). Longer than the other modules on purpose: the loop alone owns
+the process table, and every step that changes it stays in this one class.
 """
 
 from __future__ import annotations
@@ -17,21 +20,21 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+import ffrtmp_api as api
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-import ffrtmp_api as api
-
-from . import podspec, podstatus, processes, volumes
+from . import admit, cgroups, podspec, podstatus, processes, tokens, volumes
+from .gate import Gate
 from .podspec import Action
 
 log = logging.getLogger(__name__)
-TOKEN_SECONDS = 24 * 3600  # bound to the pod, so it dies with the pod anyway; the server may cap it
 SHUTDOWN_GRACE_SECONDS = 10
 
 
@@ -54,6 +57,8 @@ class LocalProcess:
     started: datetime
     kill_at: float | None = None  # monotonic deadline for SIGKILL once terminating
     shutdown: bool = False  # stopped because the agent is stopping
+    token: tokens.PodToken = field(default_factory=tokens.PodToken)
+    groups: list[str] = field(default_factory=list)  # the pod's cgroups
 
     @property
     def uid(self) -> str:
@@ -66,6 +71,13 @@ class StandaloneRunner:
     node: str
     work_dir: Path
     target: ApiTarget
+    system_namespace: str = api.DEFAULT_SYSTEM_NAMESPACE
+    """Where the operator's pod-signing key lives (Secret ffrtmp-pod-signing-key)."""
+    token_seconds: int = tokens.DEFAULT_SECONDS
+    """Lifetime asked for each pod's ServiceAccount token (the API server's minimum is 600 s)."""
+    token_renew_seconds: float | None = None
+    """Renew tokens after this long instead of at 80 % of their lifetime (tests)."""
+    cgroup_hierarchy: cgroups.Hierarchy | None = field(default_factory=lambda: _detect_cgroups())
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
     procs: dict[str, LocalProcess] = field(default_factory=dict)
     finished: set[str] = field(default_factory=set)  # uids run to the end; kept until the pod is gone
@@ -76,6 +88,7 @@ class StandaloneRunner:
     # every pass. A lost exit report would leave the pod Running in the API forever (no kubelet resends).
     unsent: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
     _resend_at: float = 0.0
+    gate: Gate | None = None  # made from core and system_namespace after init
 
     # ------------------------------------------------------------------------------ loop and watch
 
@@ -98,6 +111,7 @@ class StandaloneRunner:
                 log.exception("standalone: handling a pod event failed")
             try:
                 self.reap()
+                self._renew_tokens()
                 self._resend_status()
             except Exception:  # the loop must outlive any API outage, or no pod runs here again
                 log.exception("standalone: reaping failed")
@@ -174,6 +188,7 @@ class StandaloneRunner:
             log.info("pod %s removed from the API: killing its process", podspec.pod_key(proc.pod))
             processes.signal_group(proc.popen.pid, signal.SIGKILL)
             proc.popen.wait()
+            cgroups.remove(proc.groups)
         shutil.rmtree(self._pod_dir_for_uid(uid) / "volumes", ignore_errors=True)
 
     # -------------------------------------------------------------------------------------- start
@@ -188,21 +203,36 @@ class StandaloneRunner:
 
     def start(self, pod: dict[str, Any]) -> None:
         key = podspec.pod_key(pod)
-        pod_dir = self.pod_dir(pod)
-        pod_dir.mkdir(parents=True, exist_ok=True)
-        processes.kill_leftover(pod_dir)  # a process a crashed agent started for this very pod
-        for name in ("termination-log", "start-error"):
-            (pod_dir / name).unlink(missing_ok=True)
+        if self.gate is None:
+            self.gate = Gate(self.core, system_namespace=self.system_namespace)
         try:
-            argv, env, mounts = self._prepare(pod, pod_dir)
-        except (volumes.VolumeError, StartError) as exc:
+            refused = self.gate.refusal(pod)
+        except ApiException as exc:
+            log.warning("pod %s: cannot check it yet: %s %s", key, exc.status, exc.reason)
+            return  # the next event or list tries again; nothing ran
+        if refused:
+            self._fail_start(pod, f"refused by the standalone agent: {refused}", reason="Refused")
+            return
+        who = admit.identity(pod)
+        assert who is not None  # admission refuses pods without one
+        pod_dir = self.pod_dir(pod)
+        home = processes.pod_folders(pod_dir, owner=who)
+        processes.kill_leftover(pod_dir)  # a process a crashed agent started for this very pod
+        (pod_dir / "start-error").unlink(missing_ok=True)
+        (home / "termination-log").unlink(missing_ok=True)
+        token = tokens.PodToken(owner=who)
+        groups: list[str] = []
+        try:
+            argv, env, mounts = self._prepare(pod, pod_dir, who, token)
+            groups = cgroups.create(self.cgroup_hierarchy, pod["metadata"]["uid"], cgroups.pod_limits(pod))
+        except (volumes.VolumeError, StartError, tokens.TokenError, cgroups.CgroupError, OSError) as exc:
             self._fail_start(pod, str(exc))
             return
         except ApiException as exc:
             self._fail_start(pod, f"API error preparing the pod: {exc.status} {exc.reason}")
             return
-        helper = processes.helper_argv(argv, mounts=mounts, chdir=processes.working_dir(pod) or str(pod_dir),
-                                       start_error=pod_dir / "start-error")
+        helper = processes.helper_argv(argv, mounts=mounts, chdir=processes.working_dir(pod) or env["HOME"],
+                                       start_error=pod_dir / "start-error", identity=who, cgroups=groups)
         log_path = pod_dir / f"{podstatus.container_name(pod)}.log"
         try:
             with open(log_path, "ab") as out:
@@ -211,16 +241,20 @@ class StandaloneRunner:
                     cwd=str(pod_dir), start_new_session=True,  # own process group: SIGKILL reaches every child
                 )
         except OSError as exc:  # unshare or python missing: the pod cannot start on this machine
+            cgroups.remove(groups)
             self._fail_start(pod, f"cannot start {helper[0]}: {exc.strerror or exc}")
             return
         started = self.now()
         processes.write_pidfile(pod_dir, popen.pid)
-        self.procs[pod["metadata"]["uid"]] = LocalProcess(pod=pod, popen=popen, pod_dir=pod_dir, started=started)
+        self.procs[pod["metadata"]["uid"]] = LocalProcess(pod=pod, popen=popen, pod_dir=pod_dir, started=started,
+                                                          token=token, groups=groups)  # fmt: skip
         log.info("pod %s started: pid %d, log %s", key, popen.pid, log_path)
         self._patch_status(pod, podstatus.running_status(pod, pid=popen.pid, started=started))
         self._annotate(pod, {podspec.LOG_FILE_ANNOTATION: str(log_path)})
 
-    def _prepare(self, pod: dict[str, Any], pod_dir: Path) -> tuple[list[str], dict[str, str], list[volumes.BindMount]]:
+    def _prepare(
+        self, pod: dict[str, Any], pod_dir: Path, who: admit.Identity, token: tokens.PodToken
+    ) -> tuple[list[str], dict[str, str], list[volumes.BindMount]]:
         meta, spec = pod["metadata"], pod.get("spec") or {}
         claim_paths = {c: volumes.resolve_claim(self.core, meta["namespace"], c) for c in volumes.claim_names(pod)}
         sources = volumes.volume_sources(pod, pod_dir=str(pod_dir), claim_paths=claim_paths)
@@ -229,17 +263,25 @@ class StandaloneRunner:
         if mounts and self.unshare_error:
             raise StartError(f"cannot mount the pod's volumes: private mount namespace not permitted "
                              f"({self.unshare_error}); run the standalone agent as root")
-        token = None
-        base = processes.base_env(pod, pod_dir)
+        home = pod_dir / processes.HOME
+        # In its own mount namespace the pod sees its folder at one fixed path, as a container sees its
+        # secrets, and needs no way through the agent's folders to it.
+        seen = Path(processes.POD_HOME) if not self.unshare_error else home
+        if not self.unshare_error:
+            mounts.append(volumes.BindMount(str(home), processes.POD_HOME, False))
+        base = processes.base_env(pod, seen)
+        token.files = volumes.write_projected(pod, sources, ca_pem=self.target.ca_pem, core=self.core)
         if spec.get("automountServiceAccountToken") is not False:
-            token = self._token(pod)
-            config = podspec.kubeconfig(server=self.target.server, token=token, namespace=meta["namespace"],
-                                        ca_pem=self.target.ca_pem, insecure=self.target.insecure)
-            kubeconfig_path = pod_dir / "kubeconfig"
-            kubeconfig_path.write_text(json.dumps(config, indent=1), encoding="utf-8")
-            os.chmod(kubeconfig_path, 0o600)
-            base["KUBECONFIG"] = str(kubeconfig_path)
-        volumes.write_projected(pod, sources, token=token, ca_pem=self.target.ca_pem, core=self.core)
+            token.files.insert(0, home / "token")
+            config = podspec.kubeconfig(server=self.target.server, token_file=str(seen / "token"),
+                                        namespace=meta["namespace"], ca_pem=self.target.ca_pem,
+                                        insecure=self.target.insecure)  # fmt: skip
+            tokens.write_private(home / "kubeconfig", json.dumps(config, indent=1), who)
+            base["KUBECONFIG"] = str(seen / "kubeconfig")
+        if token.files:
+            token.issue(self.core, pod, seconds=self.token_seconds, renew_after=self.token_renew_seconds)
+        if os.geteuid() == 0:
+            volumes.own_empty_dirs(pod, sources, uid=who.uid, gid=who.gid, fs_group=_fs_group(pod))
         env, skipped = podspec.container_env(pod, base=base)
         if skipped:
             log.warning("pod %s: env %s not provided by the standalone agent", podspec.pod_key(pod), skipped)
@@ -248,30 +290,24 @@ class StandaloneRunner:
             raise StartError("the container has no command: the standalone agent runs commands, not images")
         return argv, env, mounts
 
-    def _token(self, pod: dict[str, Any]) -> str:
-        meta = pod["metadata"]
-        sa = (pod.get("spec") or {}).get("serviceAccountName") or "default"
-        body = {
-            "apiVersion": "authentication.k8s.io/v1",
-            "kind": "TokenRequest",
-            "spec": {
-                "expirationSeconds": TOKEN_SECONDS,
-                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "uid": meta["uid"]},
-            },
-        }
-        try:
-            resp = self.core.create_namespaced_service_account_token(sa, meta["namespace"], body)
-        except ApiException as exc:
-            raise StartError(f"TokenRequest for serviceaccount {meta['namespace']}/{sa} failed: "
-                             f"{exc.status} {exc.reason}") from exc
-        return resp.status.token
+    def _renew_tokens(self) -> None:
+        now = time.monotonic()
+        for proc in self.procs.values():
+            if proc.kill_at is None and proc.token.due(now):
+                try:
+                    proc.token.issue(self.core, proc.pod, seconds=self.token_seconds,
+                                     renew_after=self.token_renew_seconds)  # fmt: skip
+                    log.info("pod %s: token renewed", podspec.pod_key(proc.pod))
+                except (tokens.TokenError, OSError) as exc:
+                    log.warning("pod %s: token renewal failed, retrying: %s", podspec.pod_key(proc.pod), exc)
+                    proc.token.renew_at = now + tokens.RETRY_SECONDS
 
-    def _fail_start(self, pod: dict[str, Any], message: str) -> None:
+    def _fail_start(self, pod: dict[str, Any], message: str, *, reason: str = "StartError") -> None:
         log.warning("pod %s cannot start: %s", podspec.pod_key(pod), message)
         self.finished.add(pod["metadata"]["uid"])
         status = podstatus.terminated_status(
             pod, code=podstatus.START_ERROR_EXIT_CODE, message=podstatus.truncate_message(message), started=None,
-            finished=self.now(), reason="StartError",
+            finished=self.now(), reason=reason,
         )
         self._patch_status(pod, status)
 
@@ -290,6 +326,7 @@ class StandaloneRunner:
             del self.procs[uid]
             self.finished.add(uid)
             processes.signal_group(proc.popen.pid, signal.SIGKILL)  # stragglers the command left in its group
+            cgroups.remove(proc.groups)  # and any that left the group (setsid): the cgroup holds them all
             self._report_exit(proc, rc)
             if proc.kill_at is not None:
                 self._delete(proc.pod)
@@ -303,7 +340,8 @@ class StandaloneRunner:
             code, reason = podstatus.exit_code(rc), None
             log_text = processes.read_tail(proc.pod_dir / f"{podstatus.container_name(proc.pod)}.log")
             message = podstatus.termination_message(
-                termination_log=processes.read_text(proc.pod_dir / "termination-log"), log_text=log_text, policy=policy,
+                termination_log=processes.read_private(proc.pod_dir / processes.HOME / "termination-log"),
+                log_text=log_text, policy=policy,
                 failed=code != 0,
             )
         pod_reason = "NodeShutdown" if proc.shutdown else None
@@ -394,3 +432,16 @@ class StandaloneRunner:
 
 class StartError(Exception):
     """The pod's process cannot be started; the pod fails with this message."""
+
+
+def _fs_group(pod: dict[str, Any]) -> int | None:
+    value = ((pod.get("spec") or {}).get("securityContext") or {}).get("fsGroup")
+    return int(value) if value is not None else None
+
+
+def _detect_cgroups() -> cgroups.Hierarchy | None:
+    try:
+        return cgroups.detect()
+    except OSError as exc:
+        log.warning("cgroups unavailable (%s): pods with resource limits will be refused", exc)
+        return None

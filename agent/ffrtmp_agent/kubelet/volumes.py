@@ -116,10 +116,12 @@ def prepare_sources(pod: dict[str, Any], sources: dict[str, str]) -> None:
 
 
 def write_projected(
-    pod: dict[str, Any], sources: dict[str, str], *, token: str | None, ca_pem: str | None, core: client.CoreV1Api
-) -> None:
-    """Fill projected volumes (the kube-api-access-* volume the ServiceAccount admission adds)."""
+    pod: dict[str, Any], sources: dict[str, str], *, ca_pem: str | None, core: client.CoreV1Api
+) -> list[Path]:
+    """Fill projected volumes (the kube-api-access-* volume the ServiceAccount admission adds); returns the
+    paths their serviceAccountToken goes to (tokens.py writes and renews it, private to the pod's user)."""
     namespace = pod["metadata"]["namespace"]
+    token_paths: list[Path] = []
     for vol in (pod.get("spec") or {}).get("volumes") or []:
         projected = vol.get("projected")
         if not projected:
@@ -127,8 +129,8 @@ def write_projected(
         root = Path(sources[vol["name"]])
         root.mkdir(parents=True, exist_ok=True)
         for src in projected.get("sources") or []:
-            if "serviceAccountToken" in src and token:
-                _write(root / src["serviceAccountToken"].get("path", "token"), token)
+            if "serviceAccountToken" in src:
+                token_paths.append(root / src["serviceAccountToken"].get("path", "token"))
             elif "configMap" in src:
                 _write_config_map(core, namespace, src["configMap"], root, ca_pem=ca_pem)
             elif "downwardAPI" in src:
@@ -137,6 +139,19 @@ def write_projected(
                     value = {"metadata.namespace": namespace, "metadata.name": pod["metadata"]["name"]}.get(field)
                     if value is not None:
                         _write(root / item["path"], value)
+    return token_paths
+
+
+def own_empty_dirs(pod: dict[str, Any], sources: dict[str, str], *, uid: int, gid: int, fs_group: int | None) -> None:
+    """emptyDir and projected folders belong to the pod's user (and fsGroup, setgid, as a kubelet does)."""
+    group = fs_group if fs_group is not None else gid
+    for vol in (pod.get("spec") or {}).get("volumes") or []:
+        if "emptyDir" in vol or vol.get("projected"):
+            path = sources[vol["name"]]
+            os.chown(path, uid, group, follow_symlinks=False)
+            os.chmod(path, 0o2770 if fs_group is not None else 0o700)  # the agent's folder, before the pod runs
+            for child in Path(path).rglob("*"):
+                os.chown(child, uid, group, follow_symlinks=False)
 
 
 def _write_config_map(

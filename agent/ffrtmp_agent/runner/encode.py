@@ -21,10 +21,13 @@ STDERR_LINES = 40
 
 
 class Encode:
-    def __init__(self, argv: Sequence[str]) -> None:
+    def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None, pass_fds: Sequence[int] = ()) -> None:
+        """`env` and `pass_fds`: the runner's launch (the egress gateway's $http_proxy, the opened files)."""
         self.argv = list(argv)
         self.proc = subprocess.Popen(
             self.argv,
+            env=env,
+            pass_fds=tuple(pass_fds),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

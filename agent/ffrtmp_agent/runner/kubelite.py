@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 import urllib3
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-TOKEN_FILE_REREAD_SECONDS = 60.0  # kubelet rotates projected tokens; re-read the file like client-go does
+TOKEN_FILE_REREAD_SECONDS = 60.0  # re-read the token file at least this often, and whenever it changed
 
 
 class ConfigError(Exception):
@@ -176,7 +176,7 @@ class KubeClient:
         self.config = config
         self._clock = clock
         self._user_agent = user_agent
-        self._token_read: tuple[float, str] | None = None
+        self._token_read: tuple[float, tuple[int, int, int], str] | None = None  # (when, file identity, token)
         kwargs: dict[str, Any] = {"maxsize": pool_size, "block": block}
         if config.server.startswith("https://"):
             kwargs["ssl_context"] = ssl_context(config)
@@ -248,16 +248,25 @@ class KubeClient:
         return headers
 
     def _file_token(self) -> str:
+        """The token file's content, read again whenever the file changed (a kubelet or the standalone agent
+        renews short-lived tokens by replacing it: the next request uses the new token) or a minute passed."""
+        assert self.config.token_file
         now = self._clock()
-        if self._token_read is None or now - self._token_read[0] >= TOKEN_FILE_REREAD_SECONDS:
-            assert self.config.token_file
+        try:
+            st = os.stat(self.config.token_file)
+            identity = (st.st_ino, st.st_mtime_ns, st.st_size)
+        except OSError:
+            identity = (0, 0, 0)
+        cached = self._token_read
+        if cached is None or cached[1] != identity or now - cached[0] >= TOKEN_FILE_REREAD_SECONDS:
             try:
-                self._token_read = (now, Path(self.config.token_file).read_text(encoding="utf-8").strip())
+                self._token_read = (now, identity, Path(self.config.token_file).read_text(encoding="utf-8").strip())
             except OSError as exc:
-                if self._token_read is None:
+                if cached is None:
                     raise ConfigError(f"cannot read token file {self.config.token_file}: {exc.strerror}") from exc
-                # a rotation in progress: keep the last token, try again next time
-        return self._token_read[1]
+                # a renewal in progress: keep the last token, try again next time
+        assert self._token_read is not None
+        return self._token_read[2]
 
 
 def ssl_context(config: ClusterConfig) -> ssl.SSLContext:
