@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+
 class Phase(StrEnum):
     PENDING = "Pending"
     QUEUED = "Queued"
@@ -40,9 +41,25 @@ class Reason(StrEnum):
     PREEMPTED = "Preempted"
     POD_ERROR = "PodError"
     RETRIES_EXHAUSTED = "RetriesExhausted"
+    START_TIMEOUT = "StartTimeout"  # the pod did not start within the operator's --pod-start-timeout-seconds
+    EVICTED = "Evicted"  # the pod was evicted or deleted by someone else (drain, eviction API, kubelet)
+    NODE_SHUTDOWN = "NodeShutdown"  # the agent or kubelet stopped the pod because its node shuts down
+    FAILED_CREATE = "FailedCreate"  # the API refused the job's pod (quota, Pod Security, webhook)
+    # Why a queued job is not placed yet (the Scheduled condition's reason, and an Event, while it waits).
+    NO_FREE_SLOT = "NoFreeSlot"
+    NO_MATCHING_NODE = "NoMatchingNode"
+    QUEUE_PAUSED = "QueuePaused"
+    QUEUE_AT_CAPACITY = "QueueAtCapacity"
+    QUEUE_NOT_FOUND = "QueueNotFound"
+    PRIORITY_CLASS_NOT_FOUND = "PriorityClassNotFound"
+    PREEMPTING = "Preempting"  # a lower job was preempted for it; it waits for that slot to be released
 
 
+# Final failures end the job at once; every other failure is retried while spec.maxRetries allows.
 FINAL_FAILURE_REASONS = frozenset({Reason.INPUT_ERROR, Reason.TIMEOUT})
+# Disruptions end an attempt for reasons outside the job (Kubernetes Jobs' DisruptionTarget): the job is
+# queued again at once, without using up spec.maxRetries and without lengthening its backoff.
+DISRUPTION_REASONS = frozenset({Reason.NODE_LOST, Reason.PREEMPTED, Reason.EVICTED, Reason.NODE_SHUTDOWN})
 
 # Phases in which a job holds a slot on status.node; Paused holds it when paused from one of them.
 RUNNING_PHASES = frozenset({Phase.ASSIGNED, Phase.PROCESSING})

@@ -77,6 +77,23 @@ def node_names(prefix: str, parsed_args: argparse.Namespace, **_: object) -> lis
     return _names(parsed_args, workers, prefix)
 
 
+def queue_names(prefix: str, parsed_args: argparse.Namespace, **_: object) -> list[str]:
+    """TranscodeQueue names in serving order, the built-in live, default and batch among them (offered even
+    when the cluster cannot be asked)."""
+    from . import queues
+    from .kube import connect
+
+    try:
+        kube = connect(kubeconfig=getattr(parsed_args, "kubeconfig", None),
+                       context=getattr(parsed_args, "context", None),
+                       namespace=getattr(parsed_args, "namespace", None))
+        with kube.api_client:
+            order = queues.names(kube)
+    except Exception:  # completion must never fail or print: the built-in names still help
+        order = list(api.BUILTIN_QUEUES)
+    return [name for name in order if name.startswith(prefix)]
+
+
 def complete(parser: argparse.ArgumentParser, words: Sequence[str]) -> list[str]:
     """The completions argcomplete gives for `prog WORDS...`, the last word being the one under the cursor."""
     import argcomplete

@@ -9,9 +9,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import ValidationError
-
 import ffrtmp_api as api
+from pydantic import ValidationError
 
 from .errors import UsageError
 

@@ -119,11 +119,15 @@ def describe_job(job: Mapping[str, Any], *, now: datetime) -> str:
     ]
     if status.get("message"):
         lines.append("Message:    " + "\n            ".join(str(status["message"]).splitlines()))
+    waiting = next((c for c in status.get("conditions") or [] if c.get("type") == "Scheduled"), {})
+    if status.get("phase") == api.Phase.QUEUED and waiting.get("status") == "False" and waiting.get("message"):
+        lines.append(f"Waiting:    {waiting.get('reason')}: {waiting['message']}")  # why it is not placed yet
     lines += [
         f"Queue:      {spec.get('queue', 'default')} / {spec.get('priority', 'medium')}",
         f"Node:       {status.get('node') or '-'}" + (f"  pod {status['pod']}" if status.get("pod") else ""),
         f"Encoder:    {status.get('encoder') or '-'}",
-        f"Attempts:   {status.get('attempts', 0)} (max retries {spec.get('maxRetries', 3)})",
+        f"Attempts:   {status.get('attempts', 0)} (failed {status.get('failures', 0)} of max retries "
+        f"{spec.get('maxRetries', 3)}, disrupted {status.get('disruptions', 0)})",
         f"Age:        {age(meta.get('creationTimestamp'), now=now)}",
         f"Progress:   {progress_line(job)}",
     ]

@@ -14,10 +14,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import ffrtmp_api as api
 import yaml
 from kubernetes.client.exceptions import ApiException
 
-import ffrtmp_api as api
 from .errors import CliError, UsageError
 from .flags import job_from_flags
 from .format import JOB_HEADERS, TERMINAL, describe_job, job_row, progress_line, table, why

@@ -9,11 +9,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import ffrtmp_api as api
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
-
-import ffrtmp_api as api
 
 from .errors import CliError
 

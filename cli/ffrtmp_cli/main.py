@@ -13,12 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TextIO, get_args
 
+import ffrtmp_api as api
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-import ffrtmp_api as api
-
-from . import completion, jobs, nodes
+from . import completion, jobs, nodes, queues
 from .errors import EXIT_ERROR, EXIT_USAGE, CliError, UsageError
 from .kube import Kube, api_error_message, connect
 
@@ -84,7 +83,8 @@ def _add_submit(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     s.add_argument("--gop", type=int, help="keyframe interval in frames")
     s.add_argument("--audio-codec", choices=["aac", "opus", "mp3", "copy", "none"])
     s.add_argument("--accelerator", choices=["auto", "none", "nvidia", "intel", "vaapi"])
-    s.add_argument("--queue", choices=list(api.QUEUE_RANK))
+    s.add_argument("--queue", help="the TranscodeQueue to wait in (default: default; `ffrtmp queues` lists them)"
+                   ).completer = completion.queue_names  # type: ignore[attr-defined]
     s.add_argument("--priority", choices=list(api.PRIORITY_CLASSES))
     s.add_argument("--volume", action="append", metavar="NAME:MOUNTPATH:SOURCE",
                    help="job volume (repeatable); SOURCE is pvc=CLAIM, hostPath=/DIR or emptyDir, "
@@ -127,6 +127,8 @@ def build_parser(prog: str = "ffrtmp") -> argparse.ArgumentParser:
     lg.add_argument("-f", "--follow", action="store_true", help="keep printing until the pod ends")
     lg.add_argument("--attempt", type=int, help="an earlier attempt's pod (default: the latest)")
     lg.add_argument("--tail", type=int, help="only the last N lines")
+
+    _command(sub, "queues", common, queues.list_queues, help="the TranscodeQueues: order, pause, cap, counts")
 
     node = sub.add_parser("nodes", parents=[common], help="worker nodes")
     nsub = node.add_subparsers(dest="nodes_command", required=True, metavar="SUBCOMMAND")

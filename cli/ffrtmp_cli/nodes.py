@@ -10,11 +10,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-import yaml
-from kubernetes.client.exceptions import ApiException
-
 import ffrtmp_api as api
+import yaml
 from ffrtmp_api.samples import job_sample, leases_by_node, node_sample
+from kubernetes.client.exceptions import ApiException
 
 from .errors import CliError
 from .format import age, job_row, table

@@ -1,24 +1,26 @@
 """Admission (Kueue's scheduler.go side): carry out a cycle's placement of a queued job, then create its
 pod. "Assume, then write": the cycle's snapshot already counts the slot as taken, the status write carries
 the job's resourceVersion (a conflict forgets the placement), and only a written placement gets its pod,
-under a deterministic name, so no job is ever placed twice. A pod the API refuses for good is a failed
-attempt (retried with backoff); a namespace being terminated is no failure, its job is left alone.
+under a deterministic name, so no job is ever placed twice. A pod the API refuses for good is no failed
+run but a FailedCreate wait (retried with backoff); a namespace being terminated is no failure, its job
+is left alone.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+import ffrtmp_api as api
+from ffrtmp_api import Phase, Reason
 from kubernetes.client.exceptions import ApiException
 
-import ffrtmp_api as api
 from . import lifecycle, reconcile, scheduling
-from ffrtmp_api import Phase, Reason
 from .apierrors import is_rbac_denial, log_refusal
 from .cache import Cache
 from .clock import Clock
+from .job_identity import JobIdentity
 from .kube import Kube
 from .lifecycle_writer import LifecycleWriter, Step
 from .plan import PlanError
@@ -47,6 +49,7 @@ class Admission:
         self.settings = settings
         self.clock = clock
         self.recorder = recorder
+        self.identity = JobIdentity(kube, system_namespace=settings.system_namespace)
 
     def _manifest(self, job: JobRecord, *, attempt: int, node: str, encoder: str) -> dict[str, Any]:
         """The job pod of one attempt; raises PlanError or ValueError for a spec that cannot run."""
@@ -97,7 +100,7 @@ class Admission:
     async def _create(self, manifest: dict[str, Any]) -> None:
         meta = manifest["metadata"]
         try:
-            await self.kube.ensure_runner_rbac(meta["namespace"])
+            await self.identity.prepare(manifest)  # the job's own ServiceAccount and Role; the signature
             body = await self.kube.create_pod(manifest)
         except ApiException as exc:
             if self.writer.refused_in(meta["namespace"], exc):
@@ -114,21 +117,24 @@ class Admission:
             self.cache.upsert_pod(record)
 
     async def pod_refused(self, namespace: str, name: str, exc: ApiException) -> None:
+        """The API refused the job's pod (ResourceQuota, Pod Security, a webhook, a missing PriorityClass):
+        not a failed run (no pod ever ran, so status.attempts goes back), but a wait, as a ReplicaSet's or
+        Job's FailedCreate: the job is queued again with the reason on its Scheduled condition and a
+        FailedCreate Warning Event, and tried again after a backoff that grows with each refusal."""
         job = self.cache.jobs.get((namespace, name))
         if job is None:
             return
         detail = str(exc.body or exc.reason or "")[:800]
-        failure = lifecycle.Failure(
-            Reason.POD_ERROR, f"pod {job.pod} refused by the API server ({exc.status}): {detail}"
-        )
+        refusals = job.failed_creates + 1
+        scheduling = self.settings.scheduling
+        delay = lifecycle.backoff_seconds(refusals, base=scheduling.backoff_base_seconds,
+                                          cap=scheduling.backoff_cap_seconds)  # fmt: skip
         now = self.clock()
-        outcome = lifecycle.after_failure(
-            failure, attempts=job.attempts, max_retries=job.max_retries, now=now,
-            base=self.settings.scheduling.backoff_base_seconds, cap=self.settings.scheduling.backoff_cap_seconds,
-        )  # fmt: skip
-        extra = {"retryAfter": lifecycle.stamp(outcome.retry_after)} if outcome.retry_after else {}
+        extra = {"attempts": max(0, job.attempts - 1), "failedCreates": refusals,
+                 "retryAfter": lifecycle.stamp(now + timedelta(seconds=delay))}  # fmt: skip
+        message = f"pod {job.pod} refused by the API server ({exc.status}): {detail}; retry in {delay:g}s"
         await self.writer.transition(
-            job, outcome.phase, reason=outcome.reason, message=outcome.message, now=now, extra=extra,
+            job, Phase.QUEUED, reason=Reason.FAILED_CREATE.value, message=message, now=now, extra=extra,
             event_type="Warning",
         )  # fmt: skip
 

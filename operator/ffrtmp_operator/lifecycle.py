@@ -1,5 +1,6 @@
-"""The TranscodeJob state machine: allowed phase changes, the status patch a change writes, and how a
-failed run is classified and retried.
+"""The TranscodeJob state machine: allowed phase changes, the status patch a change writes (with the run's
+deadline clock, which stops while paused), how a failed run is classified and retried, and how a
+disruption is requeued without using up a retry; also the Scheduled condition a waiting job shows.
 
 Pure: plain dicts in, plain dicts out, the clock injected as `now`. The operator merges the patch with
 the placement fields it owns (node, pod, attempts, encoder) and writes it in one status PATCH.
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 import ffrtmp_api as api
@@ -58,6 +59,7 @@ def transition(
         raise InvalidTransition(f"{current} -> {target}")
     at = stamp(now)
     patch: dict[str, Any] = {"phase": target.value, "reason": reason, "message": message}
+    patch.update(_clock(status, current, target, now=now, at=at))
     if generation is not None:
         patch["observedGeneration"] = generation
     if target == P.QUEUED and not status.get("queuedAt"):
@@ -73,10 +75,14 @@ def transition(
     elif status.get("pausedFrom"):
         patch["pausedFrom"] = None
     if target == P.QUEUED:
-        # Back in the queue: the old placement no longer holds a slot.
-        patch.update(node=None, pod=None, encoder=None)
+        # Back in the queue: the old placement no longer holds a slot, and the next run starts from zero.
+        patch.update(node=None, pod=None, encoder=None, progress=None, result=None)
     if target == P.ASSIGNED:
         patch["retryAfter"] = None
+        if not status.get("assignedAt"):
+            patch["assignedAt"] = at
+    if target == P.PROCESSING:
+        patch["failedCreates"] = None  # the pod was created and runs: FailedCreate backoff starts over
     entry = {"phase": target.value, "at": at, "reason": reason[:64]}
     if message:
         entry["message"] = message[:1024]
@@ -92,6 +98,56 @@ def transition(
         generation=generation,
     )
     return patch
+
+
+def _clock(status: Mapping[str, Any], current: Phase, target: Phase, *, now: datetime, at: str) -> dict[str, Any]:
+    """The run's deadline clock (Kubernetes Jobs' activeDeadlineSeconds, minus time suspended): it runs
+    while the job holds a node and is not paused (Assigned, Processing). Leaving those phases adds the
+    stretch to activeSeconds; entering them starts a new stretch; back in the queue the next run starts
+    at zero."""
+    if target == P.QUEUED:
+        return {"activeSince": None, "activeSeconds": None}
+    running_before, running_after = current in RUNNING_PHASES, target in RUNNING_PHASES
+    if running_before and not running_after:
+        return {"activeSince": None, "activeSeconds": round(_active(status, now), 3)}
+    if running_after and not running_before:
+        return {"activeSince": at}
+    return {}
+
+
+def _active(status: Mapping[str, Any], now: datetime) -> float:
+    try:
+        held = float(status.get("activeSeconds") or 0.0)
+    except (TypeError, ValueError):
+        held = 0.0
+    since = parse_time(status.get("activeSince"))
+    return held + max(0.0, (now - since).total_seconds()) if since else held
+
+
+def active_seconds(*, since: datetime | None, seconds: float, now: datetime) -> float:
+    """How long the current run has held a node, time paused not counted (what spec.timeoutSeconds limits)."""
+    return seconds + max(0.0, (now - since).total_seconds()) if since else seconds
+
+
+def waiting(
+    status: Mapping[str, Any], *, reason: str, message: str, now: datetime, generation: int | None = None
+) -> dict[str, Any] | None:
+    """The status patch that says why a queued job waits: the Scheduled condition (False) with `reason`
+    and `message`, as kube-scheduler says it on a pod's PodScheduled condition; None when it says so already."""
+    previous = [c for c in status.get("conditions", []) if isinstance(c, Mapping)]
+    scheduled = next((c for c in previous if c.get("type") == "Scheduled"), None)
+    reason, message = reason[:64], message[:1024]
+    if scheduled is not None and (scheduled.get("reason"), scheduled.get("message")) == (reason, message):
+        return None
+    was_false = scheduled is not None and scheduled.get("status") == "False"
+    since = scheduled.get("lastTransitionTime") if was_false and scheduled else None  # no flip: time stays
+    entry = {"type": "Scheduled", "status": "False", "reason": reason, "message": message,
+             "lastTransitionTime": since or stamp(now)}  # fmt: skip
+    if generation is not None:
+        entry["observedGeneration"] = generation
+    others = [dict(c) for c in previous if c.get("type") != "Scheduled"]
+    order = {kind: i for i, kind in enumerate(api.CONDITION_TYPES)}
+    return {"conditions": sorted([entry, *others], key=lambda c: order.get(c.get("type"), len(order)))}
 
 
 def _condition_states(phase: Phase, paused_from: Phase | None) -> dict[str, bool]:
@@ -130,7 +186,7 @@ def conditions(
             "status": status,
             "reason": reason[:64] if flipped or status == "True" else (before or {}).get("reason") or reason[:64],
             "message": (message if flipped or status == "True" else (before or {}).get("message", ""))[:1024],
-            "lastTransitionTime": at if flipped else before.get("lastTransitionTime", at),
+            "lastTransitionTime": at if flipped else (before or {}).get("lastTransitionTime", at),
         }
         if generation is not None:
             entry["observedGeneration"] = generation
@@ -170,34 +226,60 @@ def classify_failure(*, exit_code: int | None, termination_message: str | None) 
 
 
 class Outcome(NamedTuple):
-    """Where a failed run goes: Queued with a backoff, or Failed."""
+    """Where a failed or disrupted run goes: Queued (with a backoff for failures), or Failed."""
 
     phase: Phase
     reason: str
     message: str
     retry_after: datetime | None
+    counters: dict[str, int] = {}
+    """Status counters the change moves: failures (against maxRetries) or disruptions."""
+
+    def status(self) -> dict[str, Any]:
+        """The status fields beside the phase change: the counters and retryAfter."""
+        extra: dict[str, Any] = dict(self.counters)
+        if self.retry_after is not None:
+            extra["retryAfter"] = stamp(self.retry_after)
+        return extra
 
 
-def backoff_seconds(attempts: int, *, base: float, cap: float) -> float:
-    """Exponential: base after the first run, doubling per run, at most cap."""
-    return min(cap, base * 2 ** max(0, attempts - 1))
+def backoff_seconds(failures: int, *, base: float, cap: float) -> float:
+    """Exponential: base after the first failure, doubling per failure, at most cap."""
+    return min(cap, base * 2 ** max(0, failures - 1))
+
+
+def is_disruption(reason: str) -> bool:
+    return reason in api.DISRUPTION_REASONS
 
 
 def after_failure(
-    failure: Failure, *, attempts: int, max_retries: int, now: datetime, base: float, cap: float
+    failure: Failure,
+    *,
+    failures: int,
+    disruptions: int = 0,
+    max_retries: int,
+    now: datetime,
+    base: float,
+    cap: float,
 ) -> Outcome:
-    """Retry `failure` (attempts = runs started so far) or give up.
+    """Retry `failure` (failures = runs that failed and counted so far) or give up.
 
-    Final reasons (api.FINAL_FAILURE_REASONS) fail at once; others retry until attempts - 1 == maxRetries,
-    then the job fails with RetriesExhausted and the last reason in the message.
+    A disruption (api.DISRUPTION_REASONS: the node, a preemption or an eviction ended the run, not the
+    job) is queued again at once and counts only in status.disruptions, as a Kubernetes Job's pod
+    failure policy Ignore does for DisruptionTarget. Final reasons (api.FINAL_FAILURE_REASONS) fail at
+    once; others retry with backoff until failures == maxRetries, then the job fails with
+    RetriesExhausted and the last reason in the message.
     """
-    if failure.reason in api.FINAL_FAILURE_REASONS:
-        return Outcome(P.FAILED, failure.reason.value, failure.message, None)
-    if attempts - 1 >= max_retries:
-        text = f"{attempts} attempt(s), last: {failure.reason.value}"
-        if failure.message:
-            text += f": {failure.message}"
-        return Outcome(P.FAILED, Reason.RETRIES_EXHAUSTED.value, text, None)
-    delay = backoff_seconds(attempts, base=base, cap=cap)
     text = f"{failure.reason.value}: {failure.message}" if failure.message else failure.reason.value
-    return Outcome(P.QUEUED, failure.reason.value, f"{text}; retry in {delay:g}s", now + timedelta(seconds=delay))
+    if is_disruption(failure.reason):
+        return Outcome(P.QUEUED, failure.reason.value, f"{text}; queued again (a disruption: no retry used)",
+                       None, {"disruptions": disruptions + 1})  # fmt: skip
+    counted = {"failures": failures + 1}
+    if failure.reason in api.FINAL_FAILURE_REASONS:
+        return Outcome(P.FAILED, failure.reason.value, failure.message, None, counted)
+    if failures >= max_retries:
+        summary = f"{failures + 1} failed run(s), last: {text}"
+        return Outcome(P.FAILED, Reason.RETRIES_EXHAUSTED.value, summary, None, counted)
+    delay = backoff_seconds(failures + 1, base=base, cap=cap)
+    return Outcome(P.QUEUED, failure.reason.value, f"{text}; retry in {delay:g}s", now + timedelta(seconds=delay),
+                   counted)  # fmt: skip

@@ -10,10 +10,10 @@ import logging
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from ffrtmp_api import Phase
 from kubernetes.client.exceptions import ApiException
 
 from . import lifecycle
-from ffrtmp_api import Phase
 from .apierrors import is_namespace_terminating, log_refusal
 from .cache import Cache
 from .kube import Kube
@@ -107,12 +107,15 @@ class LifecycleWriter:
         return True
 
     async def _post_event(self, job: JobRecord, step: Step) -> None:
+        await self.post_event(job, reason=step.reason, message=step.message or step.target.value,
+                              type_=step.event_type)  # fmt: skip
+
+    async def post_event(self, job: JobRecord, *, reason: str, message: str, type_: str = "Normal") -> None:
+        """One Event on the job; a lost Event is logged, never raised (what it reports is written)."""
         if job.namespace in self.cache.terminating:
             return  # no Event can be created there any more
         try:
-            await self.kube.post_event(
-                job, reason=step.reason, message=step.message or step.target.value, type_=step.event_type
-            )
+            await self.kube.post_event(job, reason=reason, message=message, type_=type_)
         except ApiException as exc:  # the phase is written; a lost Event must not undo it
             if not self.refused_in(job.namespace, exc):
                 log_refusal(log, "event not posted", exc, job=f"{job.namespace}/{job.name}")

@@ -12,6 +12,7 @@ import time
 from datetime import datetime
 
 import ffrtmp_api as api
+
 from .apierrors import is_outage
 from .cache import Cache
 from .clock import Clock
@@ -45,13 +46,12 @@ class NodeLoss:
         self._lease_reads: dict[str, tuple[float, bool]] = {}
 
     def node_alive(self, node: str | None, now: datetime) -> bool:
-        """As the cache sees it: a worker Node whose Lease is live (or expired while heartbeats could
-        not reach the API)."""
+        """As the cache sees it: the node's agent Lease is live (or expired while heartbeats could not reach
+        the API). Only the Lease: the worker label and cordoning gate new placement, never the jobs
+        already running there (a node whose label is removed drops out of the worker cache)."""
         lease = self.cache.leases.get(node or "")
-        return (
-            lease is not None
-            and node in self.cache.nodes
-            and (lease.alive(now) or not self.reachability.heartbeats_could_arrive(now, lease.duration_seconds))
+        return lease is not None and (
+            lease.alive(now) or not self.reachability.heartbeats_could_arrive(now, lease.duration_seconds)
         )
 
     async def confirm_lost(self, nodes: set[str]) -> set[str]:

@@ -1,12 +1,14 @@
-"""Preemption: carry out a cycle's decision that a live job takes a running batch job's slot. The victim
-goes back to Queued (a Warning Event says by whom), then its pod is deleted; which job is the victim is
-scheduling.py's (pure) choice.
+"""Preemption: carry out a cycle's decision that a queued job takes a running job's slot. The victim goes
+back to Queued as a disruption (no retry used, no backoff; its message and a Warning Event say by whom),
+then its pod is deleted; the preemptor is admitted by a later cycle, once that pod is gone (the snapshot
+counts its slot until then). Which job is the victim is victims.py's (pure) choice.
 """
 
 from __future__ import annotations
 
-from ffrtmp_api import Phase, Reason
-from . import scheduling
+from ffrtmp_api import Reason
+
+from . import lifecycle, scheduling
 from .clock import Clock
 from .kube import Kube
 from .lifecycle_writer import LifecycleWriter
@@ -20,10 +22,15 @@ class Preemptor:
 
     async def preempt(self, preemption: scheduling.Preemption) -> bool:
         """Requeue the victim, then delete its pod; False when the victim changed meanwhile (conflict)."""
-        victim = preemption.victim
-        message = f"preempted on {preemption.node} by live job {preemption.for_job.namespace}/{preemption.for_job.name}"
+        victim, by = preemption.victim, preemption.for_job
+        now = self.clock()
+        failure = lifecycle.Failure(
+            Reason.PREEMPTED, f"preempted on {preemption.node} by {by.queue} job {by.namespace}/{by.name}"
+        )
+        outcome = lifecycle.after_failure(failure, failures=victim.failures, disruptions=victim.disruptions,
+                                          max_retries=victim.max_retries, now=now, base=0, cap=0)  # fmt: skip
         done = await self.writer.transition(
-            victim, Phase.QUEUED, reason=Reason.PREEMPTED.value, message=message, now=self.clock(),
+            victim, outcome.phase, reason=outcome.reason, message=outcome.message, now=now, extra=outcome.status(),
             event_type="Warning",
         )  # fmt: skip
         if done and victim.pod:

@@ -10,10 +10,10 @@ import secrets
 import subprocess
 from pathlib import Path
 
+import ffrtmp_api as api
 import pytest
 from kubernetes import client
 
-import ffrtmp_api as api
 from tests.support.cli import FFRTMP, PLUGIN, create_job
 
 BIN = Path(FFRTMP).parent
@@ -55,7 +55,8 @@ def env(control_plane) -> dict[str, str]:
 
 def test_given_a_partial_command_line_then_commands_flags_and_values_complete(env):
     assert _tab("ffrtmp st", env) == ["status"]
-    assert _tab("ffrtmp ", env) == ["submit", "list", "ls", "status", "pause", "resume", "cancel", "logs", "nodes"]
+    assert _tab("ffrtmp ", env) == ["submit", "list", "ls", "status", "pause", "resume", "cancel", "logs", "queues",
+                                   "nodes"]
     assert {"--kubeconfig", "--namespace", "-n", "--help"} <= set(_tab("ffrtmp -", env))
     assert _tab("ffrtmp nodes d", env) == ["describe"]
     assert _tab("ffrtmp submit --acc", env) == ["--accelerator"]

@@ -6,9 +6,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import yaml
-from conftest import wait_until
 import ffrtmp_api as api
+import yaml
+
+from tests.support import wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -47,7 +48,7 @@ def test_given_a_job_and_a_node_when_the_pod_runs_and_succeeds_then_the_job_comp
     pod = cluster.core.read_namespaced_pod("ok-1", cluster.ns)
     assert pod.spec.node_name == node
     assert pod.metadata.owner_references[0].name == "ok"
-    assert cluster.core.read_namespaced_service_account("ffrtmp-runner", cluster.ns)
+    assert cluster.core.read_namespaced_service_account("ffrtmp-job-ok", cluster.ns)  # the job's own identity
     cluster.pod_running("ok-1")
     status = cluster.wait_phase("ok", "Processing")
     assert status["startedAt"]
@@ -169,9 +170,10 @@ def test_given_an_input_error_when_the_pod_fails_then_the_job_fails_without_retr
 
 def test_given_a_timeout_when_the_job_runs_longer_then_it_fails_with_timeout(operator, cluster):
     cluster.add_node("w", slots=1)
-    run_job(cluster, "slow", timeoutSeconds=1)
+    cluster.create_job("slow", timeoutSeconds=2)
+    cluster.pod_running(cluster.wait_phase("slow", "Assigned")["pod"])
     status = cluster.wait_phase("slow", "Failed", timeout=15)
-    assert status["reason"] == "Timeout"
+    assert status["reason"] == "Timeout" and status["activeSeconds"] >= 2
 
 
 def test_given_a_spec_change_without_a_phase_change_when_observed_then_observed_generation_follows(operator, cluster):
@@ -182,9 +184,11 @@ def test_given_a_spec_change_without_a_phase_change_when_observed_then_observed_
     assert cluster.status("g")["phase"] == "Queued"
 
 
-def test_given_a_restricted_namespace_when_jobs_run_then_pods_pass_and_a_hostpath_job_fails_cleanly(
-    operator, cluster, namespace
+def test_given_a_restricted_namespace_when_jobs_run_then_pods_pass_and_a_refused_hostpath_pod_waits_as_failed_create(
+    start_operator, cluster, namespace
 ):
+    # The admin allows this namespace's jobs a host folder, so the pod is made and Pod Security refuses it.
+    start_operator("--host-path", f"{namespace}=/tmp/ffrtmp-media").wait_active()
     # Pod Security admission enforces the restricted profile: the job pod must comply as it is.
     cluster.core.patch_namespace(
         namespace, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
@@ -194,20 +198,27 @@ def test_given_a_restricted_namespace_when_jobs_run_then_pods_pass_and_a_hostpat
     cluster.wait_phase("fine", "Assigned")
     wait_until(lambda: len(cluster.pods("fine")) == 1, timeout=10, what="restricted-compliant pod")
     media = {"name": "media", "mountPath": "/media", "hostPath": {"path": "/tmp/ffrtmp-media"}}
-    cluster.create_job("hostpath", maxRetries=1, volumes=[media], output={"url": "file:///media/out.mp4"})
-    status = cluster.wait_phase("hostpath", "Failed", timeout=20)
-    assert status["reason"] == "RetriesExhausted"
-    assert "PodError" in status["message"] and "forbidden" in status["message"].lower()
+    cluster.create_job("hostpath", maxRetries=0, volumes=[media], output={"url": "file:///media/out.mp4"})
+    # A refused pod is no failed run (Kubernetes' FailedCreate): the job waits and is tried again with backoff.
+    status = wait_until(lambda: (s := cluster.status("hostpath")).get("reason") == "FailedCreate" and s,
+                        timeout=20, what="FailedCreate")  # fmt: skip
+    assert status["phase"] in ("Queued", "Assigned") and status.get("failures", 0) == 0
+    assert "forbidden" in status["transitions"][-1]["message"].lower()
+    wait_until(lambda: any(e.reason == "FailedCreate" and e.type == "Warning" for e in cluster.events("hostpath")),
+               what="a FailedCreate Warning Event")  # fmt: skip
+    time.sleep(3)  # several backoffs (1-2 s): refused again each time, never Failed
+    status = cluster.status("hostpath")
+    assert status["phase"] in ("Queued", "Assigned") and status.get("failedCreates", 0) >= 2
     assert cluster.pods("hostpath") == []
 
 
 def test_given_a_job_the_plan_refuses_when_admitted_then_only_that_job_fails_and_others_run(operator, cluster):
     cluster.add_node("w", slots=1)
-    media = {"name": "media", "mountPath": "/media", "emptyDir": {}}
-    escape = {"url": "file:///media/%2e%2e/etc/passwd"}  # passes the CRD rules, not the plan's decoded check
-    cluster.create_job("escape", input=escape, volumes=[media], output={"url": "file:///media/out.mp4"})
+    media = {"name": "media", "mountPath": "/media", "hostPath": {"path": "/etc"}}  # CRD-valid, policy-refused
+    cluster.create_job("escape", input={"url": "file:///media/passwd"}, volumes=[media],
+                       output={"url": "file:///media/out.mp4"})
     status = cluster.wait_phase("escape", "Failed")
-    assert status["reason"] == "InputError" and "/etc/passwd" in status["message"]
+    assert status["reason"] == "InputError" and "hostPath" in status["message"]
     assert cluster.pods("escape") == []
     cluster.create_job("after")  # the operator is alive and the slot was never taken
     cluster.wait_phase("after", "Assigned")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 
-from conftest import wait_until
+from tests.support import wait_until
 
 
 def test_given_one_free_slot_when_jobs_of_mixed_queues_and_priorities_wait_then_they_run_in_order(operator, cluster):
@@ -53,7 +53,7 @@ def test_given_a_gpu_job_first_when_no_node_has_nvenc_then_the_cpu_job_behind_it
     gpu_node = cluster.add_node("gpu", slots=1, encoders=("libx264", "h264_nvenc"))
     status = cluster.wait_phase("gpu", "Assigned")
     assert (status["node"], status["encoder"]) == (gpu_node, "h264_nvenc")
-    pod = cluster.core.read_namespaced_pod(status["pod"], cluster.ns)
+    pod = cluster.pod(status["pod"])
     assert pod.spec.node_name == gpu_node
 
 
@@ -95,10 +95,15 @@ def test_given_no_free_slot_when_a_live_job_arrives_then_the_running_batch_job_i
     cluster.pod_running("batch-1")
     cluster.wait_phase("batch", "Processing")
     cluster.create_job("live", queue="live")
+    batch = wait_until(lambda: (s := cluster.status("batch")).get("reason") == "Preempted" and s, what="preempted")
+    assert batch["phase"] == "Queued" and f"by live job {cluster.ns}/live" in batch["message"]
+    # No overbooking: the live job is admitted only once the batch job's pod is gone (the kubelet's part).
+    wait_until(lambda: cluster.pod("batch-1").metadata.deletion_timestamp, what="the victim's pod deleting")
+    time.sleep(1.5)
+    assert cluster.status("live")["phase"] == "Queued"
+    cluster.core.delete_namespaced_pod("batch-1", cluster.ns, grace_period_seconds=0)
     status = cluster.wait_phase("live", "Assigned")
     assert status["node"] == node
-    batch = cluster.status("batch")
-    assert (batch["phase"], batch["reason"]) == ("Queued", "Preempted")
 
 
 def test_given_a_free_slot_when_a_job_arrives_then_one_status_write_queues_and_places_it(operator, cluster):

@@ -12,13 +12,12 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 import ffrtmp_api as api
 from ffrtmp_operator.cache import Cache
 from ffrtmp_operator.driver import Driver
 from ffrtmp_operator.records import JobKey, JobRecord
 from ffrtmp_operator.settings import SchedulingSettings, Settings
+from kubernetes.client.exceptions import ApiException
 
 SPEC = {
     "input": {"testSource": {"durationSeconds": 5}},
@@ -83,6 +82,11 @@ class FakeKube:
         self.deleted_pods: list[tuple[str, str, int | None]] = []
         self.lease_reads: list[str] = []
         self.answering = True
+        self.priority_classes: dict[str, int] = dict(api.PRIORITY_CLASS_VALUES)
+        """What the cluster has (the chart's classes, as the light stack installs them)."""
+        self.queues: dict[str, dict[str, Any]] = {}
+        """TranscodeQueue objects by name (none: the built-in live, default, batch serve)."""
+        self.queue_status_patches: list[tuple[str, dict[str, Any]]] = []
         self.fail: dict[str, ApiException] = {}
         """Call name -> the error that call raises (until removed)."""
         self._rv = 100
@@ -145,7 +149,9 @@ class FakeKube:
         self._maybe_fail("list_all")
         return copy.deepcopy({
             "jobs": list(self.jobs.values()), "pods": list(self.pods.values()), "nodes": list(self.nodes.values()),
-            "leases": list(self.leases.values()), "priorityclasses": [], "namespaces": list(self.namespaces.values()),
+            "leases": list(self.leases.values()), "namespaces": list(self.namespaces.values()),
+            "priorityclasses": [{"metadata": {"name": n}, "value": v} for n, v in self.priority_classes.items()],
+            "queues": list(self.queues.values()),
         })  # fmt: skip
 
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -176,6 +182,14 @@ class FakeKube:
     async def ensure_runner_rbac(self, namespace: str) -> None:
         self._maybe_fail("ensure_runner_rbac")
 
+    async def create_objects(self, namespace: str, bodies: list[dict[str, Any]]) -> None:
+        self._maybe_fail("create_objects")
+        self.objects = getattr(self, "objects", []) + [copy.deepcopy(b) for b in bodies]
+
+    async def signing_key(self, namespace: str) -> bytes:
+        self._maybe_fail("signing_key")
+        return b"k" * 32
+
     async def create_pod(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         self._maybe_fail("create_pod")
         meta = manifest["metadata"]
@@ -186,6 +200,18 @@ class FakeKube:
         body["metadata"]["resourceVersion"] = self._next_rv()
         self.pods[key] = body
         return copy.deepcopy(body)
+
+    def add_queue(self, name: str, **spec: Any) -> dict[str, Any]:
+        body = {"apiVersion": api.API_VERSION, "kind": api.QUEUE_KIND,
+                "metadata": {"name": name, "generation": 1, "resourceVersion": self._next_rv()}, "spec": spec}
+        self.queues[name] = body
+        return copy.deepcopy(body)
+
+    async def patch_queue_status(self, name: str, status: dict[str, Any]) -> None:
+        self._maybe_fail("patch_queue_status")
+        self.queue_status_patches.append((name, copy.deepcopy(status)))
+        if name in self.queues:
+            _merge(self.queues[name].setdefault("status", {}), status)
 
     async def delete_pod(self, namespace: str, name: str, *, grace: int | None = None) -> None:
         self._maybe_fail("delete_pod")

@@ -9,6 +9,7 @@ import logging
 
 from ffrtmp_operator import scheduling
 from ffrtmp_operator.reconcile import Decision
+
 from tests.unit.shell_fakes import FakeKube, api_error, rbac_error, started, terminating_error
 
 NS = "media"
@@ -80,24 +81,28 @@ def test_given_a_job_changed_since_the_cycle_read_it_when_admitted_then_no_pod_a
     assert ("admission", "a", False, "libx264") in recorder.calls
 
 
-def test_given_a_pod_the_api_refuses_when_admitted_then_the_attempt_fails_and_is_retried_with_backoff():
+def test_given_a_pod_the_api_refuses_when_admitted_then_it_waits_as_failed_create_without_a_failed_run():
     kube = FakeKube()
     kube.add_node("n1")
     _queued(kube)
-    kube.fail["create_pod"] = api_error(403, 'pods "a-1" is forbidden: violates PodSecurity "restricted:latest"')
+    kube.fail["create_pod"] = api_error(403, 'pods "a-1" is forbidden: exceeded quota: pods')
     driver, recorder, _, placed = _admit(kube)
     assert placed and not kube.pods
     status = kube.jobs[(NS, "a")]["status"]
-    assert status["phase"] == "Queued" and status["retryAfter"]
+    assert (status["phase"], status["reason"]) == ("Queued", "FailedCreate") and status["retryAfter"]
+    # No pod ran: attempts goes back to 0, nothing counts against maxRetries; the refusals set the backoff.
+    assert (status["attempts"], status.get("failures", 0), status["failedCreates"]) == (0, 0, 1)
     assert "refused by the API server (403)" in status["transitions"][-1]["message"]
-    assert [(e["reason"], e["type"]) for e in kube.events] == [("Admitted", "Normal"), ("PodError", "Warning")]
+    scheduled = next(c for c in status["conditions"] if c["type"] == "Scheduled")
+    assert (scheduled["status"], scheduled["reason"]) == ("False", "FailedCreate")
+    assert [(e["reason"], e["type"]) for e in kube.events] == [("Admitted", "Normal"), ("FailedCreate", "Warning")]
 
 
 def test_given_an_rbac_denial_on_the_pod_when_admitted_then_a_warning_flagged_rbac(caplog):
     kube = FakeKube()
     kube.add_node("n1")
     _queued(kube)
-    kube.fail["ensure_runner_rbac"] = rbac_error(NS, "serviceaccounts")
+    kube.fail["create_objects"] = rbac_error(NS, "serviceaccounts")
     with caplog.at_level(logging.DEBUG, logger="ffrtmp"):
         _admit(kube)
     denied = [r for r in caplog.records if getattr(r, "rbac", False)]
@@ -108,7 +113,7 @@ def test_given_a_namespace_being_terminated_when_the_pod_is_refused_then_no_retr
     kube = FakeKube()
     kube.add_node("n1")
     _queued(kube, namespace="dying")
-    kube.fail["ensure_runner_rbac"] = terminating_error("dying", kind="serviceaccounts")
+    kube.fail["create_objects"] = terminating_error("dying", kind="serviceaccounts")
     kube.fail["post_event"] = terminating_error("dying")
     with caplog.at_level(logging.DEBUG, logger="ffrtmp"):
         driver, _, _, placed = _admit(kube, namespace="dying")

@@ -11,9 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from ffrtmp_operator.metrics import OperatorMetrics
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "grafana"
@@ -62,9 +61,8 @@ def _sample_names(text: bytes) -> set[str]:
 def _agent_sample_names() -> set[str]:
     """The agent's node metrics, rendered from its real collector; the GPU families need NVML to render,
     so those (all declared through NodeCollector._gauge or CounterMetricFamily) are read from the source."""
+    from ffrtmp_agent.node import metrics as agent_metrics
     from prometheus_client import CollectorRegistry, generate_latest
-
-    from ffrtmp_agent import metrics as agent_metrics
 
     registry = CollectorRegistry()
     registry.register(agent_metrics.NodeCollector("n", slots=2, trials={"libx264": True},

@@ -9,6 +9,7 @@ import asyncio
 from ffrtmp_operator.cache import Cache
 from ffrtmp_operator.driver import Driver
 from ffrtmp_operator.records import job_record, lease_record, node_record
+
 from tests.unit.shell_fakes import FakeKube, ListRecorder, api_error, settings, started
 
 NS = "media"
@@ -61,7 +62,10 @@ def test_given_a_write_the_api_fails_then_the_job_is_retried_on_the_next_tick_no
         await driver.run_pass(sweep=True)
 
     asyncio.run(run())
-    assert len(kube.patches) == 2 and kube.jobs[(NS, "a")]["status"]["phase"] == "Queued"
+    assert [p.get("phase") for _, _, p in kube.patches] == ["Queued", "Queued", None]
+    assert kube.jobs[(NS, "a")]["status"]["phase"] == "Queued"
+    # The last write says why it waits (no node at all here).
+    assert kube.patches[-1][2]["conditions"][0]["reason"] == "NoMatchingNode"
 
 
 def test_given_a_namespace_being_terminated_then_its_jobs_are_not_queued_placed_or_written():

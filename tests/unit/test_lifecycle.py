@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import ffrtmp_api as api
+import pytest
 from ffrtmp_api import Phase, Reason
 from ffrtmp_operator.lifecycle import (
     Failure,
@@ -180,46 +180,103 @@ def test_given_a_failed_pod_when_classified_then_message_json_wins_over_exit_cod
     assert classify_failure(exit_code=exit_code, termination_message=message) == Failure(reason, text)
 
 
-@pytest.mark.parametrize(("attempts", "seconds"), [(1, 10), (2, 20), (3, 40), (6, 300), (20, 300)])
-def test_given_attempts_when_backing_off_then_delay_doubles_up_to_the_cap(attempts, seconds):
-    assert backoff_seconds(attempts, base=10, cap=300) == seconds
+@pytest.mark.parametrize(("failures", "seconds"), [(1, 10), (2, 20), (3, 40), (6, 300), (20, 300)])
+def test_given_failures_when_backing_off_then_delay_doubles_up_to_the_cap(failures, seconds):
+    assert backoff_seconds(failures, base=10, cap=300) == seconds
 
 
 @pytest.mark.parametrize(
-    ("reason", "attempts", "max_retries", "phase", "outcome_reason"),
+    ("reason", "failures", "max_retries", "phase", "outcome_reason"),
     [
-        (Reason.ENCODER_ERROR, 1, 3, P.QUEUED, "EncoderError"),
-        (Reason.ENCODER_ERROR, 3, 3, P.QUEUED, "EncoderError"),
-        (Reason.ENCODER_ERROR, 4, 3, P.FAILED, "RetriesExhausted"),
-        (Reason.NODE_LOST, 1, 0, P.FAILED, "RetriesExhausted"),
-        (Reason.INPUT_ERROR, 1, 3, P.FAILED, "InputError"),
-        (Reason.TIMEOUT, 1, 3, P.FAILED, "Timeout"),
+        (Reason.ENCODER_ERROR, 0, 3, P.QUEUED, "EncoderError"),
+        (Reason.ENCODER_ERROR, 2, 3, P.QUEUED, "EncoderError"),
+        (Reason.ENCODER_ERROR, 3, 3, P.FAILED, "RetriesExhausted"),
+        (Reason.POD_ERROR, 0, 0, P.FAILED, "RetriesExhausted"),
+        (Reason.INPUT_ERROR, 0, 3, P.FAILED, "InputError"),
+        (Reason.TIMEOUT, 0, 3, P.FAILED, "Timeout"),
     ],
 )
 def test_given_a_failure_when_deciding_then_retry_until_max_retries_unless_final(
-    reason, attempts, max_retries, phase, outcome_reason
+    reason, failures, max_retries, phase, outcome_reason
 ):
-    outcome = after_failure(Failure(reason, "msg"), attempts=attempts, max_retries=max_retries, now=NOW, base=1, cap=8)
+    outcome = after_failure(Failure(reason, "msg"), failures=failures, max_retries=max_retries, now=NOW, base=1, cap=8)
     assert (outcome.phase, outcome.reason) == (phase, outcome_reason)
     assert (outcome.retry_after is not None) == (phase == P.QUEUED)
+    assert outcome.counters == {"failures": failures + 1}
+
+
+@pytest.mark.parametrize("reason", [Reason.NODE_LOST, Reason.PREEMPTED, Reason.EVICTED, Reason.NODE_SHUTDOWN])
+def test_given_a_disruption_with_no_retries_left_when_deciding_then_it_is_queued_at_once_without_using_one(reason):
+    outcome = after_failure(Failure(reason, "node gone"), failures=5, disruptions=2, max_retries=0, now=NOW,
+                            base=1, cap=8)  # fmt: skip
+    assert (outcome.phase, outcome.reason, outcome.retry_after) == (P.QUEUED, reason.value, None)
+    assert outcome.counters == {"disruptions": 3}  # status.failures and the backoff are left alone
+    assert outcome.status() == {"disruptions": 3}
 
 
 def test_given_retries_exhausted_when_failing_then_the_message_names_the_last_reason():
     outcome = after_failure(
-        Failure(Reason.ENCODER_ERROR, "x264 crashed"), attempts=3, max_retries=2, now=NOW, base=1, cap=8
+        Failure(Reason.ENCODER_ERROR, "x264 crashed"), failures=2, max_retries=2, now=NOW, base=1, cap=8
     )
-    assert outcome.message == "3 attempt(s), last: EncoderError: x264 crashed"
+    assert outcome.message == "3 failed run(s), last: EncoderError: x264 crashed"
 
 
 def test_given_a_retry_when_scheduled_then_retry_after_is_now_plus_backoff():
-    outcome = after_failure(Failure(Reason.ENCODER_ERROR, ""), attempts=2, max_retries=5, now=NOW, base=1, cap=8)
+    outcome = after_failure(Failure(Reason.ENCODER_ERROR, ""), failures=1, max_retries=5, now=NOW, base=1, cap=8)
     assert outcome.retry_after == NOW + timedelta(seconds=2)
+    assert outcome.status()["retryAfter"] == "2026-01-02T03:04:07.678Z"
 
 
 def test_given_many_stamps_within_one_millisecond_when_clocked_then_each_stamp_is_distinct_and_ordered():
-    from ffrtmp_operator.lifecycle import stamp
     from ffrtmp_operator.clock import Clock
+    from ffrtmp_operator.lifecycle import stamp
 
     clock = Clock(lambda: NOW)
     stamps = [stamp(clock()) for _ in range(3)]
     assert stamps == ["2026-01-02T03:04:05.678Z", "2026-01-02T03:04:05.679Z", "2026-01-02T03:04:05.680Z"]
+
+
+def _walk(*steps: tuple[Phase, float]) -> dict:
+    """Apply transitions at NOW + seconds, returning the status as the API would hold it."""
+    status: dict = {}
+    for target, at in steps:
+        patch = transition(status, target, reason="r", now=NOW + timedelta(seconds=at))
+        status = {k: v for k, v in {**status, **patch}.items() if v is not None}
+    return status
+
+
+def test_given_a_run_paused_for_an_hour_when_the_clock_is_read_then_only_time_on_the_node_counts():
+    status = _walk((P.QUEUED, 0), (P.ASSIGNED, 10), (P.PROCESSING, 12), (P.PAUSED, 40))
+    assert status["activeSeconds"] == 30 and "activeSince" not in status  # Assigned 10 s .. paused 40 s
+    status = _walk((P.QUEUED, 0), (P.ASSIGNED, 10), (P.PROCESSING, 12), (P.PAUSED, 40), (P.PROCESSING, 3640))
+    assert status["activeSeconds"] == 30 and status["activeSince"] == stamp_at(3640)  # a fresh stretch
+    status = _walk((P.QUEUED, 0), (P.ASSIGNED, 10), (P.PROCESSING, 12), (P.PAUSED, 40), (P.PROCESSING, 3640),
+                   (P.COMPLETED, 3650))  # fmt: skip
+    assert status["activeSeconds"] == 40
+
+
+def test_given_a_run_that_ends_when_queued_again_then_the_next_run_starts_at_zero_with_no_progress():
+    status = _walk((P.QUEUED, 0), (P.ASSIGNED, 10), (P.PROCESSING, 12))
+    patch = transition({**status, "progress": {"percent": 40}}, P.QUEUED, reason="NodeLost", now=NOW)
+    assert patch["progress"] is None and patch["result"] is None
+    assert patch["activeSeconds"] is None and patch["activeSince"] is None
+    assert status["assignedAt"] == stamp_at(10)  # stays: input/output/queue are fixed from then on
+
+
+def stamp_at(seconds: float) -> str:
+    from ffrtmp_operator.lifecycle import stamp
+
+    return stamp(NOW + timedelta(seconds=seconds))
+
+
+def test_given_a_queued_job_when_it_waits_then_scheduled_says_why_once_and_keeps_its_transition_time():
+    from ffrtmp_operator.lifecycle import waiting
+
+    status = _walk((P.QUEUED, 0))
+    patch = waiting(status, reason="QueuePaused", message="queue batch is paused", now=NOW + timedelta(seconds=5))
+    scheduled = {c["type"]: c for c in patch["conditions"]}["Scheduled"]
+    assert (scheduled["status"], scheduled["reason"]) == ("False", "QueuePaused")
+    assert scheduled["lastTransitionTime"] == stamp_at(0)  # still False since it was queued: no flip
+    assert [c["type"] for c in patch["conditions"]] == list(api.CONDITION_TYPES)
+    status = {**status, **patch}
+    assert waiting(status, reason="QueuePaused", message="queue batch is paused", now=NOW) is None  # no news

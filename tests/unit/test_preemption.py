@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from ffrtmp_operator import scheduling
+
 from tests.unit.shell_fakes import FakeKube, started
 
 NS = "media"
@@ -21,7 +22,7 @@ def _cluster() -> FakeKube:
     kube.pods[(NS, "batch-1")] = {"metadata": {"name": "batch-1", "namespace": NS, "resourceVersion": "5",
                                                "labels": {"ffrtmp.io/job": "batch", "ffrtmp.io/job-uid": "uid-batch",
                                                           "ffrtmp.io/attempt": "1"}},
-                                  "status": {"phase": "Running"}}  # fmt: skip
+                                  "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}  # fmt: skip
     kube.add_job("live", NS, status={"phase": "Queued", "queuedAt": "2026-01-01T00:00:03.000Z"}, queue="live")
     return kube
 
@@ -57,17 +58,27 @@ def test_given_a_victim_that_changed_since_the_cycle_then_its_pod_is_kept():
     assert not kube.deleted_pods and kube.jobs[(NS, "batch")]["status"]["phase"] == "Processing"
 
 
-def test_given_a_live_job_and_a_full_node_when_a_pass_runs_then_the_batch_job_is_preempted():
+def test_given_a_live_job_and_a_full_node_when_passes_run_then_it_is_admitted_only_after_the_victims_pod_is_gone():
     kube = _cluster()
 
     async def run():
         driver, recorder = await started(kube)
         await driver.run_pass(sweep=True)
+        victim = kube.jobs[(NS, "batch")]["status"]
+        assert (victim["phase"], victim["reason"], victim["disruptions"]) == ("Queued", "Preempted", 1)
+        assert kube.deleted_pods == [(NS, "batch-1", None)]
+        # The victim's encoder may still be stopping: the live job waits and says why; nobody else is preempted.
+        live = kube.jobs[(NS, "live")]["status"]
+        scheduled = next(c for c in live["conditions"] if c["type"] == "Scheduled")
+        assert live["phase"] == "Queued" and scheduled["reason"] == "Preempting"
+        assert "preempted media/batch on n1" in scheduled["message"]
+        await driver.run_pass(sweep=True)
+        assert kube.jobs[(NS, "live")]["status"]["phase"] == "Queued"
+        assert recorder.calls[-1] == ("pass", 0, 0, 1)  # no second victim for the same job
+        driver.cache.delete_pod(NS, "batch-1")  # the kubelet confirms: the pod is gone, its slot free
+        await driver.run_pass(sweep=True)
         return recorder
 
     recorder = asyncio.run(run())
-    assert kube.jobs[(NS, "batch")]["status"]["phase"] == "Queued"
-    assert kube.deleted_pods == [(NS, "batch-1", None)]
-    # The live job takes the slot in the same cycle: written Assigned, its pod created.
     assert kube.jobs[(NS, "live")]["status"]["phase"] == "Assigned"
-    assert recorder.calls[-1] == ("pass", 1, 1, 1)
+    assert recorder.calls[-1] == ("pass", 1, 0, 1)

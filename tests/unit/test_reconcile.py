@@ -25,16 +25,22 @@ def job(
     paused=False,
     canceled=False,
     attempts=1,
+    failures=0,
     max_retries=2,
     paused_from=None,
     started=None,
+    active=None,
+    held=None,
     timeout=None,
+    result=False,
+    deleting=False,
     spec=None,
 ):
+    """`active`: seconds since the current stretch on the node began; `held`: seconds held before it."""
     spec = {**HELLO["spec"], "paused": paused, "canceled": canceled, "maxRetries": max_retries, **(spec or {})}
     if timeout:
         spec["timeoutSeconds"] = timeout
-    status = {"attempts": attempts}
+    status = {"attempts": attempts, "failures": failures}
     if phase:
         status["phase"] = phase
     if phase in ("Assigned", "Processing", "Paused"):
@@ -43,15 +49,28 @@ def job(
         status["pausedFrom"] = paused_from
     if started is not None:
         status["startedAt"] = stamp(NOW - timedelta(seconds=started))
-    return job_record({"metadata": {"name": "hello", "namespace": "ns", "uid": "u1"}, "spec": spec, "status": status})
+    if active is not None:
+        status["activeSince"] = stamp(NOW - timedelta(seconds=active))
+    if held is not None:
+        status["activeSeconds"] = held
+    if result:
+        status["result"] = {"outputBytes": 1000}
+    meta = {"name": "hello", "namespace": "ns", "uid": "u1"}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-01T11:00:00Z"
+    return job_record({"metadata": meta, "spec": spec, "status": status})
 
 
-def pod(phase="Running", *, attempt=1, exit_code=None, message=None, deleting=False):
-    return PodRecord("ns", f"hello-{attempt}", "hello", "u1", attempt, phase, exit_code, message, deleting)
+def pod(phase="Running", *, attempt=1, exit_code=None, message=None, deleting=False, **more):
+    return PodRecord("ns", f"hello-{attempt}", "hello", "u1", attempt, phase, exit_code, message, deleting, **more)
 
 
-def run(the_job, pods=(), *, alive=True):
-    return decide(the_job, list(pods), node_alive=alive, now=NOW, backoff_base=1, backoff_cap=8)
+def run(the_job, pods=(), *, alive=True, start_timeout=None):
+    return decide(the_job, list(pods), node_alive=alive, now=NOW, backoff_base=1, backoff_cap=8,
+                  start_timeout=start_timeout)  # fmt: skip
+
+
+FINISHED_LONG_AGO = NOW - timedelta(seconds=60)
 
 
 @pytest.mark.parametrize(
@@ -63,21 +82,68 @@ def run(the_job, pods=(), *, alive=True):
         (job("Paused", paused_from="Queued"), [], Phase.QUEUED, "ResumedByUser"),
         (job("Queued", canceled=True), [], Phase.CANCELED, "CanceledByUser"),
         (job("Assigned"), [pod("Running")], Phase.PROCESSING, "Started"),
-        (job("Assigned"), [pod("Succeeded")], Phase.COMPLETED, "Succeeded"),
-        (job("Processing"), [pod("Succeeded")], Phase.COMPLETED, "Succeeded"),
+        (job("Assigned", result=True), [pod("Succeeded")], Phase.COMPLETED, "Succeeded"),
+        (job("Processing", result=True), [pod("Succeeded")], Phase.COMPLETED, "Succeeded"),
         (job("Processing", paused=True), [pod()], Phase.PAUSED, "PausedByUser"),
         (job("Paused", paused_from="Processing"), [pod()], Phase.PROCESSING, "ResumedByUser"),
         (job("Paused", paused_from="Assigned"), [pod()], Phase.PROCESSING, "ResumedByUser"),
         (job("Processing"), [pod("Failed", exit_code=10)], Phase.FAILED, "InputError"),
         (job("Processing", attempts=1), [pod("Failed", exit_code=11)], Phase.QUEUED, "EncoderError"),
-        (job("Processing", attempts=3), [pod("Failed", exit_code=11, attempt=3)], Phase.FAILED, "RetriesExhausted"),
-        (job("Processing", started=100, timeout=60), [pod()], Phase.FAILED, "Timeout"),
-        (job("Processing"), [], Phase.QUEUED, "PodError"),
+        (job("Processing", attempts=3, failures=2), [pod("Failed", exit_code=11, attempt=3)], Phase.FAILED,
+         "RetriesExhausted"),
+        (job("Processing", active=100, timeout=60), [pod()], Phase.FAILED, "Timeout"),
+        (job("Assigned", active=100, timeout=60), [pod("Pending")], Phase.FAILED, "Timeout"),
+        (job("Processing"), [], Phase.QUEUED, "Evicted"),
+        (job("Processing"), [pod("Failed", exit_code=143, reason="Evicted")], Phase.QUEUED, "Evicted"),
+        (job("Processing"), [pod("Failed", exit_code=143, reason="NodeShutdown")], Phase.QUEUED, "NodeShutdown"),
+        (job("Processing"), [pod("Failed", exit_code=137, reason="NodeLost")], Phase.QUEUED, "NodeLost"),
+        (job("Processing"), [pod("Failed", exit_code=143, disruption="EvictionByEvictionAPI")], Phase.QUEUED,
+         "Evicted"),
+        (job("Processing"), [pod("Running", deleting=True)], Phase.QUEUED, "Evicted"),
+        (job("Processing"), [pod("Succeeded", finished_at=FINISHED_LONG_AGO)], Phase.QUEUED, "PodError"),
     ],
-)
+)  # fmt: skip
 def test_given_a_job_and_its_pod_when_deciding_then_the_phase_follows_the_lifecycle(the_job, pods, target, reason):
     decision = run(the_job, pods)
     assert (decision.target, decision.reason) == (target, reason)
+
+
+def test_given_a_run_that_held_its_node_for_50s_of_a_60s_timeout_when_paused_for_long_then_it_does_not_time_out():
+    # 50 s held before the pause; the pause itself (however long) does not count.
+    assert run(job("Paused", paused=True, paused_from="Processing", held=50, timeout=60), [pod()]) == NOTHING
+    # Resumed 5 s ago: 55 s held, still within the limit; 15 s ago: 65 s, over it.
+    assert run(job("Processing", held=50, active=5, timeout=60), [pod()]) == NOTHING
+    assert run(job("Processing", held=50, active=15, timeout=60), [pod()]).reason == "Timeout"
+
+
+def test_given_a_pod_that_never_starts_when_the_start_timeout_passes_then_the_run_ends_with_the_pods_reason():
+    stuck = pod("Pending", waiting="ImagePullBackOff: Back-off pulling image ffrtmp:nope")
+    assert run(job("Assigned", active=200), [stuck], start_timeout=300) == NOTHING
+    decision = run(job("Assigned", active=400), [stuck], start_timeout=300)
+    assert (decision.target, decision.reason) == (Phase.QUEUED, "StartTimeout")
+    assert "ImagePullBackOff" in decision.message
+    assert decision.extra["failures"] == 1 and "retryAfter" in decision.extra  # a failed run: counted
+    assert decision.delete_pods == (("hello-1", None),)
+    # A pod that runs (its Processing not written yet) is no start timeout.
+    assert run(job("Assigned", active=400), [pod("Running")], start_timeout=300).target == Phase.PROCESSING
+
+
+@pytest.mark.parametrize("alive", [False, True])
+def test_given_a_disruption_with_no_retry_left_when_deciding_then_it_is_requeued_at_once_uncounted(alive):
+    pods = [pod()] if not alive else [pod("Failed", exit_code=143, reason="Evicted")]
+    decision = run(job("Processing", failures=2, max_retries=2), pods, alive=alive)
+    assert decision.target == Phase.QUEUED
+    assert decision.extra == {"disruptions": 1}  # no failures counted, no retryAfter: no backoff
+
+
+def test_given_a_pod_that_succeeded_when_the_result_has_not_arrived_yet_then_the_job_waits_for_it():
+    just_now = pod("Succeeded", finished_at=NOW - timedelta(seconds=2))
+    assert run(job("Processing"), [just_now]) == NOTHING
+    assert run(job("Processing", result=True), [just_now]).target == Phase.COMPLETED
+
+
+def test_given_a_job_being_deleted_when_its_pod_is_missing_then_no_pod_is_created():
+    assert run(job("Assigned", deleting=True)) == NOTHING
 
 
 def test_given_a_running_job_when_canceled_then_it_is_canceled_and_its_pod_deleted():
@@ -87,9 +153,9 @@ def test_given_a_running_job_when_canceled_then_it_is_canceled_and_its_pod_delet
 
 
 def test_given_a_failed_attempt_when_retrying_then_the_old_pod_goes_and_retry_after_is_set():
-    decision = run(job("Processing", attempts=2), [pod("Failed", exit_code=11, attempt=2)])
+    decision = run(job("Processing", attempts=2, failures=1), [pod("Failed", exit_code=11, attempt=2)])
     assert decision.delete_pods == (("hello-2", None),)
-    assert decision.extra == {"retryAfter": stamp(NOW + timedelta(seconds=2))}
+    assert decision.extra == {"failures": 2, "retryAfter": stamp(NOW + timedelta(seconds=2))}
 
 
 def test_given_a_dead_node_when_deciding_then_the_job_is_requeued_with_node_lost_and_the_pod_force_deleted():

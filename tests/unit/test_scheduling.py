@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 import ffrtmp_api as api
+import pytest
 from ffrtmp_operator.cache import JobHeap
 from ffrtmp_operator.lifecycle import stamp
 from ffrtmp_operator.records import JobRecord, LeaseRecord, NodeRecord, job_record
@@ -208,7 +208,8 @@ def test_given_no_free_slot_when_a_live_job_waits_then_the_lowest_running_batch_
     ]
     cycle = run(jobs, [node("n")], [lease("n", slots=3)])
     assert [(p.victim.name, p.node, p.for_job.name) for p in cycle.preemptions] == [("batch-low", "n", "live")]
-    assert placed(cycle) == [("live", "n")]
+    # Not admitted in the same cycle: only once the victim's slot is released (no overbooking).
+    assert placed(cycle) == [] and reasons(cycle) == {"live": "Preempting"}
 
 
 def test_given_no_batch_job_running_when_a_live_job_waits_then_nothing_is_preempted():
@@ -258,3 +259,41 @@ def test_given_a_limit_when_more_jobs_fit_then_the_cycle_stops_there_and_says_so
     snapshot = node_snapshot([node("n")], {"n": lease("n", slots=10)}, jobs, now=NOW, default_slots=2)
     cycle = schedule(jobs, snapshot, now=NOW, priority_values=VALUES, limit=3)
     assert [a.job.name for a in cycle.assignments] == ["j0", "j1", "j2"] and cycle.truncated
+
+
+def reasons(cycle) -> dict[str, str]:
+    return {w.job.name: w.reason for w in cycle.waiting}
+
+
+def test_given_jobs_that_cannot_be_placed_when_scheduling_then_each_says_why():
+    jobs = [
+        job("running", phase="Processing", node="n"),
+        job("gpu", accelerator="nvidia", priority="high"),
+        job("cpu", queued=1),
+        job("classless", priority_class="ffrtmp-nope", queued=2),
+    ]
+    cycle = run(jobs, [node("n")], [lease("n", slots=1)])
+    assert placed(cycle) == []
+    assert reasons(cycle) == {"gpu": "NoMatchingNode", "cpu": "NoFreeSlot", "classless": "PriorityClassNotFound"}
+    messages = {w.job.name: w.message for w in cycle.waiting}
+    assert "h264_nvenc" in messages["gpu"] and "1 slot(s) of the 1 node(s)" in messages["cpu"]
+
+
+def test_given_a_missing_priority_class_when_a_slot_is_free_then_the_job_waits_and_the_next_one_runs():
+    jobs = [job("classless", priority_class="ffrtmp-nope", priority="high"), job("next", queued=1)]
+    cycle = run(jobs, [node("n")], [lease("n")])
+    assert placed(cycle) == [("next", "n")] and reasons(cycle) == {"classless": "PriorityClassNotFound"}
+
+
+def test_given_a_job_being_deleted_when_a_slot_is_free_then_it_is_not_admitted():
+    deleting = job_record({"metadata": {"name": "gone", "namespace": "ns", "uid": "g",
+                                        "deletionTimestamp": "2026-01-01T00:00:00Z"},
+                           "spec": {"input": {"testSource": {}}, "output": {"url": "rtmp://s/x"}},
+                           "status": {"phase": "Queued", "queuedAt": stamp(NOW)}})  # fmt: skip
+    assert placed(run([deleting], [node("n")], [lease("n")])) == []
+
+
+def test_given_10000_jobs_behind_full_nodes_when_scheduling_then_only_a_few_are_told_why():
+    jobs = [job(f"j{i:05d}", queued=i) for i in range(10_000)]
+    cycle = run([job("r", phase="Processing", node="n"), *jobs], [node("n")], [lease("n", slots=1)])
+    assert len(cycle.waiting) == 32 and {w.reason for w in cycle.waiting} == {"NoFreeSlot"}

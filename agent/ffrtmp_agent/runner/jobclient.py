@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -35,7 +36,11 @@ class JobClient:
         self.name = name
         if make_api is None:
             settled = config or load_from_environment()
-            make_api = lambda: KubeClient(settled)
+
+            def default_api() -> KubeClient:
+                return KubeClient(settled)
+
+            make_api = default_api
         self._make_api = make_api
         self._kube = make_api()
         self._path = custom_object_path(group=api.GROUP, version=api.VERSION, namespace=namespace, plural=api.PLURAL,
@@ -44,16 +49,28 @@ class JobClient:
     def get(self) -> dict[str, Any]:
         return self._kube.request("GET", self._path)
 
-    def patch_status(self, status: dict[str, Any]) -> None:
-        """Merge patch on the status subresource; failures are logged, never fatal (progress is advisory)."""
-        try:
-            self._kube.request("PATCH", self._path + "/status", body={"status": status},
-                               content_type=api.MERGE_PATCH)  # fmt: skip
-        except Exception as exc:  # noqa: BLE001 - an apiserver hiccup must not kill the encode
-            log.warning("status patch failed: %s", exc)
+    def patch_status(self, status: dict[str, Any], *, retry_seconds: float = 0.0) -> bool:
+        """Merge patch on the status subresource; failures are logged, never fatal (progress is advisory).
+        With `retry_seconds` (the result, which a Completed job must have) it is tried again until then."""
+        deadline, delay = time.monotonic() + retry_seconds, 0.5
+        while True:
+            try:
+                self._kube.request("PATCH", self._path + "/status", body={"status": status},
+                                   content_type=api.MERGE_PATCH)  # fmt: skip
+                return True
+            except Exception as exc:  # noqa: BLE001 - an apiserver hiccup must not kill the encode
+                if time.monotonic() + delay > deadline:
+                    log.warning("status patch failed: %s", exc)
+                    return False
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
-    def watch_spec(self, on_spec: Callable[[dict[str, Any]], None], stop: threading.Event) -> None:
-        """Calls on_spec(spec) with the current spec, then on every change, until `stop` is set.
+    def watch_spec(
+        self, on_spec: Callable[[dict[str, Any]], None], stop: threading.Event,
+        on_object: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:  # fmt: skip
+        """Calls on_spec(spec) with the current spec, then on every change, until `stop` is set; and
+        on_object(job) with the whole job (its status: currency.py), when given.
 
         get + watch from its resourceVersion (the Role has no list); a broken or expired watch starts
         over with a fresh get, so a missed event is never lost for long.
@@ -64,6 +81,8 @@ class JobClient:
             try:
                 obj = kube.request("GET", self._path)
                 on_spec(obj.get("spec") or {})
+                if on_object is not None:
+                    on_object(obj)
                 query = {"fieldSelector": f"metadata.name={self.name}", "resourceVersion": obj["metadata"]["resourceVersion"],
                          "timeoutSeconds": 30}  # fmt: skip
                 for event in kube.watch(collection, query=query, read_timeout=40):
@@ -71,6 +90,8 @@ class JobClient:
                         break
                     if event["type"] in ("ADDED", "MODIFIED"):
                         on_spec(event["object"].get("spec") or {})
+                        if on_object is not None:
+                            on_object(event["object"])
                     elif event["type"] == "DELETED":
                         on_spec({"canceled": True})  # the job is gone: nobody wants the output
                         return

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
-import os
 import posixpath
 import subprocess
 import threading
@@ -20,9 +19,10 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import ffrtmp_api as api
+from ffrtmp_api.egress import EgressPolicy
 
 from .. import energy
-from . import failures, output, results
+from . import currency, failures, launch, output, results
 from .encode import Encode
 from .failures import Failure
 from .jobclient import JobClient
@@ -113,7 +113,7 @@ class Runner:
         self.control = Control()
         self.throttle = Throttle(plan.progressIntervalSeconds)
         self.duration = plan.inputDurationSeconds
-        self.parts: list[str] = []  # temp files written; a live job adds one per (re)start
+        self.launch: launch.Launch | None = None  # what prepare() opened: volumes' files, the egress gateway
         self.active_seconds = 0.0  # encoder running, not paused (what timeoutSeconds limits)
         self.out_time_base = 0.0  # live restarts: media time and bytes of the finished runs
         self.bytes_base = 0
@@ -126,34 +126,54 @@ class Runner:
     def run(self) -> Outcome:
         stop_watch = threading.Event()
         watcher = threading.Thread(
-            target=self.jobs.watch_spec, args=(self.control.on_spec, stop_watch), name="job-watch", daemon=True
+            target=self.jobs.watch_spec, args=(self.control.on_spec, stop_watch), name="job-watch", daemon=True,
+            kwargs={"on_object": currency.follower(self.plan, self.control.terminate)},  # another run took over
         )
         watcher.start()
         try:
             if not self.control.seen.wait(self.settings.spec_wait_seconds):
                 log.warning("could not read the job within %.0f s; running anyway", self.settings.spec_wait_seconds)
             if self.control.stopping:
-                return Outcome(End.CANCELED)
-            if failure := self._probe_input() or self._make_output_dir():
-                return Outcome(End.FAILED, failure)
-            self._report(Sample(), force=True)
-            before = energy.read_counters(rapl_root=self.settings.rapl_root, gpu=self._uses_nvidia())
-            outcome = self._run_live() if self.plan.live else self._run_file()
-            if outcome.end is End.SUCCEEDED:
-                after = energy.read_counters(rapl_root=self.settings.rapl_root, gpu=self._uses_nvidia())
-                outcome = self._finish(joules=energy.job_energy_joules(before, after))
-            if outcome.end is not End.SUCCEEDED:
-                output.remove_partial(self.plan, self.parts)
+                return self._stopped()  # stopped before reading its job: a failure (143), never a success
+            if failure := self._prepare() or self._probe_input():
+                outcome = Outcome(End.FAILED, failure)
+            else:
+                self._report(Sample(), force=True)
+                before = energy.read_counters(rapl_root=self.settings.rapl_root, gpu=self._uses_nvidia())
+                outcome = self._run_live() if self.plan.live else self._run_file()
+                if outcome.end is End.SUCCEEDED:
+                    after = energy.read_counters(rapl_root=self.settings.rapl_root, gpu=self._uses_nvidia())
+                    outcome = self._finish(joules=energy.job_energy_joules(before, after))
+            if outcome.end is not End.SUCCEEDED and self.launch is not None:
+                output.remove_partial(self.plan, self.launch.folder, self.launch.parts)
             return outcome
         finally:
             stop_watch.set()
+            if self.launch is not None:
+                self.launch.close()
+
+    def _prepare(self) -> Failure | None:
+        """Opens the input and output on their volumes and starts the egress gateway (launch.py); the plan
+        ffmpeg runs from here on names what was opened. A refusal fails the job before ffmpeg starts."""
+        try:
+            policy = EgressPolicy.parse(self.plan.egressAllow)
+            self.plan, self.launch = launch.prepare(self.plan, policy=policy)
+        except ValueError as exc:
+            return Failure(failures.INPUT_ERROR, f"the plan's egress allow list is invalid: {exc}")
+        except launch.Refusal as refusal:
+            log.warning("refused: %s", refusal.failure.message)
+            return refusal.failure
+        self.output_ref = self.plan.ffmpegArgs[-1]
+        self.input_ref = self.plan.inputArgs[-1] if self.plan.inputArgs and self.plan.inputUrl else None
+        return None
 
     def _probe_input(self) -> Failure | None:
         if self.duration is not None or not self.plan.probeArgs or self.plan.live:
             return None
         try:
             done = subprocess.run(
-                self.plan.probeArgs, capture_output=True, text=True, timeout=self.settings.probe_timeout_seconds
+                self.plan.probeArgs, capture_output=True, text=True, timeout=self.settings.probe_timeout_seconds,
+                check=False, **self._spawn(),
             )
         except subprocess.TimeoutExpired:
             log.warning("ffprobe of the input timed out; progress will show no percentage")
@@ -168,18 +188,15 @@ class Runner:
         failure = failures.classify(
             done.returncode, done.stderr.splitlines()[-20:], input_ref=self.input_ref, output_ref=""
         )
+        if self.launch is not None:
+            failure = self.launch.failure(failure)
         return failure if failure.reason == failures.INPUT_ERROR else None
 
-    def _make_output_dir(self) -> Failure | None:
-        """Users name an output file, not its folder: create missing folders on the volume, as `cp` to
-        a new path would not but every transcoder a user knows does."""
-        if not output.is_file(self.plan):
-            return None
-        try:
-            os.makedirs(posixpath.dirname(self.plan.outputUrl), exist_ok=True)
-        except OSError as error:
-            return Failure(failures.OUTPUT_ERROR, f"cannot create the output folder: {error.strerror}")
-        return None
+    def _spawn(self) -> dict[str, Any]:
+        """How every ffmpeg/ffprobe starts: the gateway's $http_proxy and the opened files' fds."""
+        if self.launch is None:
+            return {}
+        return {"env": self.launch.env, "pass_fds": self.launch.pass_fds}
 
     # --------------------------------------------------------------------------------- file jobs
 
@@ -295,22 +312,19 @@ class Runner:
         """Each live run writes its own temp part (a restart must not overwrite the earlier ones)."""
         argv = list(self.plan.ffmpegArgs)
         temp = self.plan.tempOutputUrl
-        if temp and run > 0:
-            stem, extension = posixpath.splitext(temp)
-            argv[-1] = "file:" + f"{stem}.r{run}{extension}"
+        if run > 0 and self.launch is not None:
+            if temp:
+                stem, extension = posixpath.splitext(posixpath.basename(temp))
+                argv[-1] = self.launch.new_part(f"{stem}.r{run}{extension}")
+            if self.launch.gateway is not None:
+                self.launch.gateway.refresh()  # a reconnect may come hours later: resolve and check again
         return argv
 
     # ----------------------------------------------------------------------------------- helpers
 
     def _start(self, argv: list[str]) -> Encode:
         log.info("starting %s", " ".join(argv))  # for the log only; ffmpeg gets the list
-        enc = Encode(argv)
-        target = argv[-1]
-        if self.plan.tempOutputUrl and target.startswith("file:"):
-            path = target.removeprefix("file:")
-            if path not in self.parts:
-                self.parts.append(path)
-        return enc
+        return Encode(argv, **self._spawn())
 
     def _note_run(self, enc: Encode) -> bool:
         """Adds a finished run's media time and bytes to the totals; whether it produced anything."""
@@ -324,7 +338,8 @@ class Runner:
         return self.plan.timeoutSeconds is not None and self.active_seconds > self.plan.timeoutSeconds
 
     def _classify(self, enc: Encode, code: int) -> Failure:
-        return failures.classify(code, list(enc.stderr_tail), input_ref=self.input_ref, output_ref=enc.argv[-1])
+        failure = failures.classify(code, list(enc.stderr_tail), input_ref=self.input_ref, output_ref=enc.argv[-1])
+        return self.launch.failure(failure) if self.launch is not None else failure
 
     def _no_live_media(self, enc: Encode, code: int, *, runs: int) -> Failure:
         failure = self._classify(enc, code or 1)
@@ -361,17 +376,24 @@ class Runner:
 
     def _finish(self, *, joules: float | None) -> Outcome:
         """Moves the output into place, then measures and reports the result."""
+        assert self.launch is not None
+        if not currency.still_current(self.jobs, self.plan):  # never commit over a newer run's output
+            return Outcome(End.TERMINATED)
+        folder, final_fd = self.launch.folder, None
         try:
-            output.place(self.plan, self.parts)
+            if folder is not None:
+                final_fd = output.place(self.plan, folder, self.launch.parts, env=self.launch.env)
         except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
             return Outcome(End.FAILED, Failure(failures.OUTPUT_ERROR, f"cannot finalise the output: {exc}"))
         if self.control.canceled:  # canceled in the last instant: the user wants no output
-            output.remove_final(self.plan)
+            output.remove_final(self.plan, folder)
             return Outcome(End.CANCELED)
         result = results.measure(self.plan, wall_seconds=self.clock() - self.started, bytes_written=self.bytes_base,
-                                 media_seconds=self.out_time_base, joules=joules)
+                                 media_seconds=self.out_time_base, joules=joules,
+                                 output_ref=self.launch.final_ref(final_fd), spawn=self._spawn())  # fmt: skip
         progress = {"percent": 100.0, "outTimeSeconds": result.get("durationSeconds"), "updatedAt": _now()}
-        self.jobs.patch_status({"progress": {k: v for k, v in progress.items() if v is not None}, "result": result})
+        self.jobs.patch_status({"progress": {k: v for k, v in progress.items() if v is not None}, "result": result},
+                               retry_seconds=60)  # a Completed job has a result: the operator waits for it
         return Outcome(End.SUCCEEDED)
 
 
