@@ -10,8 +10,9 @@ import json
 import math
 import re
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 PSNR_CAP = 100.0  # identical frames give "inf"; JSON cannot carry it
 
@@ -51,14 +52,16 @@ def parse_probe(text: str) -> MediaInfo:
     )
 
 
-def probe_media(ref: str, *, timeout: float = 60) -> MediaInfo | None:
-    done = subprocess.run(probe_argv(ref), capture_output=True, text=True, timeout=timeout, check=False)
+def probe_media(ref: str, *, timeout: float = 60, spawn: Mapping[str, Any] | None = None) -> MediaInfo | None:
+    """`spawn`: extra subprocess arguments (the runner's env and pass_fds)."""
+    done = subprocess.run(probe_argv(ref), capture_output=True, text=True, timeout=timeout, check=False, **(spawn or {}))
     return parse_probe(done.stdout) if done.returncode == 0 else None
 
 
 def quality_argv(
-    *, output_ref: str, input_args: Sequence[str], metrics: Sequence[str], width: int, height: int
-) -> list[str]:
+    *, output_ref: str, input_args: Sequence[str], metrics: Sequence[str], width: int, height: int,
+    output_stream: str = "0:v",
+) -> list[str]:  # fmt: skip
     """ffmpeg argv computing `metrics` (psnr, ssim, vmaf) of the output against the input.
 
     The output is input 0 (distorted), the original input 1 (reference), scaled to the output's size so
@@ -66,7 +69,7 @@ def quality_argv(
     """
     metrics = [m for m in ("psnr", "ssim", "vmaf") if m in metrics]
     graph = [
-        f"[0:v]format=yuv420p,setpts=PTS-STARTPTS,{_fan_out('d', len(metrics))}",
+        f"[{output_stream}]format=yuv420p,setpts=PTS-STARTPTS,{_fan_out('d', len(metrics))}",
         f"[1:v]scale={width}:{height}:flags=bicubic,format=yuv420p,setpts=PTS-STARTPTS,{_fan_out('r', len(metrics))}",
     ]
     filters = {"psnr": "psnr", "ssim": "ssim", "vmaf": "libvmaf"}
@@ -95,7 +98,7 @@ def has_libvmaf(filters_listing: str) -> bool:
 
 def measure(
     *, output_ref: str, input_args: Sequence[str], metrics: Sequence[str], width: int, height: int,
-    timeout: float = 1800,
+    timeout: float = 1800, output_stream: str = "0:v", spawn: Mapping[str, Any] | None = None,
 ) -> Scores:  # fmt: skip
     """Runs the comparison; metrics this ffmpeg cannot compute are listed as unavailable."""
     scores = Scores()
@@ -107,8 +110,9 @@ def measure(
             scores.unavailable.append("vmaf")
     if not wanted:
         return scores
-    argv = quality_argv(output_ref=output_ref, input_args=input_args, metrics=wanted, width=width, height=height)
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    argv = quality_argv(output_ref=output_ref, input_args=input_args, metrics=wanted, width=width, height=height,
+                        output_stream=output_stream)  # fmt: skip
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **(spawn or {}))
     found = parse_quality(done.stderr) if done.returncode == 0 else {}
     for metric in wanted:
         if metric in found:

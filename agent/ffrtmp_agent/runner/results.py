@@ -5,21 +5,29 @@ could not be measured is named in `unavailable` rather than reported as zero.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import ffrtmp_api as api
 
-from . import quality, scores
+from . import ladder, quality, scores, split
 from .output import is_file
 
 
 def measure(
-    plan: api.ExecutionPlan, *, wall_seconds: float, bytes_written: int, media_seconds: float, joules: float | None
-) -> dict[str, Any]:
-    """`bytes_written`/`media_seconds`: the encoder's own totals, used when the output is not a file."""
+    plan: api.ExecutionPlan, *, wall_seconds: float, bytes_written: int, media_seconds: float, joules: float | None,
+    output_ref: str | None = None, spawn: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """`bytes_written`/`media_seconds`: the encoder's own totals, used when the output is not a file.
+    `output_ref`: how ffmpeg reads the finished file (the runner's opened fd); `spawn`: env and pass_fds."""
+    if ladder.is_ladder(plan):  # a folder of renditions, measured one by one
+        return ladder.measure(plan, wall_seconds=wall_seconds, joules=joules, spawn=dict(spawn or {}))
+    if split.owns_output(plan):  # a split job's split child (its segments) or cleanup child
+        return split.measure(plan, wall_seconds=wall_seconds)
     result: dict[str, Any] = {"wallSeconds": round(wall_seconds, 3), "encoder": plan.encoder}
     unavailable: list[str] = []
-    info = quality.probe_media("file:" + plan.outputUrl) if is_file(plan) else None
+    output_ref = output_ref or "file:" + plan.outputUrl
+    info = quality.probe_media(output_ref, spawn=spawn) if is_file(plan) else None
     if info is not None:
         result.update(outputBytes=info.size_bytes, durationSeconds=info.duration_seconds, codec=info.codec,
                       width=info.width, height=info.height)  # fmt: skip
@@ -31,7 +39,8 @@ def measure(
             unavailable += plan.qualityMetrics  # a live stream cannot be compared frame for frame later
         else:
             measured = quality.measure(
-                output_ref="file:" + plan.outputUrl,
+                spawn=spawn,
+                output_ref=output_ref,
                 input_args=plan.inputArgs,
                 metrics=plan.qualityMetrics,
                 width=info.width,

@@ -1,0 +1,28 @@
+"""The base every API model of the media features (ladder, split, preset) shares with job.py: unknown
+fields refused, CEL rules as `x-kubernetes-validations`. Kept apart from job.py so that job.py can embed
+those models without a circular import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+__all__ = ["Model", "cel", "rules"]
+
+
+class Model(BaseModel):
+    # As job._Model: a typo in a test or an example fails loudly instead of being silently pruned.
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
+    entry = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+def rules(*entries: dict[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(entries)}
