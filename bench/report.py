@@ -96,12 +96,26 @@ def transcode_table(r: dict[str, Any]) -> str:
     return head + "\n".join(lines) + "\n" + tail
 
 
+def cluster_table(r: dict[str, Any]) -> str:
+    """bench.cluster_overhead: a TranscodeJob vs a plain Pod with the same argv on `make cluster`."""
+    m = r["machine"]
+    head = (f"**cluster-overhead** — {r['pairs']} alternated pairs, {r['clip']}; {m['cpu_model']}, "
+            f"{m['logical_cpus']} CPUs, load average at end {r['load_average']}; `python -m bench.cluster_overhead`\n\n")
+    lines = ["| figure | TranscodeJob | plain Pod | |", "|---|---|---|---|",
+             (f"| wall, create to completed, p50 | {r['job_wall_s']} s | {r['pod_wall_s']} s | ratio "
+              f"**{r['ratio']}** (median of pair ratios; target <= 1.10: {_ok(r['ratio'] <= 1.10)}) |"),
+             f"| create to first frame, p50 | {_fmt(r['job_first_frame_s'])} s | {_fmt(r['pod_first_frame_s'])} s | |"]
+    return head + "\n".join(lines) + "\n"
+
+
 def render(results: Path = RESULTS) -> str:
     parts = []
-    first = ("scheduler-smoke", "scheduler-full", "transcode")  # the current results, then the history
+    first = ("scheduler-smoke", "scheduler-full", "transcode", "cluster-overhead")  # the current results, then the history
     for path in sorted(results.glob("*.json"), key=lambda f: (first.index(f.stem) if f.stem in first else 9, f.stem)):
         r = json.loads(path.read_text())
-        if "pairs" in r:
+        if r.get("benchmark") == "cluster-overhead":
+            parts.append(cluster_table(r))
+        elif "pairs" in r:
             parts.append(transcode_table(r))
         elif "config" in r and "jobs" in r["config"]:
             parts.append(scheduler_table(r))

@@ -22,6 +22,9 @@ from .kit import REPO, Kube, delete_namespace, media_namespace
 
 DEV = REPO / ".dev" / "test-cluster"
 LOCAL_SERVER = "https://10.250.0.1:6443"  # tools/ffrtmp_cluster/control.py
+# test_cluster_live.py: job pods push RTMP to nginx on the bridge address, a private one the runner refuses
+# unless the chart allows it
+LIVE_EGRESS = "jobPolicy.egress.allow={10.250.0.1/32}"
 
 
 def _cluster_cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
@@ -56,7 +59,8 @@ def kube() -> Iterator[Kube]:
         return
     bin_dir = _bin_dir()
     for step, args, timeout in (("make image", ("image",), 900),
-                                ("make cluster", ("up", "--nodes", os.environ.get("FFRTMP_TEST_NODES", "2")), 900)):
+                                ("make cluster", ("up", "--nodes", os.environ.get("FFRTMP_TEST_NODES", "2"),
+                                                  "--set", LIVE_EGRESS), 900)):
         done = _cluster_cli(*args, timeout=timeout)
         sys.stderr.write(done.stdout + done.stderr)
         if done.returncode != 0:
