@@ -17,7 +17,7 @@ PYTEST = $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 .DEFAULT_GOAL := help
 .PHONY: image cluster cluster-demo cluster-status test-cluster kind
-.PHONY: help setup deps tools crds dashboards up down status clean test test-unit test-integration test-e2e bench bench-smoke demo
+.PHONY: help setup deps tools crds dashboards up down status clean lint test test-unit test-integration test-e2e bench bench-smoke bench-media demo
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -69,6 +69,10 @@ status: ## show the local stack's parts; fails unless all run and are ready
 clean: down ## stop the stack and delete its state ($(DEV))
 	rm -rf $(DEV)
 
+lint: ## ruff over the tree, mypy over the pure core (both configured in pyproject.toml)
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m mypy
+
 # The order is shuffled on every run (pytest-randomly; the header prints the seed): repeat one with
 # PYTEST_ARGS=--randomly-seed=N, keep the file order with PYTEST_ARGS="-p no:randomly".
 test: setup ## every test, in random order: unit, integration (real apiserver), e2e (plus ffmpeg, agents, servers), bench's pure checks
@@ -90,7 +94,11 @@ bench-smoke: ## scheduler benchmark, smoke size (M=1000 jobs, N=100 nodes; minut
 	$(PYTHON) -m bench.scheduler --size smoke --profile
 	$(PYTHON) -m bench.report
 
-bench: ## full benchmarks (long): scheduler M=10000/N=500, then transcode overhead vs bare ffmpeg -> bench/results/
+bench-media: ## split-and-stitch overhead and ABR one-decode ladder vs separate jobs (minutes) -> bench/results/media.json
+	$(PYTHON) -m bench.media
+
+bench: ## full benchmarks (long): scheduler M=10000/N=500, transcode overhead vs bare ffmpeg, job vs plain pod on make cluster -> bench/results/
 	$(PYTHON) -m bench.scheduler --size full --profile
 	$(PYTHON) -m bench.transcode
+	$(PYTHON) -m bench.cluster_overhead --dev-dir $(DEV)
 	$(PYTHON) -m bench.report

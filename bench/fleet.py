@@ -56,7 +56,7 @@ class Fleet:
                          "renewTime": now},
             })
 
-    def start(self) -> "Fleet":
+    def start(self) -> Fleet:
         self._thread.start()
         return self
 

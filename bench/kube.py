@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import urllib3
-
 from ffrtmp_agent.runner.kubelite import ApiError, ClusterConfig, KubeClient, watch_events
 
 # apiserver_request_total verbs that change stored state (APPLY is server-side apply).
@@ -84,7 +83,7 @@ class Watch:
         self._resp: urllib3.BaseHTTPResponse | None = None
         self._thread = threading.Thread(target=self._run, name=f"watch{path}", daemon=True)
 
-    def start(self) -> "Watch":
+    def start(self) -> Watch:
         self._thread.start()
         if not self.ready.wait(30):
             raise RuntimeError(f"watch {self.path} did not start: {self.errors}")

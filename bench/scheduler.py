@@ -18,7 +18,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import ffrtmp_api as api  # noqa: E402
 import psutil
+from ffrtmp_stack import ControlPlane, procs  # noqa: E402 - common put tools/ on sys.path
 
 from . import common
 from .common import RssSampler, summary
@@ -26,9 +28,6 @@ from .fleet import Fleet
 from .kube import Kube, Watch, write_counts, writes_delta
 from .profiling import PySpy
 from .workload import JOBS, BaselineAdmitter, Creator, Tracker, baseline_create_and_admit
-
-from ffrtmp_stack import ControlPlane, procs  # noqa: E402 - common put tools/ on sys.path
-import ffrtmp_api as api  # noqa: E402
 
 log = logging.getLogger("bench.scheduler")
 NAMESPACE = "bench"
@@ -120,7 +119,7 @@ class Cluster:
         self.kube: Kube | None = None
         self.fleet: Fleet | None = None
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         self.cp.start()
         self.kube = Kube(server=self.cp.server, token=self.cp.token, ca_file=self.cp.ca_file,
                          pool_size=self.cfg.concurrency + 8)
@@ -165,7 +164,7 @@ class Phase:
         self.cluster = cluster
         self.procs = {**cluster.processes(), **(extra or {}), "bench": psutil.Process()}
 
-    def __enter__(self) -> "Phase":
+    def __enter__(self) -> Phase:
         self.writes0 = write_counts(self.cluster.kube)
         self.renewals0 = self.cluster.fleet.renewals
         self.cpu0 = {k: common.cpu_seconds([p], children=False) for k, p in self.procs.items()}
@@ -244,7 +243,6 @@ def run_operator(cfg: Config, work: Path, *, results_dir: Path, name: str,
     """The real operator: a burst of M jobs, then a paced phase at cfg.paced_rate with free slots."""
     out: dict[str, Any] = {}
     with Cluster(cfg, work) as cluster:
-        kube = cluster.kube
         port = procs.free_port()
         op_log = work / "logs" / "operator.log"
         began = time.monotonic()

@@ -22,15 +22,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ffrtmp_api as api  # noqa: E402
 import psutil
+from ffrtmp_operator.plan import build_plan  # noqa: E402
+from ffrtmp_stack import ControlPlane, procs  # noqa: E402 - common put tools/ on sys.path
 
 from . import common
 from .kube import Kube, Watch
 from .workload import JOBS
-
-from ffrtmp_stack import ControlPlane, procs  # noqa: E402 - common put tools/ on sys.path
-import ffrtmp_api as api  # noqa: E402
-from ffrtmp_operator.plan import build_plan  # noqa: E402
 
 log = logging.getLogger("bench.transcode")
 NAMESPACE = "bench-transcode"
@@ -101,7 +100,7 @@ class TreeSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> "TreeSampler":
+    def __enter__(self) -> TreeSampler:
         self._thread.start()
         return self
 

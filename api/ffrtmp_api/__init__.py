@@ -11,4 +11,6 @@ from .job import Accelerator, Priority, Queue  # noqa: F401
 from .keys import *  # noqa: F403
 from .nodes import NODE_STATUSES, lease_slots, node_status  # noqa: F401
 from .phases import *  # noqa: F403
+from .preset import *  # noqa: F403
+from .queue import *  # noqa: F403
 from .timefmt import parse_time, stamp, stamp_micro, stamp_seconds  # noqa: F401

@@ -7,10 +7,16 @@ from __future__ import annotations
 from pydantic import Field
 
 from .job import TestSource, _Model
+from .ladder import PlanRendition
+from .split import SplitPlan
+
 
 class PlanVolume(_Model):
+    """A volume of the job pod, as the runner confines paths to it (real paths stay under mountPath)."""
+
     name: str
     mountPath: str
+    readOnly: bool = False
 
 
 class ExecutionPlan(_Model):
@@ -23,6 +29,11 @@ class ExecutionPlan(_Model):
     live: bool = False
     liveDurationSeconds: int = 0
     reconnect: bool = True
+    volumes: list[PlanVolume] = Field(
+        default_factory=list,
+        description="The job's volumes as mounted in the pod: every file path of the plan lies under one of them "
+        "(ffrtmp_api.paths), and the runner checks real paths against them after mounting.",
+    )
     inputUrl: str | None = Field(None, description="The input as ffmpeg sees it (file:// stripped to a path).")
     inputArgs: list[str] = Field(
         default_factory=list,
@@ -41,4 +52,20 @@ class ExecutionPlan(_Model):
     targetHeight: int | None = None
     qualityMetrics: list[str] = Field(default_factory=list)
     timeoutSeconds: int | None = None
+    optionalAudio: bool = Field(
+        False,
+        description="An HLS ladder from a file or network input, which may have no audio stream: the runner "
+        "probes it and, without one, runs ffmpegArgs with the audio rendition taken out (ladder.without_audio).",
+    )
+    renditions: list[PlanRendition] = Field(
+        default_factory=list,
+        description="An ABR ladder (outputContainer hls or dash): outputUrl and tempOutputUrl are folders, "
+        "renamed as a whole on success; the runner writes the master playlist and measures each rendition.",
+    )
+    split: SplitPlan | None = Field(None, description="A split job's child: the runner's part beyond the encode.")
     progressIntervalSeconds: float = Field(2.0, gt=0, description="At most one progress write per interval.")
+    egressAllow: list[str] = Field(
+        default_factory=list,
+        description="CIDRs and host names an admin allows beyond public addresses (jobPolicy.egress.allow); "
+        "everything else loopback, link-local, private or reserved is refused (ffrtmp_api.egress).",
+    )

@@ -8,17 +8,25 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from . import ladder, paths
+from . import split as splitting  # not `split`: a spec field of that name
 from .keys import API_VERSION, KIND
 from .phases import Phase
+from .presetref import ResolvedPreset, no_crd_default
 
-Queue = Literal["live", "default", "batch"]
+Queue = str  # the name of a TranscodeQueue (ffrtmp_api.queue); the chart creates live, default and batch
 Priority = Literal["high", "medium", "low"]
 Accelerator = Literal["auto", "none", "nvidia", "intel", "vaapi"]
 
-_URL_IN = r"^(file|https?|rtmps?|srt)://\S+$"
-_URL_OUT = r"^(file|rtmps?)://\S+$"
+# No control, format (zero-width, bidi) or whitespace character of any script anywhere in a URL or path.
+_PRINTABLE = r"[^\p{Cc}\p{Cf}\p{Z}]"
+_URL_IN = rf"^(file|https?|rtmps?|srt)://{_PRINTABLE}+$"
+_URL_OUT = rf"^(file|rtmps?)://{_PRINTABLE}+$"
+# An absolute path in normal form: one or more "/segment", so no "//", no trailing "/" and never "/" alone.
+_ABSOLUTE_PATH = r"^(/[^/\p{Cc}\p{Cf}\p{Z}]+)+$"
+_MOUNT_PATH = r"^(/[^/:\p{Cc}\p{Cf}\p{Z}]+)+$"
 _NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
 _BITRATE = r"^[0-9]+(\.[0-9]+)?[kM]?$"
@@ -43,8 +51,60 @@ def _rules(*rules: dict[str, str]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------- spec
 
-# A file:// URL must stay under its volume: ".." segments would escape the mountPath prefix check.
-_NO_DOT_DOT = _cel("!self.matches('(^|/)[.][.](/|$)')", "must not contain '..' path segments")
+# Paths are compared by prefix in CEL, which is sound only for paths in normal form: every rule below
+# keeps them so (pydantic runs ffrtmp_api.paths on the same fields, the operator confines with commonpath).
+_NO_DOT_SEGMENTS = _cel("!self.matches('/[.][.]?(/|$)')", "must be in normal form: no . or .. segments")
+_FILE_URL = _cel(
+    "!self.startsWith('file:') || (self.matches('^file:///[^/?#]+(/[^/?#]+)*$') && "
+    "!self.matches('/[.][.]?(/|$)') && !self.matches('%([01][0-9a-fA-F]|2[0eEfF]|5[cC]|7[fF])'))",
+    "a file:// URL must be file:///path in normal form: no host, '?', '#', empty, . or .. segments, and no "
+    "percent-encoded '/', '.', '\\', control or space characters",
+)
+_NOT_SYSTEM_DIRECTORY = _cel(
+    f"!{list(paths.SYSTEM_DIRECTORIES)!r}.exists(d, self == d || self.startsWith(d + '/'))",
+    "must not be a system directory (/bin, /dev, /etc, /lib, /proc, /usr, /var, ...) or under one",
+)
+
+
+# An output may also be a folder (ABR ladders, ffrtmp_api.ladder): the same rule with one trailing "/".
+_FILE_OUTPUT_URL = _cel(
+    _FILE_URL["rule"].replace("(/[^/?#]+)*$'", "(/[^/?#]+)*/?$'"),
+    _FILE_URL["message"] + "; a folder ends in one '/'",
+)
+
+
+def _file_output_url(url: str) -> str:
+    _file_url(url.removesuffix("/"))
+    return url
+
+
+def _file_url(url: str | None) -> str | None:
+    if url is not None and url.lower().startswith("file:"):
+        try:
+            paths.file_url_path(url)
+        except paths.PathError as exc:
+            raise ValueError(f"file:// URL {exc}") from None
+    return url
+
+
+def _mount_path(path: str) -> str:
+    problem = paths.mount_path_problem(path)
+    if problem:
+        raise ValueError(problem)
+    return path
+
+
+def _host_path(path: str) -> str:
+    problem = paths.normal_form_problem(path)
+    if problem:
+        raise ValueError(problem)
+    return path
+
+
+def _priority_class(name: str | None) -> str | None:
+    if name is not None and name.startswith("system-"):
+        raise ValueError("system-* PriorityClasses are for the cluster's own components")
+    return name
 
 
 class TestSource(_Model):
@@ -73,35 +133,48 @@ class InputSpec(_Model):
         ),
     )
 
-    url: str | None = Field(
+    url: Annotated[str | None, AfterValidator(_file_url)] = Field(
         None,
         max_length=2048,
         pattern=_URL_IN,
         description="Where to read from: file:// (a path under one of spec.volumes), http(s)://, rtmp(s)://, srt://.",
-        json_schema_extra=_rules(_NO_DOT_DOT),
+        json_schema_extra=_rules(_FILE_URL),
     )
     testSource: TestSource | None = Field(None, description="Generate a synthetic input instead of reading a URL.")
     format: str | None = Field(
-        None, max_length=32, pattern=r"^[a-z0-9_,]+$", description="Force the input demuxer (ffmpeg -f)."
+        None,
+        max_length=32,
+        pattern=r"^[a-z0-9_,]+$",
+        description="Force the input demuxer (ffmpeg -f). It can only narrow what the input may be: a demuxer "
+        "off the safe list (raw bytes such as tty or bin, playlists, trackers, lavfi) fails the job.",
     )
     allowPlaylists: bool = Field(
         False,
-        description="Allow playlist and concat demuxers (hls, concat, ...) on this input. Off by default: a "
-        "crafted playlist can pull other local files or URLs into the output.",
+        description="Allow the concat demuxer (in safe mode: relative names in the list's own folder or host) "
+        "and, on network inputs, hls and dash (segments from the network only). Off by default: a crafted "
+        "playlist can pull other files or URLs into the output.",
     )
 
 
 class OutputSpec(_Model):
-    url: str = Field(
+    url: Annotated[str, AfterValidator(_file_output_url)] = Field(
         ...,
         max_length=2048,
         pattern=_URL_OUT,
-        description="Where to write: file:// (under a volume) or rtmp(s)://.",
-        json_schema_extra=_rules(_NO_DOT_DOT),
+        description="Where to write: file:// (under a volume) or rtmp(s)://; a folder ending in '/' for "
+        "spec.renditions.",
+        json_schema_extra=_rules(_FILE_OUTPUT_URL),
     )
-    container: Literal["mp4", "mkv", "mov", "webm", "flv", "mpegts", "hls"] | None = Field(
-        None, description="Output container; inferred from the URL's extension (flv for rtmp) when not given."
+    container: Literal["mp4", "mkv", "mov", "webm", "flv", "mpegts", "hls", "dash"] | None = Field(
+        None,
+        description="Output container; inferred from the URL's extension (flv for rtmp) when not given. hls or "
+        "dash with spec.renditions: a master playlist (master.m3u8) or manifest (manifest.mpd) in the folder.",
     )
+    segmentSeconds: int | None = Field(
+        None, ge=1, le=60,
+        description=f"HLS/DASH segment length in seconds (default {ladder.DEFAULT_SEGMENT_SECONDS}); every "
+        "rendition gets a keyframe at each boundary, so segments align across renditions.",
+    )  # fmt: skip
 
 
 class VideoSpec(_Model):
@@ -114,7 +187,11 @@ class VideoSpec(_Model):
         ),
     )
 
-    codec: Literal["h264", "hevc", "av1", "vp9", "copy"] = Field("h264", description="Video codec.")
+    # No CRD default on codec and the audio's codec and bitrate: what the API server fills in would count as
+    # set by the job and hide a preset's value (pydantic still defaults them).
+    codec: Literal["h264", "hevc", "av1", "vp9", "copy"] = Field(
+        "h264", description="Video codec (default h264).", json_schema_extra=no_crd_default
+    )
     bitrate: str | None = Field(
         None, max_length=16, pattern=_BITRATE, description="Target bitrate, e.g. 2500k or 4M (ffmpeg -b:v)."
     )
@@ -129,8 +206,13 @@ class VideoSpec(_Model):
 
 
 class AudioSpec(_Model):
-    codec: Literal["aac", "opus", "mp3", "copy", "none"] = Field("aac", description="Audio codec; none drops audio.")
-    bitrate: str | None = Field("128k", max_length=16, pattern=_BITRATE, description="Audio bitrate, e.g. 128k.")
+    codec: Literal["aac", "opus", "mp3", "copy", "none"] = Field(
+        "aac", description="Audio codec (default aac); none drops audio.", json_schema_extra=no_crd_default
+    )
+    bitrate: str | None = Field(
+        "128k", max_length=16, pattern=_BITRATE, description="Audio bitrate, e.g. 96k (default 128k).",
+        json_schema_extra=no_crd_default,
+    )  # fmt: skip
     sampleRate: int | None = Field(None, ge=8000, le=192000, description="Sample rate in Hz.")
     channels: int | None = Field(None, ge=1, le=8, description="Number of channels.")
 
@@ -154,7 +236,15 @@ class EmptyDirSource(_Model):
 
 
 class HostPathSource(_Model):
-    path: str = Field(..., min_length=1, max_length=4096, pattern=r"^/", description="Absolute path on the node.")
+    path: Annotated[str, AfterValidator(_host_path)] = Field(
+        ...,
+        min_length=2,
+        max_length=4096,
+        pattern=_ABSOLUTE_PATH,
+        description="Absolute path on the node, in normal form. Refused unless an admin allows hostPath volumes "
+        "under this path for the job's namespace (chart value jobPolicy.hostPath).",
+        json_schema_extra=_rules(_NO_DOT_SEGMENTS),
+    )
     type: Literal["", "Directory", "DirectoryOrCreate"] | None = Field(None, description="hostPath type.")
 
 
@@ -171,8 +261,13 @@ class VolumeSpec(_Model):
     )
 
     name: str = Field(..., min_length=1, max_length=63, pattern=_NAME, description="Volume name (DNS label).")
-    mountPath: str = Field(
-        ..., min_length=2, max_length=1024, pattern=r"^/[^:]*$", description="Absolute path in the job pod."
+    mountPath: Annotated[str, AfterValidator(_mount_path)] = Field(
+        ...,
+        min_length=2,
+        max_length=1024,
+        pattern=_MOUNT_PATH,
+        description="Absolute path in the job pod, in normal form, not a system directory.",
+        json_schema_extra=_rules(_NO_DOT_SEGMENTS, _NOT_SYSTEM_DIRECTORY),
     )
     readOnly: bool = Field(False, description="Mount read-only.")
     persistentVolumeClaim: PVCSource | None = None
@@ -229,16 +324,27 @@ class TranscodeJobSpec(_Model):
                 "spec.output.url: a file:// output must lie under the mountPath of one of spec.volumes",
                 ".output.url",
             ),
+            *ladder.SPEC_RULES,
+            *splitting.SPEC_RULES,
         ),
     )
 
-    queue: Queue = Field("default", description="live > default > batch: the queue decides order first.")
+    queue: Queue = Field(
+        "default", min_length=1, max_length=63, pattern=_NAME,
+        description="The TranscodeQueue the job waits in; the queue's order decides first (the chart's live > "
+        "default > batch). A job naming a queue that does not exist waits until it does. The queue named live "
+        "is for live jobs.",
+    )  # fmt: skip
     priority: Priority = Field("medium", description="Priority within the queue, mapped to a PriorityClass.")
-    priorityClassName: str | None = Field(
+    priorityClassName: Annotated[str | None, AfterValidator(_priority_class)] = Field(
         None,
         max_length=253,
         pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
-        description="Use this PriorityClass instead of the one spec.priority maps to.",
+        description="Use this PriorityClass instead of the one spec.priority maps to: one of the chart's classes "
+        "or those an admin lists (chart value jobPolicy.priorityClassNames); never a system-* class.",
+        json_schema_extra=_rules(
+            _cel("!self.startsWith('system-')", "system-* PriorityClasses are for the cluster's own components")
+        ),
     )
     input: InputSpec = Field(..., description="What to transcode: a URL or a synthetic test source.")
     output: OutputSpec = Field(..., description="Where the result goes.")
@@ -265,6 +371,47 @@ class TranscodeJobSpec(_Model):
     timeoutSeconds: int | None = Field(None, ge=1, le=604800, description="Fail the job when it runs longer.")
     live: LiveSpec | None = Field(None, description="Live job settings.")
     quality: QualitySpec | None = Field(None, description="Quality metrics to measure.")
+    renditions: list[ladder.Rendition] | None = Field(
+        None,
+        min_length=1,
+        max_length=ladder.MAX_RENDITIONS,
+        description="An ABR ladder: every rendition from one decode of the input, with aligned keyframes and "
+        "segments, into the folder spec.output.url (container hls or dash).",
+        json_schema_extra=ladder.RENDITIONS_SCHEMA,
+    )
+    preset: str | None = Field(
+        None,
+        max_length=253,
+        pattern=_NAME,
+        description="A TranscodePreset (in the job's namespace, else the chart's) whose video, audio, "
+        "output.container and renditions the job takes where it does not set them itself.",
+    )
+
+    split: splitting.SplitSpec | None = Field(
+        None,
+        description="Split and stitch: cut the input at keyframes into segments encoded by separate child jobs "
+        "(placed like any job, possibly on different nodes), then join them by stream copy with the audio, "
+        "encoded once. File and http(s) inputs only.",
+    )
+    part: splitting.PartSpec | None = Field(
+        None, description="Set by the operator on the child jobs of a split job (which part of it this one is)."
+    )
+
+    @model_validator(mode="after")
+    def _ladder_rules(self) -> TranscodeJobSpec:
+        ladder.check(self)
+        splitting.check(self)
+        return self
+
+    @model_validator(mode="after")
+    def _file_urls_inside_volumes(self) -> TranscodeJobSpec:
+        """The CEL rules above, as the models see them: a file:// URL lies strictly under a mountPath."""
+        mounts = [v.mountPath for v in self.volumes]
+        for field, url in (("spec.input.url", self.input.url), ("spec.output.url", self.output.url)):
+            url = url[:-1] if url and url.endswith("/") else url  # an output folder (renditions)
+            if url and url.startswith("file:") and not any(paths.under(paths.file_url_path(url), m) for m in mounts):
+                raise ValueError(f"{field}: a file:// URL must lie under the mountPath of one of spec.volumes")
+        return self
 
 
 # -------------------------------------------------------------------------------------------- status
@@ -295,6 +442,12 @@ class Result(_Model):
     energyJoules: float | None = Field(None, ge=0)
     efficiencyScore: float | None = Field(None, description="Output seconds per kJ, see README.")
     unavailable: list[str] = Field(default_factory=list, description="Measures this machine could not take.")
+    split: splitting.SplitResult | None = Field(None, description="A split job's split child: its source segments.")
+    renditions: list[ladder.RenditionResult] = Field(
+        default_factory=list, max_length=ladder.MAX_RENDITIONS,
+        description="ABR ladders: each rendition's size, bitrate and quality; psnr/ssim/vmaf above are the "
+        "highest rendition's.",
+    )  # fmt: skip
 
 
 class Transition(_Model):
@@ -322,10 +475,34 @@ class TranscodeJobStatus(_Model):
     message: str | None = Field(None, max_length=4096)
     node: str | None = Field(None, max_length=253)
     pod: str | None = Field(None, max_length=253)
-    attempts: int = Field(0, ge=0, description="Runs started so far.")
+    attempts: int = Field(0, ge=0, description="Pods created so far (one per run; a refused pod is none).")
+    failures: int = Field(
+        0, ge=0, description="Failed runs that counted against spec.maxRetries (disruptions do not count)."
+    )
+    disruptions: int = Field(
+        0, ge=0, description="Runs ended by a disruption (node lost, preempted, evicted, node shutdown), each "
+        "queued again at once without using up spec.maxRetries.",
+    )  # fmt: skip
+    failedCreates: int = Field(
+        0, ge=0, description="Pod creations the API refused in a row (FailedCreate); sets the retry backoff."
+    )
     encoder: str | None = Field(None, max_length=64, description="Encoder chosen at placement.")
     queuedAt: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    assignedAt: str | None = Field(
+        None, json_schema_extra={"format": "date-time"},
+        description="When the job was first assigned to a node: from then on input, output and queue are fixed.",
+    )  # fmt: skip
     startedAt: str | None = Field(None, json_schema_extra={"format": "date-time"})
+    activeSince: str | None = Field(
+        None, json_schema_extra={"format": "date-time"},
+        description="Start of the current stretch in which the run holds a node (Assigned or Processing); "
+        "unset while paused or queued.",
+    )  # fmt: skip
+    activeSeconds: float | None = Field(
+        None, ge=0,
+        description="Seconds the current run held a node before activeSince (time paused not counted): "
+        "spec.timeoutSeconds limits this plus the time since activeSince.",
+    )  # fmt: skip
     completedAt: str | None = Field(None, json_schema_extra={"format": "date-time"})
     retryAfter: str | None = Field(
         None, json_schema_extra={"format": "date-time"}, description="Backoff: not scheduled again before this time."
@@ -339,6 +516,11 @@ class TranscodeJobStatus(_Model):
         json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
     )
     observedGeneration: int | None = None
+    segments: splitting.SegmentsStatus | None = Field(None, description="A split job: its segments and their nodes.")
+    resolvedPreset: ResolvedPreset | None = Field(
+        None, description="The spec.preset this job took its settings from, as resolved (later preset edits "
+        "do not change the job)."
+    )  # fmt: skip
 
 
 class TranscodeJob(_Model):
@@ -353,13 +535,16 @@ class TranscodeJob(_Model):
     status: TranscodeJobStatus = Field(default_factory=TranscodeJobStatus)
 
 
-# Root-level rules: fields that may not change once the scheduler has placed the job.
+# Root-level rules: fields that may not change once the scheduler first placed the job, for the rest of
+# its life (also while it waits for a retry): status.assignedAt marks that; the phase check covers jobs
+# assigned before that field existed.
 IMMUTABLE_AFTER_ASSIGNMENT = ("input", "output", "queue")
 ROOT_VALIDATIONS = [
     _cel(
-        f"!has(oldSelf.status) || !has(oldSelf.status.phase) || oldSelf.status.phase in ['Pending', 'Queued'] || "
+        f"!has(oldSelf.status) || (!has(oldSelf.status.assignedAt) && (!has(oldSelf.status.phase) || "
+        f"oldSelf.status.phase in ['Pending', 'Queued'])) || "
         f"(has(self.spec.{f}) == has(oldSelf.spec.{f}) && (!has(self.spec.{f}) || self.spec.{f} == oldSelf.spec.{f}))",
-        f"spec.{f} is immutable once the job is assigned",
+        f"spec.{f} is immutable once the job was assigned",
         f".spec.{f}",
     )
     for f in IMMUTABLE_AFTER_ASSIGNMENT

@@ -13,17 +13,18 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import kopf
-
 import ffrtmp_api as api
+import kopf
 from ffrtmp_api import logs
+
 from .cache import Cache
 from .driver import WRITE_CONCURRENCY
 from .handlers import register
 from .kube import KubeClient, load_api_client
 from .metrics import OperatorMetrics
 from .metrics_cache import cache_snapshot_source
-from .policy_args import add_arguments as add_policy_arguments, job_policy
+from .policy_args import add_arguments as add_policy_arguments
+from .policy_args import job_policy
 from .settings import PeeringSettings, PodSettings, SchedulingSettings, Settings
 
 
@@ -50,7 +51,9 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--default-slots", type=int, default=ds.default_slots)
     p.add_argument("--backoff-base-seconds", type=float, default=ds.backoff_base_seconds)
     p.add_argument("--backoff-cap-seconds", type=float, default=ds.backoff_cap_seconds)
-    p.add_argument("--no-preemption", action="store_true", help="live jobs never preempt batch jobs")
+    p.add_argument("--no-preemption", action="store_true", help="no queue preempts, whatever its policy says")
+    p.add_argument("--pod-start-timeout-seconds", type=float, default=ds.pod_start_timeout_seconds,
+                   help="end a run whose pod has not started after this long (StartTimeout, retried); 0 = never")
     p.add_argument("--runner-image", default=dp.image)
     p.add_argument("--runner-image-pull-policy", default=dp.image_pull_policy)
     p.add_argument("--verbose", action="store_true")
@@ -68,6 +71,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             backoff_base_seconds=a.backoff_base_seconds,
             backoff_cap_seconds=a.backoff_cap_seconds,
             preemption=not a.no_preemption,
+            pod_start_timeout_seconds=a.pod_start_timeout_seconds,
         ),
         pods=PodSettings(image=a.runner_image, image_pull_policy=a.runner_image_pull_policy,
                          policy=job_policy(p, a)),

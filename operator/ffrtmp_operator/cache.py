@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from ffrtmp_api import Phase
+
+from . import fairshare, queues
+from .queues import QueueRecord
 from .records import JobKey, JobRecord, LeaseRecord, NodeRecord, PodRecord
 from .scheduling import OrderKey, order_key
 
@@ -78,6 +81,14 @@ class Cache:
         self.pods: dict[tuple[str, str], PodRecord] = {}
         self.pods_by_job: dict[JobKey, set[str]] = {}
         self.priority_values: dict[str, int] = {}
+        # TranscodeQueue objects by name, and the queues jobs may name: those plus the built-in live,
+        # default and batch where no object of the name exists (queues.effective).
+        self.queue_objects: dict[str, QueueRecord] = {}
+        self.queues: dict[str, QueueRecord] = queues.effective({})
+        self.usage = fairshare.Usage()  # past admissions per (queue, namespace), for fair sharing
+        # TranscodePresets by (namespace, name), fed by presets.register's watch; not reset by a resync
+        # (kopf lists them again whenever its watch starts) and read when a job's preset is resolved.
+        self.presets: dict[tuple[str, str], Any] = {}
         self.queue = JobHeap()
         self.dirty: dict[JobKey, None] = {}  # insertion-ordered: jobs are reconciled in arrival order
         self.changed = asyncio.Condition()
@@ -120,8 +131,10 @@ class Cache:
         job = self.jobs.get(key)
         if job is None:
             return
-        if job.phase == Phase.QUEUED and not (job.paused or job.canceled or job.broken or key[0] in self.terminating):
-            self.queue.push(key, order_key(job, self.priority_values))
+        if job.phase == Phase.QUEUED and not (
+            job.paused or job.canceled or job.broken or job.deleting or key[0] in self.terminating
+        ):
+            self.queue.push(key, order_key(job, self.priority_values, self.queues))
         else:
             self.queue.remove(key)
         self.dirty[key] = None
@@ -213,8 +226,30 @@ class Cache:
         if dict(values) == self.priority_values:
             return
         self.priority_values = dict(values)
-        for key in self.queue.keys():  # re-key: order depends on class values
-            self.queue.push(key, order_key(self.jobs[key], self.priority_values))
+        self._rekey()  # order depends on class values
+
+    def _rekey(self) -> None:
+        for key in self.queue.keys():
+            self.queue.push(key, order_key(self.jobs[key], self.priority_values, self.queues))
+
+    def set_queue(self, name: str, record: QueueRecord | None) -> bool:
+        """Store or forget a TranscodeQueue object; True when scheduling may change (not an older version,
+        not only a status write of ours)."""
+        self._journaled(lambda: self.set_queue(name, record))
+        old = self.queue_objects.get(name)
+        if record is not None and old is not None and not _newer(old.resource_version, record.resource_version):
+            return False
+        if record is None:
+            self.queue_objects.pop(name, None)
+        else:
+            self.queue_objects[name] = record
+        if old == record:
+            return False
+        before, self.queues = self.queues, queues.effective(self.queue_objects)
+        if {n: q.order for n, q in before.items()} != {n: q.order for n, q in self.queues.items()}:
+            self._rekey()
+        self.nodes_changed = True  # placement may change (a queue resumed, appeared, raised its cap): wake the loop
+        return True
 
     def replace_all(
         self,
@@ -225,6 +260,7 @@ class Cache:
         leases: list[LeaseRecord],
         priority_values: Mapping[str, int],
         terminating: Iterable[str] = (),
+        queue_objects: Iterable[QueueRecord] = (),
     ) -> None:
         """A full resync (at scheduler start): drop what a paused replica may have missed, then replay
         the watch events that arrived since begin_resync() (each is applied only if not older)."""
@@ -233,6 +269,8 @@ class Cache:
         self.queue, self.dirty = JobHeap(), {}
         self.priority_values = dict(priority_values)
         self.terminating = set(terminating)  # before the jobs: theirs are not queued
+        self.queue_objects = {q.name: q for q in queue_objects}  # before the jobs: their order keys read them
+        self.queues = queues.effective(self.queue_objects)
         for node in nodes:
             self.nodes[node.name] = node
         for lease in leases:

@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import ffrtmp_api as api
+import yaml
 
 CRD_FILE = f"{api.PLURAL}.{api.GROUP}.yaml"
 _DROP_KEYS = {"title", "$defs"}
@@ -93,6 +92,9 @@ def crd() -> dict[str, Any]:
         {"name": "Node", "type": "string", "jsonPath": ".status.node"},
         {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
         {"name": "Attempts", "type": "integer", "jsonPath": ".status.attempts", "priority": 1},
+        # Why a queued job waits (NoFreeSlot, QueuePaused, FailedCreate, ...), as kube-scheduler's PodScheduled.
+        {"name": "Scheduling", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Scheduled")].reason',
+         "priority": 1},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     return {
@@ -133,12 +135,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", metavar="DIR", help="write the CRD into DIR instead of stdout")
     args = parser.parse_args(argv)
+    from . import preset_crd, queue_crd  # build on this module
+
+    files = ((CRD_FILE, render()), (queue_crd.CRD_FILE, queue_crd.render()), (preset_crd.CRD_FILE, preset_crd.render()))
     if args.write:
-        path = Path(args.write) / CRD_FILE
-        path.write_text(render())
-        print(path)
+        for name, text in files:
+            path = Path(args.write) / name
+            path.write_text(text)
+            print(path)
     else:
-        sys.stdout.write(render())
+        sys.stdout.write("---\n".join(text for _, text in files))
     return 0
 
 

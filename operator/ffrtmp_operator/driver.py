@@ -4,7 +4,7 @@ the parts it wires together: lifecycle_writer, admission, preemption, nodeloss, 
 
 Each pass has named, timed phases: reconcile (the jobs that changed, plus once per tick the slot holders
 that can expire), snapshot, nominate, admit (new jobs placed at once get their Queued and Assigned
-transitions in one status write). Jobs in a namespace being terminated are left alone.
+transitions in one status write), note (why the jobs looked at and left queued wait). Jobs in a namespace being terminated are left alone.
 """
 
 from __future__ import annotations
@@ -13,16 +13,17 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+import ffrtmp_api as api
+from ffrtmp_api import Phase, holds_slot
 from kubernetes.client.exceptions import ApiException
 
-import ffrtmp_api as api
-from . import reconcile, scheduling
-from ffrtmp_api import Phase
+from . import fairshare, reconcile, scheduling
 from .admission import Admission
 from .apierrors import log_refusal
 from .cache import Cache
@@ -31,10 +32,15 @@ from .kube import Kube
 from .lifecycle_writer import LifecycleWriter
 from .nodeloss import NodeLoss
 from .preemption import Preemptor
+from .presets import PresetResolver
+from .queue_status import QueueStatusWriter
+from .queues import queue_record
 from .reachability import Reachability
 from .recorder import NoRecorder, Recorder
 from .records import JobKey, JobRecord, job_record, lease_record, namespace_terminating, node_record, pod_record
 from .settings import Settings
+from .split_control import SplitCoordinator
+from .waiting import WaitingNotes
 
 log = logging.getLogger("ffrtmp.scheduler")
 ACTIVE_PHASES = (Phase.ASSIGNED, Phase.PROCESSING, Phase.PAUSED)
@@ -71,9 +77,14 @@ class Driver:
             tick_seconds=settings.scheduling.tick_seconds, clock=self.clock, limit=self._limit,
         )  # fmt: skip
         self.writer = LifecycleWriter(cache, kube, recorder=self.recorder)
+        self.presets = PresetResolver(cache, kube, self.writer, system_namespace=system_namespace, clock=self.clock)
+        self.splits = SplitCoordinator(cache, kube, self.writer, clock=self.clock)
         self.admission = Admission(cache, kube, self.writer, settings=settings, clock=self.clock,
                                    recorder=self.recorder)  # fmt: skip
         self.preemptor = Preemptor(kube, self.writer, clock=self.clock)
+        self.queue_status = QueueStatusWriter(cache, kube, clock=self.clock)
+        self._held: Counter[tuple[str, str]] = Counter()  # the cycle's slots per (queue, namespace)
+        self.waiting = WaitingNotes(cache, self.writer, clock=self.clock)
 
     # ------------------------------------------------------------------------------- the driver
 
@@ -139,6 +150,7 @@ class Driver:
             priority_values={o["metadata"]["name"]: int(o.get("value", 0)) for o in raw["priorityclasses"]},
             terminating=[name for o in raw.get("namespaces", ())
                          if manages(name := o["metadata"]["name"]) and namespace_terminating(o)],
+            queue_objects=[queue_record(o) for o in raw.get("queues", ())],
         )  # fmt: skip
         log.info(
             "resync done",
@@ -156,8 +168,11 @@ class Driver:
             seen = set(keys)
             retry, self._retry = self._retry, set()
             keys += [k for k in [*retry, *self.sweep_keys(self.clock())] if k not in seen and not seen.add(k)]
+        await self.presets.resolve(keys)  # before they are decided on: the preset's fields are part of the spec
+        keys = await self.splits.coordinate(keys)  # split jobs run no pod: their children do (split_control.py)
         changed, arrivals = await self.reconcile_jobs(keys)
         timings["reconcile"] = time.monotonic() - t
+        await self.queue_status.write_due()
 
         if not len(self.cache.queue) and not arrivals:  # nothing to place: no snapshot of every job
             if changed:
@@ -168,26 +183,15 @@ class Driver:
         now = self.clock()
         snapshot = scheduling.node_snapshot(
             self.cache.nodes.values(), self.cache.leases, self.cache.jobs.values(),
-            now=now, default_slots=self.settings.scheduling.default_slots,
+            now=now, default_slots=self.settings.scheduling.default_slots, pods=self.cache.pods.values(),
         )  # fmt: skip
         timings["snapshot"] = time.monotonic() - t
 
         t = time.monotonic()
-        values = self.cache.priority_values
-        # New arrivals join the queue in memory only: placed now, one status write carries both their
-        # Queued and Assigned transitions; the rest get their Queued write after this cycle.
-        provisional = sorted(
-            (replace(job, phase=Phase.QUEUED, queued_at=at) for job, _, at in arrivals),
-            key=lambda j: scheduling.order_key(j, values),
-        )
-        ordered = heapq.merge(
-            (self.cache.jobs[k] for k in self.cache.queue.ordered()),
-            provisional,
-            key=lambda j: scheduling.order_key(j, values),
-        )
         cycle = scheduling.schedule(
-            ordered, snapshot, now=now, priority_values=self.cache.priority_values,
-            preemption=self.settings.scheduling.preemption, limit=ADMISSIONS_PER_PASS,
+            self._admission_order(arrivals, now=now), snapshot, now=now, priority_values=self.cache.priority_values,
+            queues=self.cache.queues, held=self._held, preemption=self.settings.scheduling.preemption,
+            limit=ADMISSIONS_PER_PASS,
         )  # fmt: skip
         timings["nominate"] = time.monotonic() - t
 
@@ -199,23 +203,55 @@ class Driver:
             self._guard(a.job.key, self.admission.admit(a, queued=arriving.get(a.job.key)))
             for a in cycle.assignments
         )
+        for assignment, done in zip(cycle.assignments, admitted, strict=True):
+            queue = self.cache.queues.get(assignment.job.queue)
+            if done and queue is not None and queue.fair_sharing:
+                self.cache.usage.admitted(queue.name, assignment.job.namespace, now=now,
+                                          half_life=queue.half_life_seconds)  # fmt: skip
         waiting = [(job, d, at) for job, d, at in arrivals if job.key not in placed]
         if cycle.truncated:  # not looked at yet: they stay Pending and come first in the next pass
             self.cache.dirty = {**{job.key: None for job, _, _ in waiting}, **self.cache.dirty}
             waiting = []
         changed += sum(await self._each(self._guard(job.key, self.carry_out(job, d, at)) for job, d, at in waiting))
         timings["admit"] = time.monotonic() - t
+
+        t = time.monotonic()
+        noted = sum(await self._each(self.waiting.note(n) for n in self.waiting.due(cycle.waiting)))
+        timings["note"] = time.monotonic() - t
         self.recorder.scheduling_pass(cycle, seconds=sum(timings.values()))
-        if changed or cycle.assignments or cycle.preemptions:
+        if changed or cycle.assignments or cycle.preemptions or noted:
             log.info(
                 "scheduling pass",
                 extra={
                     "reconciled": len(keys), "transitions": changed, "queued": len(self.cache.queue),
                     "considered": cycle.considered, "assigned": sum(admitted), "preempted": len(cycle.preemptions),
+                    "waiting_noted": noted,
                     "nodes": len(snapshot), "free_slots": sum(max(0, n.free) for n in snapshot.values()),
                     **{f"{k}_ms": round(v * 1000, 2) for k, v in timings.items()},
                 },
             )  # fmt: skip
+
+    def _admission_order(self, arrivals: list[Arrival], *, now: datetime) -> Iterator[JobRecord]:
+        """Queued jobs in the order a cycle admits them: the heap's order_key order, with the new arrivals
+        merged in (in memory only: placed now, one status write carries both their Queued and Assigned
+        transitions; the rest get their Queued write after the cycle), then each fair-sharing or aging
+        queue's jobs rearranged (fairshare.arrange; `self._held` grows as the cycle admits)."""
+        values, queues = self.cache.priority_values, self.cache.queues
+
+        def key(job: JobRecord) -> scheduling.OrderKey:
+            return scheduling.order_key(job, values, queues)
+
+        provisional = sorted((replace(job, phase=Phase.QUEUED, queued_at=at) for job, _, at in arrivals), key=key)
+        ordered = heapq.merge((self.cache.jobs[k] for k in self.cache.queue.ordered()), provisional, key=key)
+        self._held = fairshare.held(self.cache.jobs.values(), lambda j: holds_slot(j.phase, j.paused_from))
+        usage = self.cache.usage
+
+        def share(queue: str, namespace: str) -> float:
+            half_life = queues[queue].half_life_seconds
+            return self._held[(queue, namespace)] + usage.of(queue, namespace, now=now, half_life=half_life)
+
+        return fairshare.arrange(ordered, queues=queues, priority_of=lambda j: scheduling.priority_value(j, values),
+                                 share=share, now=now)  # fmt: skip
 
     async def _guard(self, key: JobKey, coro: Any) -> Any:
         """A job whose write failed (5xx, timeout) is looked at again on the next tick, not at once;
@@ -241,19 +277,10 @@ class Driver:
     # ------------------------------------------------------------------------------ reconciling
 
     def sweep_keys(self, now: datetime) -> list[JobKey]:
-        """Slot holders something may have happened to without an event of its own: their node's
-        Lease expired, a timeout may have passed, or an Assigned job has no pod (after a crash)."""
-        alive = {n for n, lease in self.cache.leases.items() if lease.alive(now) and n in self.cache.nodes}
-        return [
-            k
-            for k, j in self.cache.jobs.items()
-            if j.phase in ACTIVE_PHASES
-            and (
-                (j.node is not None and j.node not in alive)
-                or j.timeout_seconds is not None
-                or (j.phase == Phase.ASSIGNED and not self.cache.pods_by_job.get(k))
-            )
-        ]
+        """Slot holders, which something may have happened to without an event of their own: their node's
+        Lease expired, a timeout or the pod start timeout passed, an Assigned job has no pod (after a
+        crash), or a finished pod waits for its job's result. As many as the cluster has slots."""
+        return [k for k, j in self.cache.jobs.items() if j.phase in ACTIVE_PHASES]
 
     async def reconcile_jobs(self, keys: list[JobKey]) -> tuple[int, list[Arrival]]:
         """Carry out what `reconcile.decide` says for `keys`; returns the phase changes written and the
@@ -282,6 +309,7 @@ class Driver:
                 now=now,
                 backoff_base=self.settings.scheduling.backoff_base_seconds,
                 backoff_cap=self.settings.scheduling.backoff_cap_seconds,
+                start_timeout=self.settings.scheduling.pod_start_timeout_seconds or None,
             )
             stale_generation = (
                 job.phase not in api.TERMINAL_PHASES and job.generation and job.generation != job.observed_generation

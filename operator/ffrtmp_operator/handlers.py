@@ -12,13 +12,15 @@ import asyncio
 import logging
 from typing import Any
 
+import ffrtmp_api as api
 import kopf
 
-import ffrtmp_api as api
+from . import presets
 from .cache import Cache
 from .driver import Driver
 from .kube import Kube
 from .metrics import OperatorMetrics
+from .queues import queue_record
 from .recorder import MetricsRecorder, NoRecorder
 from .records import job_record, lease_record, namespace_terminating, node_record, pod_record
 from .settings import Settings
@@ -56,6 +58,8 @@ def register(
         for pod in cache.pods_of(key):
             if pod.job_uid == uid and not pod.deleting:
                 await kube.delete_pod(pod.namespace, pod.name)
+
+    presets.register(registry, cache=cache, settings=settings)  # TranscodePresets: presets.py
 
     @kopf.on.event("", "v1", "pods", **on)
     async def pod_event(event: dict[str, Any], **_: Any) -> None:
@@ -110,6 +114,14 @@ def register(
             values[name] = int(obj.get("value") or 0)
         cache.set_priority_values(values)
         await cache.notify()
+
+    @kopf.on.event(api.GROUP, api.VERSION, api.QUEUE_PLURAL, **on)
+    async def queue_event(event: dict[str, Any], **_: Any) -> None:
+        """TranscodeQueues (cluster-scoped): order, pause, cap and policies for the next cycle."""
+        record = queue_record(event["object"])
+        if cache.set_queue(record.name, None if event.get("type") == "DELETED" else record):
+            log.debug("queue changed", extra={"queue": record.name, "event": event.get("type")})
+            await cache.notify()
 
     async def run_scheduler(stopped: Any = None) -> None:
         log.info("scheduler started: this replica is active")

@@ -15,12 +15,12 @@ import socket
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import ffrtmp_api as api
 import kubernetes
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-import ffrtmp_api as api
-from . import rbac
+from . import job_identity, rbac
 from .apierrors import is_outage
 from .records import JobRecord
 
@@ -43,6 +43,12 @@ def _raw(response: Any) -> dict[str, Any]:
     return json.loads(response.data)
 
 
+class _Empty:
+    """A list response with no items (for _list, which reads .data)."""
+
+    data = b'{"items": []}'
+
+
 class Kube(Protocol):
     """The API calls the scheduler's shell makes, and nothing else (KubeClient's docstrings say more)."""
 
@@ -58,11 +64,21 @@ class Kube(Protocol):
 
     async def post_event(self, job: JobRecord, *, reason: str, message: str, type_: str = "Normal") -> None: ...
 
+    async def create_job(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    async def patch_job_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None: ...
+
     async def ensure_runner_rbac(self, namespace: str) -> None: ...
+
+    async def create_objects(self, namespace: str, bodies: list[dict[str, Any]]) -> None: ...
+
+    async def signing_key(self, namespace: str) -> bytes: ...
 
     async def create_pod(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
 
     async def delete_pod(self, namespace: str, name: str, *, grace: int | None = None) -> None: ...
+
+    async def patch_queue_status(self, name: str, status: dict[str, Any]) -> None: ...
 
 
 class KubeClient:
@@ -129,6 +145,29 @@ class KubeClient:
                 return None
             raise
 
+    async def create_job(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """A split job's child (split_control.py); None when one of that name exists already."""
+        try:
+            return await asyncio.to_thread(
+                self.custom.create_namespaced_custom_object,
+                api.GROUP, api.VERSION, manifest["metadata"]["namespace"], api.PLURAL, manifest,
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise
+
+    async def patch_job_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        """Merge-patch a split job's child's spec (paused, canceled follow the parent's); gone is fine."""
+        try:
+            await asyncio.to_thread(
+                self.custom.patch_namespaced_custom_object,
+                api.GROUP, api.VERSION, namespace, api.PLURAL, name, {"spec": spec}, _content_type=MERGE_PATCH,
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     async def post_event(self, job: JobRecord, *, reason: str, message: str, type_: str = "Normal") -> None:
         """One core/v1 Event on the job per phase change (one write, no aggregation read)."""
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -174,6 +213,14 @@ class KubeClient:
             if exc.status != 404:
                 raise
 
+    async def create_objects(self, namespace: str, bodies: list[dict[str, Any]]) -> None:
+        """A job's ServiceAccount, Role and RoleBinding (job_identity.py); existing ones are kept."""
+        await asyncio.to_thread(job_identity.create_objects, self.core, self.rbac, namespace, bodies)
+
+    async def signing_key(self, namespace: str) -> bytes:
+        """The pod-signing key (job_identity.py), made on first use."""
+        return await asyncio.to_thread(job_identity.read_or_make_key, self.core, namespace)
+
     async def ensure_runner_rbac(self, namespace: str) -> None:
         """ServiceAccount + Role + RoleBinding for job pods, once per namespace per operator run."""
         if namespace in self._rbac_ready:
@@ -196,6 +243,26 @@ class KubeClient:
     def _list(self, fn: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         return _raw(fn(*args, _preload_content=False, **kwargs)).get("items", [])
 
+    def _list_queues(self, **kwargs: Any) -> Any:
+        """TranscodeQueues; none where their CRD is not installed (the built-in queues then serve)."""
+        try:
+            return self.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.QUEUE_PLURAL, **kwargs)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return _Empty()
+
+    async def patch_queue_status(self, name: str, status: dict[str, Any]) -> None:
+        """Merge-patch a TranscodeQueue's status (its counts; written at a bounded rate); gone is fine."""
+        try:
+            await asyncio.to_thread(
+                self.custom.patch_cluster_custom_object_status, api.GROUP, api.VERSION, api.QUEUE_PLURAL, name,
+                {"status": status}, _content_type=MERGE_PATCH,
+            )  # fmt: skip
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     async def list_all(self, *, system_namespace: str) -> dict[str, list[dict[str, Any]]]:
         """Everything the cache holds, read fresh (at scheduler start)."""
         managed = f"{api.LABEL_MANAGED_BY}={api.MANAGED_BY}"
@@ -206,6 +273,7 @@ class KubeClient:
             "leases": (self.coordination.list_namespaced_lease, (system_namespace,), {}),
             "priorityclasses": (self.scheduling.list_priority_class, (), {}),
             "namespaces": (self.core.list_namespace, (), {}),  # which are being terminated
+            "queues": (self._list_queues, (), {}),
         }
         results = await asyncio.gather(
             *(asyncio.to_thread(self._list, fn, *args, **kwargs) for fn, args, kwargs in calls.values())

@@ -16,11 +16,13 @@ from datetime import datetime, timezone
 from typing import Any
 from wsgiref.simple_server import WSGIServer
 
+import ffrtmp_api as api
+from ffrtmp_api import parse_time
+from ffrtmp_api.samples import JobSample, NodeSample  # the snapshot's rows; built from API dicts or the cache
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     GCCollector,
-    Gauge,
     Histogram,
     PlatformCollector,
     ProcessCollector,
@@ -30,10 +32,6 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-import ffrtmp_api as api
-from ffrtmp_api import parse_time
-from ffrtmp_api.samples import JobSample, NodeSample  # the snapshot's rows; built from API dicts or the cache
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from ffrtmp_api import Phase
+
 from .cache import Cache
 from .metrics import JobSample, MetricsSnapshot, NodeSample
 from .records import JobRecord, LeaseRecord, NodeRecord

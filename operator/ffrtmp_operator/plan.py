@@ -1,8 +1,9 @@
 """Builds a job's ExecutionPlan: the complete ffmpeg and ffprobe argv a job pod runs, as lists.
 
 Pure: the job spec and the placement in, an `api.ExecutionPlan` out. Every user string stays exactly one
-argv element, inputs are confined by protocol and demuxer whitelists (a crafted playlist or concat list
-cannot pull other files or URLs in), and file outputs go to a hidden temp name the runner renames.
+argv element, inputs are confined by protocol and demuxer whitelists that ffmpeg and ffprobe both get (a
+crafted playlist or concat list cannot pull other files or URLs in), paths are confined to the job's volumes
+(ffrtmp_api.paths), and file outputs go to a hidden temp name the runner renames.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Collection
 from typing import NamedTuple
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 import ffrtmp_api as api
+from ffrtmp_api import paths
 
 
 class PlanError(ValueError):
@@ -28,15 +30,25 @@ PROTOCOLS: dict[str, str] = {
     "rtmps": "rtmps,rtmp,tls,tcp",
     "srt": "srt,udp",
 }
-# Demuxers a plain media input may use. Playlist-like demuxers (hls, dash, concat, image2 patterns,
-# sdp, ffmetadata) open further URLs or files named inside the input, so they are left out unless
-# spec.input.allowPlaylists; the whitelist makes ffmpeg refuse them even when probing detects them.
+# Demuxers a plain media input may use: each reads the one input it is given and nothing else. Left out,
+# and refused even when forced with spec.input.format, unless an admin adds them (jobPolicy.inputFormats):
+# raw-bytes demuxers (tty, bin, data, rawvideo, ...: they turn any file, a token or a key, into "media"),
+# demuxers that open other files or URLs named inside the input (hls, dash, concat, imf, image2 patterns,
+# sdp, rtsp, ffmetadata), tracker formats (libopenmpt, libmodplug), and lavfi, avisynth and vapoursynth
+# (filter graphs and scripts that read any file or run code).
 SAFE_DEMUXERS = (
     "mov", "matroska", "webm", "flv", "live_flv", "mpegts", "avi", "asf", "mpeg", "ogg", "wav", "mp3",
     "aac", "flac", "h264", "hevc", "m4v", "ivf", "mjpeg", "mpegvideo", "yuv4mpegpipe",
 )  # fmt: skip
-PLAYLIST_DEMUXERS = ("hls", "dash", "concat", "webm_dash_manifest")
-PLAYLIST_PROTOCOLS = ("crypto", "data")  # AES-128 HLS segments, inline data: URIs in playlists
+# What spec.input.allowPlaylists (the tenant's own flag) adds. Each stays inside what the input may reach:
+# concat runs in ffmpeg's default safe mode (only relative names without "." or ".." components, so a
+# list reaches files in its own folder, or on its own host); hls and dash only on network inputs, whose
+# protocol whitelist holds no file protocol, so their segments come from the network like the input.
+# HLS or DASH playlists on a volume can name any absolute path: only an admin can allow them.
+FILE_PLAYLIST_DEMUXERS = ("concat",)
+NETWORK_PLAYLIST_DEMUXERS = ("concat", "hls", "dash")
+PLAYLIST_PROTOCOLS = ("crypto", "data")  # AES-128 HLS segments (crypto+<allowed protocol>), inline data: URIs
+_FORMAT_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 CONTAINER_BY_EXTENSION = {
     ".mp4": "mp4", ".m4v": "mp4", ".mkv": "mkv", ".mov": "mov", ".webm": "webm", ".flv": "flv",
@@ -93,12 +105,30 @@ class InputPlan(NamedTuple):
 
 
 def build_plan(
-    job: api.TranscodeJob, *, namespace: str, name: str, uid: str, attempt: int, encoder: str
+    job: api.TranscodeJob,
+    *,
+    namespace: str,
+    name: str,
+    uid: str,
+    attempt: int,
+    encoder: str,
+    extra_formats: Collection[str] = (),
 ) -> api.ExecutionPlan:
-    """The ExecutionPlan for one attempt of `job`, run with `encoder` (from `required_encoder`)."""
+    """The ExecutionPlan for one attempt of `job`, run with `encoder` (from `required_encoder`).
+    `extra_formats`: demuxers an admin allows beyond SAFE_DEMUXERS (operator setting, chart value)."""
     spec = job.spec
+    if spec.part is not None and spec.part.role != "slice":  # a split job's split, stitch or cleanup child
+        from .split_plan import build_part_plan
+
+        return build_part_plan(job, namespace=namespace, name=name, uid=uid, attempt=attempt, encoder=encoder,
+                               extra_formats=extra_formats)  # fmt: skip
+    if spec.renditions:  # an ABR ladder: its own builder (imported here: it builds on this module)
+        from .ladder_plan import build_ladder_plan
+
+        return build_ladder_plan(job, namespace=namespace, name=name, uid=uid, attempt=attempt, encoder=encoder,
+                                 extra_formats=extra_formats)  # fmt: skip
     live = spec.queue == "live"
-    source = _input(spec, live=live)
+    source = _input(spec, live=live, extra_formats=extra_formats)
     output_url, temp_url, container = _output(spec, attempt=attempt)
     argv = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "warning"]
     argv += source.args + source.audio_args
@@ -118,6 +148,7 @@ def build_plan(
         live=live,
         liveDurationSeconds=spec.live.durationSeconds if spec.live else 0,
         reconnect=spec.live.reconnect if spec.live else True,
+        volumes=[api.PlanVolume(name=v.name, mountPath=v.mountPath, readOnly=v.readOnly) for v in spec.volumes],
         inputUrl=source.path_or_url,
         inputArgs=source.args,
         testSource=test,
@@ -138,7 +169,7 @@ def build_plan(
 # ------------------------------------------------------------------------------------------- input
 
 
-def _input(spec: api.TranscodeJobSpec, *, live: bool) -> InputPlan:
+def _input(spec: api.TranscodeJobSpec, *, live: bool, extra_formats: Collection[str] = ()) -> InputPlan:
     test = spec.input.testSource
     if test is not None:
         return _test_source(test, live=live)
@@ -146,31 +177,57 @@ def _input(spec: api.TranscodeJobSpec, *, live: bool) -> InputPlan:
     scheme = urlsplit(url).scheme.lower()
     if scheme not in PROTOCOLS:
         raise PlanError(f"spec.input.url: unsupported scheme {scheme!r}")
-    allow_playlists = spec.input.allowPlaylists
-    protocols = PROTOCOLS[scheme] + ("," + ",".join(PLAYLIST_PROTOCOLS) if allow_playlists else "")
-    demuxers = list(SAFE_DEMUXERS) + (list(PLAYLIST_DEMUXERS) if allow_playlists else [])
-    forced = [f for f in (spec.input.format or "").split(",") if f]
-    # A forced demuxer is honoured only if it is on the whitelist; a forced playlist demuxer then fails
-    # at open with "Format not on whitelist" (an InputError), as a detected one would.
-    demuxers += [f for f in forced if f not in demuxers and f not in PLAYLIST_DEMUXERS]
-    if scheme == "file":
+    network = scheme != "file"
+    demuxers = allowed_demuxers(network=network, playlists=spec.input.allowPlaylists, extra=extra_formats)
+    protocols = PROTOCOLS[scheme]
+    if spec.input.allowPlaylists and network:
+        protocols += "," + ",".join(PLAYLIST_PROTOCOLS)
+    forced = _forced_format(spec.input.format, demuxers)
+    if network:
+        ffmpeg_url = path_or_url = _network_url(url, field="spec.input.url")
+    else:
         path = _confined_path(url, spec.volumes, field="spec.input.url")
         ffmpeg_url, path_or_url = _ffmpeg_path(path), path
-    else:
-        ffmpeg_url = path_or_url = _network_url(url, field="spec.input.url")
-    guard = ["-protocol_whitelist", protocols, "-format_whitelist", ",".join(demuxers)]
-    options = list(guard)
-    if scheme != "file":
+    options = ["-protocol_whitelist", protocols, "-format_whitelist", ",".join(demuxers)]
+    if network:
         options += ["-rw_timeout", NETWORK_TIMEOUT_US]
     if scheme in ("http", "https"):
         options += ["-reconnect", "1", "-reconnect_delay_max", "10"]
         if live:
             options += ["-reconnect_streamed", "1"]
     if forced:
-        options += ["-f", forced[0]]
-    probe = [] if live else ["ffprobe", "-v", "error", *guard, "-show_entries", "format=duration",
+        options += ["-f", forced]
+    # ffprobe opens the input with exactly the options ffmpeg gets: the same whitelists, the same forced
+    # demuxer, the same timeouts. A probe is an open like any other.
+    probe = [] if live else ["ffprobe", "-v", "error", *options, "-show_entries", "format=duration",
                              "-of", "default=noprint_wrappers=1:nokey=1", "-i", ffmpeg_url]  # fmt: skip
     return InputPlan(options + ["-i", ffmpeg_url], [], ffmpeg_url, path_or_url, probe)
+
+
+def allowed_demuxers(*, network: bool, playlists: bool, extra: Collection[str] = ()) -> list[str]:
+    """The -format_whitelist of an input: the safe demuxers, those an admin added, and the playlist
+    demuxers spec.input.allowPlaylists enables for this kind of input."""
+    demuxers = list(SAFE_DEMUXERS)
+    if playlists:
+        demuxers += NETWORK_PLAYLIST_DEMUXERS if network else FILE_PLAYLIST_DEMUXERS
+    demuxers += [d.lower() for d in extra]
+    return list(dict.fromkeys(demuxers))
+
+
+def _forced_format(format_: str | None, allowed: list[str]) -> str | None:
+    """The demuxer spec.input.format forces, refused unless it is on the input's whitelist: forcing only
+    narrows what the input may be (ffmpeg would otherwise open a forced demuxer that probing never picks)."""
+    if not format_:
+        return None
+    names = [f for f in format_.lower().split(",") if f]
+    for forced in names:
+        if not set(forced) <= _FORMAT_NAME or forced not in allowed:
+            raise PlanError(
+                f"spec.input.format: demuxer {forced!r} is not allowed for this input: a forced demuxer must be "
+                "on the safe list (playlist demuxers need spec.input.allowPlaylists, others an admin's "
+                "jobPolicy.inputFormats)"
+            )
+    return names[0] if names else None
 
 
 def _test_source(test: api.TestSource, *, live: bool) -> InputPlan:
@@ -185,17 +242,18 @@ def _test_source(test: api.TestSource, *, live: bool) -> InputPlan:
 
 
 def _confined_path(url: str, volumes: list[api.VolumeSpec], *, field: str) -> str:
-    """The local path of a file:// URL, refused unless it stays under a volume's mountPath after
-    normalisation (the CRD's prefix check alone lets file:///media/../etc/passwd through)."""
-    parts = urlsplit(url)
-    if parts.netloc not in ("", "localhost"):
-        raise PlanError(f"{field}: file:// URLs name no host")
-    path = unquote(parts.path)
-    if "\x00" in path or not path.startswith("/"):
-        raise PlanError(f"{field}: not an absolute path")
-    path = posixpath.normpath(path)
-    mounts = [posixpath.normpath(v.mountPath) for v in volumes]
-    if not any(path.startswith(m.rstrip("/") + "/") for m in mounts):
+    """The local path of a file:// URL, refused unless it is in normal form and lies strictly under the
+    mountPath of one of `volumes` (os.path.commonpath, not a string prefix). The CRD's CEL rules refuse the
+    same; this holds for specs stored before those rules or written around them."""
+    try:
+        path = paths.file_url_path(url)
+    except paths.PathError as exc:
+        raise PlanError(f"{field}: {exc}") from None
+    for volume in volumes:
+        problem = paths.mount_path_problem(volume.mountPath)
+        if problem:
+            raise PlanError(f"spec.volumes[{volume.name}].mountPath {problem}")
+    if not any(paths.under(path, v.mountPath) for v in volumes):
         raise PlanError(f"{field}: {path} is not under the mountPath of one of spec.volumes")
     return path
 
@@ -206,8 +264,8 @@ def _ffmpeg_path(path: str) -> str:
 
 
 def _network_url(url: str, *, field: str) -> str:
-    if url.startswith("-") or any(c.isspace() or c == "\x00" for c in url):
-        raise PlanError(f"{field}: not a URL")
+    if url.startswith("-") or paths.bad_character(url):
+        raise PlanError(f"{field}: not a URL (control or whitespace characters)")
     return url
 
 

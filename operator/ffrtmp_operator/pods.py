@@ -10,6 +10,7 @@ import hashlib
 from typing import Any
 
 import ffrtmp_api as api
+
 from . import job_identity, policy
 from .plan import build_plan
 from .settings import PodSettings

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ffrtmp_api import Phase, Reason
+
 from .metrics import OperatorMetrics
 from .records import JobRecord
 from .scheduling import Cycle

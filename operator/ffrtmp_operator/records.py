@@ -3,7 +3,8 @@
 Pure. A JobRecord keeps only what scheduling, reconciling and the scrape-time metrics read, plus the spec
 and the lifecycle part of the status as compact JSON bytes (result and the rest of progress are dropped):
 10,000 jobs fit in about 10 MB. A job whose stored data cannot be parsed gets `broken` set instead of
-raising, so one bad object fails itself and never the operator.
+raising, so one bad object fails itself and never the operator. (About 420 lines: every record kind in one
+place, since their parsers share those rules.)
 """
 
 from __future__ import annotations
@@ -15,14 +16,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from pydantic import ValidationError
-
 import ffrtmp_api as api
 from ffrtmp_api import Phase
+from pydantic import ValidationError
+
 from .lifecycle import parse_time
+from .presets import effective_spec, resolved_identity
 
 JobKey = tuple[str, str]  # (namespace, name)
-_STATUS_DROPPED = ("progress", "result")
+_STATUS_DROPPED = ("progress", "result", "resolvedPreset")  # a preset copy: only its identity is kept
 # Phases in which a job may hold a slot: only then is its progress a metric (ffrtmp_job_progress_ratio ...).
 _PROGRESS_PHASES = frozenset({Phase.ASSIGNED, Phase.PROCESSING, Phase.PAUSED})
 
@@ -56,6 +58,13 @@ class JobRecord:
     pod: str | None
     attempts: int
     encoder: str | None
+    failures: int
+    """Failed runs counted against maxRetries (status.failures); disruptions are not among them."""
+    disruptions: int
+    failed_creates: int
+    active_since: datetime | None
+    active_seconds: float
+    """With active_since: how long the current run has held a node (lifecycle.active_seconds)."""
     paused: bool
     canceled: bool
     max_retries: int
@@ -67,7 +76,21 @@ class JobRecord:
     status_json: bytes
     broken: str | None = None
     """Why this object's data is unusable (the operator fails the job with this message)."""
+    deleting: bool = False
+    """metadata.deletionTimestamp is set (a finalizer holds it): never admitted, no new pod."""
+    has_result: bool = False
+    """status.result is set: the runner reported what it produced (a Completed job always has one)."""
+    scheduled: tuple[str, str] | None = None
+    """(reason, message) of the Scheduled condition while it is False: why a queued job waits."""
     progress: Progress | None = None
+    preset: str | None = None
+    """spec.preset: the TranscodePreset the job takes settings from (presets.py)."""
+    resolved_preset: tuple[str, str, int] | None = None
+    """(namespace, name, generation) of status.resolvedPreset; the spec fields above are the merged ones."""
+    split: bool = False
+    """spec.split: a parent that runs no pod; its child jobs do the work (split_control.py)."""
+    part: Part | None = None
+    """spec.part: which part of a split job this child job is."""
     """Kept only while the job may hold a slot; one shared None for the (many) others."""
 
     @property
@@ -168,19 +191,23 @@ def job_record(body: Mapping[str, Any], *, previous: JobRecord | None = None) ->
     status = {k: v for k, v in raw_status.items() if k not in _STATUS_DROPPED}
     generation = int(meta.get("generation") or 0)
     uid = meta.get("uid", "")
-    if previous is not None and previous.uid == uid and previous.generation == generation and generation:
+    resolved = raw_status.get("resolvedPreset")
+    if (previous is not None and previous.uid == uid and previous.generation == generation and generation
+            and previous.resolved_preset == resolved_identity(resolved)):  # fmt: skip
         spec = _SpecFields(*(getattr(previous, f) for f in _SpecFields._fields))
         spec = spec._replace(broken=None if (previous.broken or "").startswith("invalid status") else previous.broken)
     else:
-        spec = _spec_fields(body.get("spec") or {})
+        spec = _spec_fields(effective_spec(body.get("spec") or {}, resolved))  # the preset's fields under the job's
     broken = spec.broken
     try:
         phase = _phase(status.get("phase"))
         paused_from = _phase(status.get("pausedFrom"))
         attempts = int(status.get("attempts") or 0)
+        counts = tuple(int(status.get(k) or 0) for k in ("failures", "disruptions", "failedCreates"))
+        active_seconds = float(status.get("activeSeconds") or 0.0)
     except (TypeError, ValueError) as exc:
         broken = broken or f"invalid status: {exc}"
-        phase, paused_from, attempts = Phase.PENDING, None, 0
+        phase, paused_from, attempts, counts, active_seconds = Phase.PENDING, None, 0, (0, 0, 0), 0.0
     return JobRecord(
         namespace=meta.get("namespace", ""),
         name=meta.get("name", ""),
@@ -201,6 +228,11 @@ def job_record(body: Mapping[str, Any], *, previous: JobRecord | None = None) ->
         pod=status.get("pod") or None,
         attempts=attempts,
         encoder=status.get("encoder") or None,
+        failures=counts[0],
+        disruptions=counts[1],
+        failed_creates=counts[2],
+        active_since=parse_time(status.get("activeSince")),
+        active_seconds=active_seconds,
         paused=spec.paused,
         canceled=spec.canceled,
         max_retries=spec.max_retries,
@@ -212,7 +244,41 @@ def job_record(body: Mapping[str, Any], *, previous: JobRecord | None = None) ->
         status_json=_compact(status),
         broken=broken,
         progress=_progress(raw_status.get("progress"), phase),
+        deleting=bool(meta.get("deletionTimestamp")),
+        has_result=bool(raw_status.get("result")),
+        scheduled=_waiting(status.get("conditions")),
+        preset=(body.get("spec") or {}).get("preset") if isinstance(body.get("spec"), Mapping) else None,
+        resolved_preset=resolved_identity(resolved),
+        split=isinstance(body.get("spec"), Mapping) and bool(body["spec"].get("split")),
+        part=_part(body.get("spec")),
     )
+
+
+class Part(NamedTuple):
+    parent: str
+    role: str
+    index: int  # type: ignore[assignment]  # shadows tuple.index(), which nothing here calls
+    seconds: float
+
+
+def _part(spec: Any) -> Part | None:
+    part = spec.get("part") if isinstance(spec, Mapping) else None
+    if not isinstance(part, Mapping):
+        return None
+    try:
+        return Part(str(part.get("parent", "")), str(part.get("role", "")), int(part.get("index") or 0),
+                    float(part.get("seconds") or 0.0))  # fmt: skip
+    except (TypeError, ValueError):
+        return None
+
+
+def _waiting(conditions: Any) -> tuple[str, str] | None:
+    for condition in conditions if isinstance(conditions, list) else ():
+        if isinstance(condition, Mapping) and condition.get("type") == "Scheduled":
+            if condition.get("status") == "True":
+                return None
+            return (str(condition.get("reason") or ""), str(condition.get("message") or ""))
+    return None
 
 
 @dataclass(slots=True, frozen=True)
@@ -283,6 +349,21 @@ class PodRecord:
     deleting: bool
     # Orders versions of one pod (cache); not state: a new version with the same fields changes nothing.
     resource_version: str = field(default="", compare=False)
+    node: str = ""
+    """spec.nodeName: an unfinished pod holds a slot there until it is gone (scheduling.node_snapshot)."""
+    reason: str = ""
+    """status.reason of the pod (Evicted, NodeShutdown, NodeLost, Terminated, ...)."""
+    message: str = ""
+    disruption: str = ""
+    """Reason of a DisruptionTarget condition that is True (EvictionByEvictionAPI, PreemptionByScheduler, ...)."""
+    waiting: str = ""
+    """Why the runner container has not started ("ImagePullBackOff: ..."), from its waiting state."""
+    finished_at: datetime | None = None
+    """When the runner container terminated."""
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in ("Succeeded", "Failed")
 
     @property
     def job_key(self) -> JobKey:
@@ -296,12 +377,23 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord | None:
     if api.LABEL_JOB not in labels:
         return None
     status = body.get("status") or {}
-    exit_code = message = None
+    exit_code = message = finished_at = None
+    waiting = ""
     for container in status.get("containerStatuses") or []:
-        terminated = (container.get("state") or {}).get("terminated")
-        if container.get("name") == api.RUNNER_CONTAINER and terminated:
+        if container.get("name") != api.RUNNER_CONTAINER:
+            continue
+        state = container.get("state") or {}
+        if terminated := state.get("terminated"):
             exit_code = terminated.get("exitCode")
             message = terminated.get("message")
+            finished_at = parse_time(terminated.get("finishedAt"))
+        elif (pending := state.get("waiting")) and pending.get("reason"):
+            waiting = f"{pending['reason']}: {pending.get('message') or ''}".rstrip(": ")[:512]
+    disruption = next(
+        (str(c.get("reason") or "DisruptionTarget") for c in status.get("conditions") or []
+         if isinstance(c, Mapping) and c.get("type") == "DisruptionTarget" and c.get("status") == "True"),
+        "",
+    )  # fmt: skip
     try:
         attempt = int(labels.get(api.LABEL_ATTEMPT, 0))
     except ValueError:
@@ -317,6 +409,12 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord | None:
         termination_message=message,
         deleting=bool(meta.get("deletionTimestamp")),
         resource_version=meta.get("resourceVersion", ""),
+        node=(body.get("spec") or {}).get("nodeName") or "",
+        reason=str(status.get("reason") or ""),
+        message=str(status.get("message") or "")[:512],
+        disruption=disruption,
+        waiting=waiting,
+        finished_at=finished_at,
     )
 
 

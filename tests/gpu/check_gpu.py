@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 for sub in ("api", "agent"):  # runnable from a bare checkout too
     sys.path.insert(0, str(REPO / sub))
 
-from ffrtmp_agent.node import probe  # noqa: E402
 import ffrtmp_api as api  # noqa: E402
+from ffrtmp_agent.node import probe  # noqa: E402
 
 NVENC = [enc for enc in probe.CANDIDATE_ENCODERS if enc.endswith("_nvenc")]
 TIMEOUT = 60

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.support import AgentProcess, terminate, wait_until
 from kubernetes import client
+
+from tests.support import AgentProcess, terminate, wait_until
 
 FFRTMP = shutil.which("ffrtmp") or str(Path(sys.executable).parent / "ffrtmp")
 PLUGIN = shutil.which("kubectl-transcode") or str(Path(sys.executable).parent / "kubectl-transcode")

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from ffrtmp_cli.main import build_parser
+
 from tests.support.cli import PLUGIN, create_job, one_line_error, run_cli
 
 

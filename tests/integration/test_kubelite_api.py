@@ -10,12 +10,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import ffrtmp_api as api
 import pytest
-from kubernetes import client
-
 from ffrtmp_agent.runner import kubelite
 from ffrtmp_agent.runner.jobclient import JobClient
-import ffrtmp_api as api
+from kubernetes import client
 
 pytestmark = pytest.mark.integration
 

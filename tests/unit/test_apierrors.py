@@ -7,9 +7,9 @@ import json
 import logging
 
 import pytest
+from ffrtmp_operator.apierrors import is_namespace_terminating, is_outage, is_rbac_denial, log_refusal
 from kubernetes.client.exceptions import ApiException
 
-from ffrtmp_operator.apierrors import is_namespace_terminating, is_outage, is_rbac_denial, log_refusal
 from tests.unit.shell_fakes import api_error, rbac_error, terminating_error
 
 POD_SECURITY = api_error(403, 'pods "a-1" is forbidden: violates PodSecurity "restricted:latest": privileged')

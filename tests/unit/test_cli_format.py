@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from ffrtmp_cli import main as cli
 from ffrtmp_cli.errors import UsageError
 from ffrtmp_cli.flags import job_from_flags, parse_volume

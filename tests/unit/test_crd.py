@@ -3,9 +3,8 @@
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import ffrtmp_api as api
+import yaml
 from ffrtmp_operator import crd
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,3 +59,20 @@ def test_given_the_examples_then_each_job_validates_against_the_models():
     assert len(jobs) >= 4
     for doc in jobs:
         api.TranscodeJob.model_validate(doc)
+
+
+def _rules(node: dict) -> list[str]:
+    return [r["rule"] for r in node.get("x-kubernetes-validations", [])]
+
+
+def test_given_the_schema_then_paths_must_be_in_normal_form_and_system_classes_are_refused():
+    spec = crd.openapi_schema()["properties"]["spec"]["properties"]
+    volume = spec["volumes"]["items"]["properties"]
+    assert volume["mountPath"]["pattern"].startswith("^(/[^/")  # one or more "/segment": no //, no trailing /
+    assert any("[.][.]?" in r for r in _rules(volume["mountPath"]))
+    assert any("'/etc'" in r for r in _rules(volume["mountPath"]))
+    assert any("[.][.]?" in r for r in _rules(volume["hostPath"]["properties"]["path"]))
+    for url in (spec["input"]["properties"]["url"], spec["output"]["properties"]["url"]):
+        assert "\\p{Cc}" in url["pattern"] and "\\p{Z}" in url["pattern"]
+        assert any("file:///" in r and "%" in r for r in _rules(url))
+    assert any("system-" in r for r in _rules(spec["priorityClassName"]))

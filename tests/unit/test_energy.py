@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from ffrtmp_agent import energy
 from ffrtmp_agent.node import metrics
 from ffrtmp_agent.runner import supervise

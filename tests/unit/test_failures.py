@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from ffrtmp_agent.runner import failures
 
 IN = "file:/media/in/talk.mp4"

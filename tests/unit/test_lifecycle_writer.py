@@ -9,6 +9,7 @@ import logging
 
 from ffrtmp_api import Phase
 from ffrtmp_operator.lifecycle_writer import Step
+
 from tests.unit.shell_fakes import FakeKube, api_error, rbac_error, started, terminating_error
 
 NS = "media"

@@ -8,10 +8,10 @@ import subprocess
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
-
 from ffrtmp_api.samples import job_sample, leases_by_node, node_sample
 from ffrtmp_operator import metrics as m
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.support import free_port
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)

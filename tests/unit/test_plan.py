@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 import ffrtmp_api as api
+import pytest
 from ffrtmp_operator import plan
 
 VOLUMES = [{"name": "media", "mountPath": "/media", "emptyDir": {}}]
@@ -126,51 +125,178 @@ def test_given_playlists_not_allowed_when_built_then_demuxer_whitelist_excludes_
     p = build(input={"url": "file:///media/in/list.m3u8"})
     demuxers = value_after(p.ffmpegArgs, "-format_whitelist").split(",")
     assert "mov" in demuxers and "matroska" in demuxers
-    assert not {"hls", "concat", "dash", "image2", "sdp"} & set(demuxers)
+    assert not {"hls", "concat", "dash", "image2", "sdp", "imf", "tty", "bin", "data", "lavfi"} & set(demuxers)
     assert value_after(p.probeArgs, "-format_whitelist") == ",".join(demuxers)
 
 
-def test_given_playlists_allowed_when_built_then_hls_and_concat_whitelisted() -> None:
+def test_given_playlists_allowed_on_a_network_input_when_built_then_hls_dash_concat_over_network_only() -> None:
     p = build(input={"url": "https://h.example/a.m3u8", "allowPlaylists": True})
     demuxers = value_after(p.ffmpegArgs, "-format_whitelist").split(",")
-    assert {"hls", "concat"} <= set(demuxers)
-    assert "crypto" in value_after(p.ffmpegArgs, "-protocol_whitelist").split(",")
+    assert {"hls", "dash", "concat"} <= set(demuxers)
+    protocols = value_after(p.ffmpegArgs, "-protocol_whitelist").split(",")
+    assert "crypto" in protocols and "file" not in protocols
 
 
-def test_given_forced_playlist_format_without_permission_when_built_then_not_whitelisted() -> None:
-    argv = build(input={"url": "file:///media/in/a.txt", "format": "concat"}).ffmpegArgs
-    assert value_after(argv, "-f") == "concat"  # ffmpeg then refuses it: "Format not on whitelist"
-    assert "concat" not in value_after(argv, "-format_whitelist").split(",")
-
-
-def test_given_file_input_when_built_then_path_decoded_and_probe_reads_it() -> None:
-    p = build(input={"url": "file:///media/in/my%20talk.mov"})
-    assert p.inputUrl == "/media/in/my talk.mov"
-    assert p.inputArgs[-2:] == ["-i", "file:/media/in/my talk.mov"]
-    assert p.probeArgs[0] == "ffprobe" and p.probeArgs[-1] == "file:/media/in/my talk.mov"
+def test_given_playlists_allowed_on_a_file_input_when_built_then_only_concat_in_safe_mode() -> None:
+    # hls and dash playlists on a volume can name any absolute path; concat's default safe mode cannot.
+    p = build(input={"url": "file:///media/in/list.txt", "allowPlaylists": True})
+    demuxers = value_after(p.ffmpegArgs, "-format_whitelist").split(",")
+    assert "concat" in demuxers and not {"hls", "dash", "imf"} & set(demuxers)
+    assert value_after(p.ffmpegArgs, "-protocol_whitelist") == "file"
+    assert "-safe" not in p.ffmpegArgs  # safe mode is concat's default; "-safe 0" would switch it off
 
 
 @pytest.mark.parametrize(
-    ("name", "url", "field"),
+    ("name", "input_", "extra"),
     [
-        ("given dot-dot escaping the volume then refused", "file:///media/../etc/passwd", "input"),
-        ("given encoded dot-dot then refused", "file:///media/%2e%2e/etc/shadow", "input"),
-        ("given a host in a file url then refused", "file://evil.example/media/a.mp4", "input"),
-        ("given an encoded NUL then refused", "file:///media/a%00.mp4", "input"),
-        ("given an output escaping the volume then refused", "file:///media/../root/x.mp4", "output"),
+        ("given forced concat without allowPlaylists then refused", {"url": "file:///media/in/a.txt", "format": "concat"}, ()),
+        ("given forced hls on a file even with allowPlaylists then refused",
+         {"url": "file:///media/in/a.m3u8", "format": "hls", "allowPlaylists": True}, ()),
+        ("given forced tty (raw bytes) then refused", {"url": "file:///media/in/a.mp4", "format": "tty"}, ()),
+        ("given forced bin then refused", {"url": "file:///media/in/a.mp4", "format": "bin"}, ()),
+        ("given forced data then refused", {"url": "file:///media/in/a.mp4", "format": "data"}, ()),
+        ("given forced lavfi then refused", {"url": "file:///media/in/a.mp4", "format": "lavfi"}, ()),
+        ("given forced imf then refused", {"url": "file:///media/in/a.xml", "format": "imf"}, ()),
+        ("given forced tracker then refused", {"url": "file:///media/in/a.mod", "format": "libopenmpt"}, ()),
+        ("given a safe format listed before a raw one then refused", {"url": "file:///media/in/a", "format": "mov,tty"}, ()),
+        ("given forced dash on http without allowPlaylists then refused",
+         {"url": "http://h.example/a.mpd", "format": "dash"}, ()),
+        ("given an admin list without the forced one then refused", {"url": "file:///media/in/a", "format": "tty"}, ("hls",)),
+    ],  # fmt: skip
+)
+def test_forced_formats_off_the_whitelist_are_refused(name: str, input_: dict[str, Any], extra: tuple) -> None:
+    with pytest.raises(plan.PlanError, match="spec.input.format"):
+        plan.build_plan(job(input=input_), namespace="ns", name="n", uid="u", attempt=1, encoder="libx264",
+                        extra_formats=extra)  # fmt: skip
+
+
+def test_given_a_forced_safe_format_when_built_then_it_narrows_and_ffprobe_gets_it_too() -> None:
+    p = build(input={"url": "file:///media/in/a.bin", "format": "mpegts"})
+    assert value_after(p.ffmpegArgs, "-f") == "mpegts"
+    assert value_after(p.probeArgs, "-f") == "mpegts"
+    assert value_after(p.ffmpegArgs, "-format_whitelist") == ",".join(plan.SAFE_DEMUXERS)
+
+
+def test_given_a_forced_format_in_mixed_case_when_the_crd_was_bypassed_then_compared_lowercase() -> None:
+    spec = job(input={"url": "file:///media/in/a.mp4"}).spec
+    spec.input.format = "TTY"  # the CRD pattern refuses upper case; ffmpeg matches demuxer names either way
+    with pytest.raises(plan.PlanError, match="'tty'"):
+        plan.build_plan(api.TranscodeJob.model_construct(spec=spec), namespace="ns", name="n", uid="u", attempt=1,
+                        encoder="libx264")  # fmt: skip
+
+
+def test_given_an_admin_allowed_format_when_built_then_whitelisted_and_may_be_forced() -> None:
+    p = plan.build_plan(job(input={"url": "file:///media/in/a.m3u8", "format": "hls"}), namespace="ns", name="n",
+                        uid="u", attempt=1, encoder="libx264", extra_formats=("hls",))  # fmt: skip
+    assert "hls" in value_after(p.ffmpegArgs, "-format_whitelist").split(",")
+    assert value_after(p.ffmpegArgs, "-f") == "hls"
+
+
+@pytest.mark.parametrize(
+    "input_",
+    [
+        {"url": "file:///media/in/a.mov"},
+        {"url": "http://h.example/a.mp4"},
+        {"url": "https://h.example/a.m3u8", "allowPlaylists": True, "format": "hls"},
+        {"url": "file:///media/in/a.ts", "format": "mpegts"},
     ],
 )
-def test_paths_outside_volumes_are_refused(name: str, url: str, field: str) -> None:
-    # The CRD's CEL rules reject most of these at admission; the builder must not rely on that.
-    spec: dict[str, Any] = {"output": {"url": url}} if field == "output" else {"input": {"url": url}}
-    with pytest.raises(plan.PlanError):
-        build(**spec)
+def test_given_any_input_when_built_then_ffprobe_opens_it_with_exactly_ffmpegs_input_options(input_) -> None:
+    p = build(input=input_)
+    options = p.inputArgs[: p.inputArgs.index("-i")]
+    probe = p.probeArgs
+    assert probe[:3] == ["ffprobe", "-v", "error"]
+    assert probe[3 : 3 + len(options)] == options
+    assert probe[-2:] == p.inputArgs[-2:]
+
+
+def test_given_file_input_when_built_then_path_decoded_and_probe_reads_it() -> None:
+    p = build(input={"url": "file:///media/in/caf%C3%A9%25.mov"})
+    assert p.inputUrl == "/media/in/caf\u00e9%.mov"
+    assert p.inputArgs[-2:] == ["-i", "file:/media/in/caf\u00e9%.mov"]
+    assert p.probeArgs[0] == "ffprobe" and p.probeArgs[-1] == "file:/media/in/caf\u00e9%.mov"
+
+
+# Every spelling a tenant might use to leave the volume, or to make a path that is not what it looks like.
+# The CRD's CEL rules and the models refuse them at the API; the builder refuses them again, for specs that
+# were stored before those rules (or written around them), without relying on either.
+ESCAPES = [
+    ("dot-dot", "file:///media/../etc/passwd"),
+    ("encoded dot-dot", "file:///media/%2e%2e/etc/shadow"),
+    ("upper-case encoded dot-dot", "file:///media/%2E%2E/etc/shadow"),
+    ("half-encoded dot-dot", "file:///media/.%2e/etc/shadow"),
+    ("encoded slash", "file:///media%2f..%2fetc/passwd"),
+    ("encoded backslash", "file:///media/..%5c..%5cetc/passwd"),
+    ("single dot segment", "file:///media/./in/a.mp4"),
+    ("trailing dot segment", "file:///media/in/."),
+    ("double slash", "file:///media//in/a.mp4"),
+    ("leading double slash", "file:////etc/passwd"),
+    ("trailing slash", "file:///media/in/"),
+    ("a sibling sharing the prefix", "file:///media2/a.mp4"),
+    ("the mount point itself", "file:///media"),
+    ("a host", "file://evil.example/media/a.mp4"),
+    ("localhost", "file://localhost/etc/passwd"),
+    ("a query", "file:///media/a.mp4?/../../etc/passwd"),
+    ("a fragment", "file:///media/x#/../../etc/passwd"),
+    ("encoded NUL", "file:///media/a%00.mp4"),
+    ("encoded newline", "file:///media/a%0a.mp4"),
+    ("encoded space", "file:///media/my%20talk.mov"),
+    ("encoded tab", "file:///media/a%09b.mp4"),
+    ("encoded no-break space", "file:///media/a%C2%A0b.mp4"),
+    ("encoded zero-width space", "file:///media%E2%80%8B/a.mp4"),
+    ("encoded bidi override", "file:///media/a%E2%80%AEvom.mp4"),
+    ("overlong UTF-8 dot", "file:///media/%c0%ae%c0%ae/etc/passwd"),
+    ("invalid UTF-8", "file:///media/a%ff.mp4"),
+]
+
+
+def _bypassing_the_api(**spec: Any) -> api.TranscodeJobSpec:
+    """A spec holding values the models would refuse (as an object stored before the rules would)."""
+    checked = job(input={"url": "file:///media/in/ok.mp4"}).spec
+    for key, value in spec.items():
+        setattr(checked, key, value)
+    return checked
+
+
+@pytest.mark.parametrize(("name", "url"), ESCAPES, ids=[e[0] for e in ESCAPES])
+def test_given_an_escaping_or_ambiguous_file_url_then_the_models_and_the_builder_refuse_it(name: str, url: str) -> None:
+    with pytest.raises(ValueError):
+        job(input={"url": url})
+    with pytest.raises(ValueError):
+        job(output={"url": url})
+    for field in ("input", "output"):
+        spec = _bypassing_the_api()
+        getattr(spec, field).url = url
+        with pytest.raises(plan.PlanError, match=f"spec.{field}.url"):
+            plan.build_plan(api.TranscodeJob.model_construct(spec=spec), namespace="ns", name="n", uid="u",
+                            attempt=1, encoder="libx264")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "mount",
+    ["/", "//", "/.", "/./", "/media/", "/media/.", "/media/..", "//media", "/media//in", "/../media", "/etc",
+     "/usr/lib", "/var/run/secrets", "/proc/self", "/me dia", "/media\u200b", "/media\n"],
+)  # fmt: skip
+def test_given_a_mount_path_not_in_normal_form_then_the_models_and_the_builder_refuse_it(mount: str) -> None:
+    with pytest.raises(ValueError):
+        job(volumes=[{"name": "media", "mountPath": mount, "emptyDir": {}}])
+    spec = _bypassing_the_api()
+    spec.volumes[0].mountPath = mount
+    with pytest.raises(plan.PlanError, match="mountPath"):
+        plan.build_plan(api.TranscodeJob.model_construct(spec=spec), namespace="ns", name="n", uid="u", attempt=1,
+                        encoder="libx264")  # fmt: skip
+
+
+def test_given_unicode_dot_lookalikes_then_they_are_names_inside_the_volume() -> None:
+    # U+2024 and U+FF0E are not "." to the kernel: the path stays under /media (and simply does not exist).
+    p = build(input={"url": "file:///media/%E2%80%A4%E2%80%A4/%EF%BC%8E%EF%BC%8E/etc/passwd"})
+    assert p.inputUrl == "/media/\u2024\u2024/\uff0e\uff0e/etc/passwd"
 
 
 HOSTILE = [
-    "file:///media/in/-vf drawtext=text=pwned.mp4",
-    "file:///media/in/a;rm -rf $HOME.mp4",
-    "file:///media/in/$(touch x)`id`.mp4",
+    "file:///media/in/-vf=drawtext=text=pwned.mp4",
+    "file:///media/in/a;rm${IFS}-rf${IFS}$HOME.mp4",
+    "file:///media/in/$(touch${IFS}x)`id`.mp4",
     "file:///media/in/a'b\"c.mp4",
     "file:///media/in/concat:a|b.mp4",
 ]
@@ -178,7 +304,7 @@ HOSTILE = [
 
 @pytest.mark.parametrize("url", HOSTILE)
 def test_given_hostile_input_path_when_built_then_one_argv_element_pinned_to_file(url: str) -> None:
-    p = build(input={"url": url.replace(" ", "%20")})
+    p = build(input={"url": url})
     path = p.inputUrl
     assert path is not None and path.startswith("/media/in/")
     assert p.ffmpegArgs.count("file:" + path) == 1  # exactly one element, never split or reparsed
@@ -187,9 +313,9 @@ def test_given_hostile_input_path_when_built_then_one_argv_element_pinned_to_fil
 
 
 def test_given_hostile_output_name_when_built_then_last_element_is_the_temp_path() -> None:
-    p = build(output={"url": "file:///media/out/-y%20-i%20x.mp4"})
-    assert p.tempOutputUrl == "/media/out/.-y -i x.ffrtmp-1.part.mp4"
-    assert p.ffmpegArgs[-1] == "file:/media/out/.-y -i x.ffrtmp-1.part.mp4"
+    p = build(output={"url": "file:///media/out/-y-i=x.mp4"})
+    assert p.tempOutputUrl == "/media/out/.-y-i=x.ffrtmp-1.part.mp4"
+    assert p.ffmpegArgs[-1] == "file:/media/out/.-y-i=x.ffrtmp-1.part.mp4"
 
 
 def test_given_network_url_starting_with_dash_when_built_then_refused() -> None:
@@ -293,3 +419,10 @@ def test_given_quality_and_timeout_when_built_then_carried_in_plan() -> None:
     assert p.qualityMetrics == ["psnr", "ssim"] and p.timeoutSeconds == 600
     assert (p.targetWidth, p.targetHeight) == (320, 240)
     assert (p.namespace, p.job, p.jobUid, p.attempt, p.encoder) == ("ns", "hello", "uid-1", 1, "libx264")
+
+
+def test_given_volumes_when_built_then_the_plan_names_them_for_the_runners_real_path_checks() -> None:
+    p = build(volumes=[{"name": "media", "mountPath": "/media", "readOnly": True, "emptyDir": {}},
+                       {"name": "scratch", "mountPath": "/scratch", "emptyDir": {}}])  # fmt: skip
+    assert [(v.name, v.mountPath, v.readOnly) for v in p.volumes] == [("media", "/media", True),
+                                                                      ("scratch", "/scratch", False)]  # fmt: skip

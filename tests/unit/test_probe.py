@@ -6,15 +6,14 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+import ffrtmp_api as api
 import pytest
-
 from ffrtmp_agent import energy
 from ffrtmp_agent.kubelet.registration import standalone_node_status
 from ffrtmp_agent.node import metrics, probe
 from ffrtmp_agent.node.labels import metadata_patch
 from ffrtmp_agent.node.lease import lease_body, renewal_patch
 from ffrtmp_agent.node.probe import GpuInfo, GpuProbe, Trial
-import ffrtmp_api as api
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ffrtmp_agent.runner.progress import Sample, Throttle, parse_blocks, percent, status_progress
 
 # Two blocks exactly as ffmpeg 5.1 writes them to -progress pipe:1 (captured).

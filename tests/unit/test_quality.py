@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from ffrtmp_agent.runner import quality, scores
 
 # Summary lines as ffmpeg 5.1 prints them (captured).

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from ffrtmp_operator.clock import Clock
 from ffrtmp_operator.reachability import Reachability
+
 from tests.unit.shell_fakes import FakeKube
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)

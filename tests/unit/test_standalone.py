@@ -7,11 +7,10 @@ import base64
 from datetime import datetime, timezone
 from typing import Any
 
+import ffrtmp_api as api
 import pytest
-
 from ffrtmp_agent.kubelet import podspec, podstatus, volumes
 from ffrtmp_agent.kubelet.podspec import Action
-import ffrtmp_api as api
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 OWNER = {"apiVersion": api.API_VERSION, "kind": api.KIND, "name": "job", "uid": "u1", "controller": True}

@@ -333,7 +333,7 @@ def _build(dist: Path, t0: float) -> Built:
              "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
         labels=labels, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(SOURCE_DATE_EPOCH)))
     archive = dist / f"ffrtmp-{ver}.tar"
-    stamp = CACHE / f"archive-{_key(ref, [l.digest for l in layers], config)}.json"
+    stamp = CACHE / f"archive-{_key(ref, [layer.digest for layer in layers], config)}.json"
     if archive.exists() and stamp.exists():
         saved = json.loads(stamp.read_text())
         if saved.get("size") == archive.stat().st_size and saved.get("path") == str(archive):

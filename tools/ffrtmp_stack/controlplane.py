@@ -164,9 +164,8 @@ def _apply(create, replace, read, name: str, body: dict) -> None:
 def install_base(api, *, crd_dir: Path = CRD_DIR, system_namespace: str | None = None,
                  timeout_s: float = 30.0) -> None:
     """Install the CRDs (waiting until Established), ffrtmp's PriorityClasses and the system namespace."""
-    from kubernetes import client
-
     import ffrtmp_api as ffapi
+    from kubernetes import client
 
     ext = client.ApiextensionsV1Api(api)
     names = []

@@ -9,9 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import yaml
-
 import ffrtmp_api as api
+import yaml
 
 from . import controlplane as cp
 from .stack import Stack, StackConfig

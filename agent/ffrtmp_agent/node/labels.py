@@ -9,9 +9,8 @@ import json
 import logging
 from typing import Any
 
-from kubernetes import client
-
 import ffrtmp_api as api
+from kubernetes import client
 
 from . import probe
 

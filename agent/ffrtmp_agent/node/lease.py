@@ -11,10 +11,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
+import ffrtmp_api as api
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
-import ffrtmp_api as api
 
 log = logging.getLogger(__name__)
 

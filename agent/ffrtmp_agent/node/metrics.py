@@ -12,16 +12,16 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
+import ffrtmp_api as api
 import psutil
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-
-import ffrtmp_api as api
 
 from .. import energy
 
@@ -232,13 +232,13 @@ class NodeCollector(Collector):
                 continue
             lv = [self.node, str(i), model]
             reads = {
-                "util": lambda: pynvml.nvmlDeviceGetUtilizationRates(h).gpu / 100.0,
-                "enc": lambda: pynvml.nvmlDeviceGetEncoderUtilization(h)[0] / 100.0,
-                "dec": lambda: pynvml.nvmlDeviceGetDecoderUtilization(h)[0] / 100.0,
-                "sessions": lambda: pynvml.nvmlDeviceGetEncoderStats(h)[0],
-                "power": lambda: pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0,
-                "mem": lambda: pynvml.nvmlDeviceGetMemoryInfo(h).used,
-                "memtotal": lambda: pynvml.nvmlDeviceGetMemoryInfo(h).total,
+                "util": lambda h=h: pynvml.nvmlDeviceGetUtilizationRates(h).gpu / 100.0,
+                "enc": lambda h=h: pynvml.nvmlDeviceGetEncoderUtilization(h)[0] / 100.0,
+                "dec": lambda h=h: pynvml.nvmlDeviceGetDecoderUtilization(h)[0] / 100.0,
+                "sessions": lambda h=h: pynvml.nvmlDeviceGetEncoderStats(h)[0],
+                "power": lambda h=h: pynvml.nvmlDeviceGetPowerUsage(h) / 1000.0,
+                "mem": lambda h=h: pynvml.nvmlDeviceGetMemoryInfo(h).used,
+                "memtotal": lambda h=h: pynvml.nvmlDeviceGetMemoryInfo(h).total,
             }
             for key, read in reads.items():
                 try:

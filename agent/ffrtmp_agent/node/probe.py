@@ -18,9 +18,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import psutil
-
 import ffrtmp_api as api
+import psutil
 
 # Encoders worth a trial: everything the scheduler can ask for (api.ENCODERS) plus libaom-av1, the
 # software AV1 encoder most distro builds carry instead of SVT-AV1.
