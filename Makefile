@@ -69,8 +69,9 @@ status: ## show the local stack's parts; fails unless all run and are ready
 clean: down ## stop the stack and delete its state ($(DEV))
 	rm -rf $(DEV)
 
-lint: ## ruff over the tree, mypy over the pure core (both configured in pyproject.toml)
+lint: ## ruff lint + format check over the tree, mypy over the pure core (all configured in pyproject.toml)
 	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy
 
 # The order is shuffled on every run (pytest-randomly; the header prints the seed): repeat one with

@@ -44,13 +44,14 @@ class Pair:
 def job_spec(seconds: int) -> dict[str, Any]:
     """A 720p30 test-source job, libx264 veryfast at 720p, written to an emptyDir (no storage in the figure)."""
     return {
-        "input": {"testSource": {"pattern": "testsrc2", "width": 1280, "height": 720, "fps": 30,
-                                 "durationSeconds": seconds}},
+        "input": {
+            "testSource": {"pattern": "testsrc2", "width": 1280, "height": 720, "fps": 30, "durationSeconds": seconds}
+        },
         "output": {"url": "file:///work/out.mp4"},
         "video": {"codec": "h264", "preset": "veryfast", "crf": 23},
         "audio": {"codec": "aac", "bitrate": "96k"},
         "volumes": [{"name": "work", "mountPath": "/work", "emptyDir": {}}],
-    }  # fmt: skip
+    }
 
 
 def plain_pod(job_pod: dict[str, Any], name: str) -> dict[str, Any]:
@@ -64,8 +65,12 @@ def plain_pod(job_pod: dict[str, Any], name: str) -> dict[str, Any]:
     keep = ("nodeName", "priorityClassName", "restartPolicy", "securityContext", "volumes")
     pod_spec = {k: spec[k] for k in keep if k in spec}
     pod_spec.update(containers=[container], automountServiceAccountToken=False)
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"ffrtmp.io/bench": "plain"}},
-            "spec": pod_spec}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"ffrtmp.io/bench": "plain"}},
+        "spec": pod_spec,
+    }
 
 
 def first_frame_at(log: str) -> float | None:
@@ -121,8 +126,7 @@ def result(pairs: list[Pair], *, seconds: int, load: Iterable[float], machine: d
         "pod_wall_s": p50(pod_wall),
         "job_first_frame_s": p50([p.job_first_frame_s for p in pairs]),
         "pod_first_frame_s": p50([p.pod_first_frame_s for p in pairs]),
-        "job_stages_p50_s": {k: p50([p.job_stages.get(k) for p in pairs])
-                             for k in STAGES},
+        "job_stages_p50_s": {k: p50([p.job_stages.get(k) for p in pairs]) for k in STAGES},
         "per_pair": [asdict(p) for p in pairs],
         "load_average": [round(x, 2) for x in load],
         "machine": machine,
@@ -167,8 +171,12 @@ class Bench:
         """A job end to end; its pod as created (for the plain pod) and the times (pod side left 0)."""
         seen: dict[str, float] = {}
         seen_status: dict[str, Any] = {}
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TranscodeJob", "metadata": {"name": name},
-                "spec": job_spec(seconds)}
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "TranscodeJob",
+            "metadata": {"name": name},
+            "spec": job_spec(seconds),
+        }
         t0 = time.time()
         self.custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
 
@@ -190,8 +198,10 @@ class Bench:
         frame = seen.get("frame")
         log = self.core.read_namespaced_pod_log(pod.metadata.name, NAMESPACE, timestamps=True)
         times = {**stages(seen_status, t0), **runner_stages(log, t0)}
-        return (Pair(seen["done"] - t0, 0.0, None if frame is None else frame - t0, None, times),
-                self.api.sanitize_for_serialization(pod))
+        return (
+            Pair(seen["done"] - t0, 0.0, None if frame is None else frame - t0, None, times),
+            self.api.sanitize_for_serialization(pod),
+        )
 
     def run_pod(self, manifest: dict[str, Any]) -> tuple[float, float | None]:
         name = manifest["metadata"]["name"]
@@ -236,8 +246,11 @@ def measure(kubeconfig: Path, *, pairs: int, seconds: int) -> list[Pair]:
             pod_wall, pod_frame = bench.run_pod(plain_pod(template, f"plain-{tag}"))
         bench.delete(f"job-{tag}", f"plain-{tag}")
         pair = replace(job, pod_wall_s=pod_wall, pod_first_frame_s=pod_frame)
-        print(f"pair {tag}: job {pair.job_wall_s:.2f} s (first frame {pair.job_first_frame_s}), "
-              f"pod {pair.pod_wall_s:.2f} s (first frame {pair.pod_first_frame_s})", flush=True)
+        print(
+            f"pair {tag}: job {pair.job_wall_s:.2f} s (first frame {pair.job_first_frame_s}), "
+            f"pod {pair.pod_wall_s:.2f} s (first frame {pair.pod_first_frame_s})",
+            flush=True,
+        )
         if i >= 0:
             out.append(pair)
     return out
@@ -278,8 +291,22 @@ def main(argv: list[str] | None = None) -> int:
     res = result(pairs, seconds=args.seconds, load=load, machine=common.machine())
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2) + "\n")
-    print(json.dumps({k: res[k] for k in ("ratio", "job_wall_s", "pod_wall_s", "job_first_frame_s",
-                                          "pod_first_frame_s", "pairs", "load_average")}))
+    print(
+        json.dumps(
+            {
+                k: res[k]
+                for k in (
+                    "ratio",
+                    "job_wall_s",
+                    "pod_wall_s",
+                    "job_first_frame_s",
+                    "pod_first_frame_s",
+                    "pairs",
+                    "load_average",
+                )
+            }
+        )
+    )
     print(f"wrote {args.out}")
     return 0
 

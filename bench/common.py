@@ -104,8 +104,9 @@ def machine(*, extra_versions: dict[str, str | None] | None = None) -> dict[str,
         "python": platform.python_version(),
         "git_commit": commit,
         # Others commit to the same tree while benchmarks run: say which measured files differed from HEAD.
-        "uncommitted_operator_agent_files": (_run_lines(["git", "-C", str(REPO), "status", "--porcelain", "--",
-                                                         "operator", "agent"]) or []),
+        "uncommitted_operator_agent_files": (
+            _run_lines(["git", "-C", str(REPO), "status", "--porcelain", "--", "operator", "agent"]) or []
+        ),
         "versions": {
             "kopf": _version("kopf"),
             "kubernetes_client": _version("kubernetes"),

@@ -27,8 +27,17 @@ def node_name(i: int) -> str:
 class Fleet:
     """N labelled Nodes and their Leases, renewed every `renew_s` by a small thread pool."""
 
-    def __init__(self, kube: Kube, *, nodes: int, slots: int, system_namespace: str = api.DEFAULT_SYSTEM_NAMESPACE,
-                 lease_s: int = 15, renew_s: float = 5.0, encoder: str = "libx264") -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        *,
+        nodes: int,
+        slots: int,
+        system_namespace: str = api.DEFAULT_SYSTEM_NAMESPACE,
+        lease_s: int = 15,
+        renew_s: float = 5.0,
+        encoder: str = "libx264",
+    ) -> None:
         self.kube = kube
         self.names = [node_name(i) for i in range(1, nodes + 1)]
         self.slots = slots
@@ -47,14 +56,29 @@ class Fleet:
         labels = {api.LABEL_WORKER: "true", api.LABEL_GPU: "false", f"{api.LABEL_ENCODER_PREFIX}{self.encoder}": "true"}
         now = micro_time()
         for name in self.names:
-            self.kube.request("POST", "/api/v1/nodes", {"apiVersion": "v1", "kind": "Node",
-                                                        "metadata": {"name": name, "labels": labels}})
-            self.kube.request("POST", f"/apis/coordination.k8s.io/v1/namespaces/{self.ns}/leases", {
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": api.LEASE_PREFIX + name, "annotations": {api.ANNOTATION_SLOTS: str(self.slots)}},
-                "spec": {"holderIdentity": name, "leaseDurationSeconds": self.lease_s, "acquireTime": now,
-                         "renewTime": now},
-            })
+            self.kube.request(
+                "POST",
+                "/api/v1/nodes",
+                {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels}},
+            )
+            self.kube.request(
+                "POST",
+                f"/apis/coordination.k8s.io/v1/namespaces/{self.ns}/leases",
+                {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {
+                        "name": api.LEASE_PREFIX + name,
+                        "annotations": {api.ANNOTATION_SLOTS: str(self.slots)},
+                    },
+                    "spec": {
+                        "holderIdentity": name,
+                        "leaseDurationSeconds": self.lease_s,
+                        "acquireTime": now,
+                        "renewTime": now,
+                    },
+                },
+            )
 
     def start(self) -> Fleet:
         self._thread.start()
@@ -66,8 +90,12 @@ class Fleet:
         self._pool.shutdown(wait=True)
 
     def _renew(self, name: str) -> None:
-        self.kube.request("PATCH", f"/apis/coordination.k8s.io/v1/namespaces/{self.ns}/leases/{api.LEASE_PREFIX}{name}",
-                          {"spec": {"renewTime": micro_time()}}, content_type=api.MERGE_PATCH)
+        self.kube.request(
+            "PATCH",
+            f"/apis/coordination.k8s.io/v1/namespaces/{self.ns}/leases/{api.LEASE_PREFIX}{name}",
+            {"spec": {"renewTime": micro_time()}},
+            content_type=api.MERGE_PATCH,
+        )
         with self._lock:
             self.renewals += 1
 

@@ -108,8 +108,9 @@ class Watch:
                     for item in listing.get("items", []):
                         self.on_event("ADDED", item, time.time())
                     rv = listing["metadata"]["resourceVersion"]
-                self._resp = self.kube.stream(f"{self.path}{sep}watch=1&allowWatchBookmarks=true"
-                                              f"&resourceVersion={rv}", read_timeout=None)
+                self._resp = self.kube.stream(
+                    f"{self.path}{sep}watch=1&allowWatchBookmarks=true&resourceVersion={rv}", read_timeout=None
+                )
                 self.ready.set()
                 try:
                     for event in watch_events(self._resp):

@@ -58,10 +58,37 @@ def makespan(durations: list[float], nodes: int) -> float:
 
 
 def source(path: Path, seconds: int) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-                    f"testsrc2=size=1280x720:rate=25:duration={seconds}", "-f", "lavfi", "-i",
-                    f"sine=frequency=300:duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast", "-g", "50",
-                    "-pix_fmt", "yuv420p", "-c:a", "aac", str(path)], check=True, timeout=1800)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size=1280x720:rate=25:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=300:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "50",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            str(path),
+        ],
+        check=True,
+        timeout=1800,
+    )
 
 
 def _plan(spec: dict[str, Any], name: str, encoder: str = "libx264") -> api.ExecutionPlan:
@@ -71,17 +98,27 @@ def _plan(spec: dict[str, Any], name: str, encoder: str = "libx264") -> api.Exec
 
 def bench_split(work: Path, *, segment_seconds: int) -> dict[str, Any]:
     volumes = [{"name": "media", "mountPath": str(work), "emptyDir": {}}]
-    spec = {"input": {"url": f"file://{work}/in.mp4"}, "output": {"url": f"file://{work}/out/whole.mp4"},
-            "volumes": volumes, "video": {"codec": "h264", "preset": "veryfast", "crf": 23},
-            "audio": {"codec": "aac", "bitrate": "128k"}}  # fmt: skip
+    spec = {
+        "input": {"url": f"file://{work}/in.mp4"},
+        "output": {"url": f"file://{work}/out/whole.mp4"},
+        "volumes": volumes,
+        "video": {"codec": "h264", "preset": "veryfast", "crf": 23},
+        "audio": {"codec": "aac", "bitrate": "128k"},
+    }
     (work / "out").mkdir(exist_ok=True)
     unsplit_wall, unsplit_cpu = run(_plan(spec, "whole").ffmpegArgs[:-1] + [f"file:{work}/out/whole.mp4"])
 
-    parent = split_children.Parent("bench", "film", "bench", {**spec, "output": {"url": f"file://{work}/out/film.mp4"},
-                                                              "split": {"segmentSeconds": segment_seconds}})  # fmt: skip
+    parent = split_children.Parent(
+        "bench",
+        "film",
+        "bench",
+        {**spec, "output": {"url": f"file://{work}/out/film.mp4"}, "split": {"segmentSeconds": segment_seconds}},
+    )
     folder = Path(split_children.work_folder(parent))
     folder.mkdir(parents=True, exist_ok=True)
-    split_plan = _plan(split_children.split_child(parent, segment_seconds=segment_seconds)["spec"], "film-split", "copy")
+    split_plan = _plan(
+        split_children.split_child(parent, segment_seconds=segment_seconds)["spec"], "film-split", "copy"
+    )
     split_wall, split_cpu = run(split_plan.ffmpegArgs)
     lengths = parse_sources((folder / splitting.SOURCE_LIST).read_text())
     slices = []
@@ -89,8 +126,11 @@ def bench_split(work: Path, *, segment_seconds: int) -> dict[str, Any]:
         child = split_children.slice_child(parent, index=i, seconds=seconds)
         slice_plan = _plan(child["spec"], child["metadata"]["name"])
         slices.append(run(slice_plan.ffmpegArgs[:-1] + [f"file:{folder}/{splitting.encoded_name(i)}"]))
-    stitch = _plan(split_children.stitch_child(parent, segments=len(lengths), audio=True, seconds=sum(lengths))["spec"],
-                   "film-stitch", "copy")  # fmt: skip
+    stitch = _plan(
+        split_children.stitch_child(parent, segments=len(lengths), audio=True, seconds=sum(lengths))["spec"],
+        "film-stitch",
+        "copy",
+    )
     listing = folder / f".{splitting.STITCH_LIST}"
     listing.write_text("".join(f"file '{folder / splitting.encoded_name(i)}'\n" for i in range(len(lengths))))
     argv = [f"file:{listing}" if a.endswith(f".{splitting.STITCH_LIST}") else a for a in stitch.ffmpegArgs]
@@ -99,14 +139,19 @@ def bench_split(work: Path, *, segment_seconds: int) -> dict[str, Any]:
     slice_walls = [w for w, _ in slices]
     split_total_cpu = split_cpu + sum(c for _, c in slices) + stitch_cpu
     serial_wall = split_wall + sum(slice_walls) + stitch_wall
-    speedup = {str(k): round(unsplit_wall / (split_wall + makespan(slice_walls, k) + stitch_wall), 2)
-               for k in (1, 2, 4, 8, len(slices))}  # fmt: skip
+    speedup = {
+        str(k): round(unsplit_wall / (split_wall + makespan(slice_walls, k) + stitch_wall), 2)
+        for k in (1, 2, 4, 8, len(slices))
+    }
     # The same model on CPU seconds: on a shared machine a wall time depends on what else ran meanwhile.
     slice_cpus = [c for _, c in slices]
-    by_cpu = {str(k): round(unsplit_cpu / (split_cpu + makespan(slice_cpus, k) + stitch_cpu), 2)
-              for k in (1, 2, 4, 8, len(slices))}  # fmt: skip
+    by_cpu = {
+        str(k): round(unsplit_cpu / (split_cpu + makespan(slice_cpus, k) + stitch_cpu), 2)
+        for k in (1, 2, 4, 8, len(slices))
+    }
     return {
-        "segment_seconds": segment_seconds, "segments": len(lengths),
+        "segment_seconds": segment_seconds,
+        "segments": len(lengths),
         "modelled_speedup_by_nodes_from_cpu": by_cpu,
         "unsplit": {"wall_s": round(unsplit_wall, 2), "cpu_s": round(unsplit_cpu, 2)},
         "split": {"wall_s": round(split_wall, 2), "cpu_s": round(split_cpu, 2)},
@@ -115,17 +160,21 @@ def bench_split(work: Path, *, segment_seconds: int) -> dict[str, Any]:
         "cpu_ratio_split_over_unsplit": round(split_total_cpu / unsplit_cpu, 3),
         "stitch_share_of_serial_wall": round(stitch_wall / serial_wall, 4),
         "modelled_speedup_by_nodes": speedup,
-    }  # fmt: skip
+    }
 
 
 def bench_ladder(work: Path) -> dict[str, Any]:
     volumes = [{"name": "media", "mountPath": str(work), "emptyDir": {}}]
 
     def ladder(renditions: list[dict[str, Any]], name: str) -> tuple[float, float]:
-        spec = {"input": {"url": f"file://{work}/in.mp4"},
-                "output": {"url": f"file://{work}/out/{name}/", "container": "hls", "segmentSeconds": 4},
-                "volumes": volumes, "video": {"codec": "h264", "preset": "veryfast"},
-                "audio": {"codec": "aac", "bitrate": "128k"}, "renditions": renditions}  # fmt: skip
+        spec = {
+            "input": {"url": f"file://{work}/in.mp4"},
+            "output": {"url": f"file://{work}/out/{name}/", "container": "hls", "segmentSeconds": 4},
+            "volumes": volumes,
+            "video": {"codec": "h264", "preset": "veryfast"},
+            "audio": {"codec": "aac", "bitrate": "128k"},
+            "renditions": renditions,
+        }
         built = _plan(spec, name)
         temp = Path(built.tempOutputUrl or "")
         for folder in [r["name"] for r in renditions] + ["audio"]:
@@ -134,8 +183,10 @@ def bench_ladder(work: Path) -> dict[str, Any]:
 
     one_wall, one_cpu = ladder(RENDITIONS, "ladder")
     separate = [ladder([r], f"only-{r['name']}") for r in RENDITIONS]
-    jobs = [{"rendition": r["name"], "wall_s": round(w, 2), "cpu_s": round(c, 2)}
-            for r, (w, c) in zip(RENDITIONS, separate, strict=True)]  # fmt: skip
+    jobs = [
+        {"rendition": r["name"], "wall_s": round(w, 2), "cpu_s": round(c, 2)}
+        for r, (w, c) in zip(RENDITIONS, separate, strict=True)
+    ]
     return {
         "renditions": [r["name"] for r in RENDITIONS],
         "one_decode": {"wall_s": round(one_wall, 2), "cpu_s": round(one_cpu, 2)},
@@ -155,12 +206,16 @@ def main(argv: list[str] | None = None) -> int:
         source(work / "in.mp4", args.seconds)
         load_before = os.getloadavg()
         result = {
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "loadavg_before": load_before,
-                        "note": "shared machine: other jobs ran at the same time (loadavg), so walls are noisy"},
+            "machine": {
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+                "loadavg_before": load_before,
+                "note": "shared machine: other jobs ran at the same time (loadavg), so walls are noisy",
+            },
             "input": {"seconds": args.seconds, "size": "1280x720", "fps": 25, "gop_frames": 50},
             "split": bench_split(work, segment_seconds=args.segment_seconds),
             "ladder": bench_ladder(work),
-        }  # fmt: skip
+        }
         result["machine"]["loadavg_after"] = os.getloadavg()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

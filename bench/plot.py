@@ -37,8 +37,7 @@ def plot_latency(result: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("seconds (log)")
     ax.set_ylabel("fraction of jobs")
     cfg = result.get("config", {})
-    ax.set_title(f"{result.get('name')}: M={cfg.get('jobs')} N={cfg.get('nodes')}, "
-                 f"paced {cfg.get('paced_rate')}/s")
+    ax.set_title(f"{result.get('name')}: M={cfg.get('jobs')} N={cfg.get('nodes')}, paced {cfg.get('paced_rate')}/s")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()

@@ -30,9 +30,22 @@ class PySpy:
         # --gil: only the thread holding the GIL, i.e. where the operator's Python CPU goes (threads
         # waiting on the apiserver in an SSL read would otherwise dominate the samples).
         self.proc = subprocess.Popen(
-            [exe, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--nonblocking", "--gil",
-             "--output", str(out)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                exe,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(rate),
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--gil",
+                "--output",
+                str(out),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
 
     def stop(self) -> dict[str, Any]:
@@ -56,8 +69,16 @@ def _function(frame: str) -> str:
     return re.sub(r"\((?:[^()]*?)(site-packages/|/operator/|/agent/|lib/python3\.\d+/)", "(", frame)
 
 
-_PLUMBING = ("threading.py", "concurrent/futures/thread.py", "asyncio/", "runpy.py", "<module>", "kopf/_core/reactor/",
-             "kopf/_kits/", "contextvars")
+_PLUMBING = (
+    "threading.py",
+    "concurrent/futures/thread.py",
+    "asyncio/",
+    "runpy.py",
+    "<module>",
+    "kopf/_core/reactor/",
+    "kopf/_kits/",
+    "contextvars",
+)
 
 
 def summarize(collapsed: str, *, top: int = 15) -> dict[str, Any]:

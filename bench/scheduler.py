@@ -68,8 +68,7 @@ def latencies(tracker: Tracker) -> dict[str, list[float]]:
     """Per-job latencies (s). queued_to_assigned: from the operator's Queued stamp to the moment our watch saw
     the job placed (what a user sees); stamps_only: both ends from the operator's transitions; watch_only:
     both ends seen by our watch; create_to_bound: our create call to the pod with nodeName appearing."""
-    out: dict[str, list[float]] = {"queued_to_assigned": [], "stamps_only": [], "watch_only": [],
-                                   "create_to_bound": []}
+    out: dict[str, list[float]] = {"queued_to_assigned": [], "stamps_only": [], "watch_only": [], "create_to_bound": []}
     for t in tracker.jobs.values():
         queued = _parse(t.queued_at)
         if queued is not None and t.assigned_seen is not None:
@@ -90,8 +89,12 @@ def throughput(tracker: Tracker) -> dict[str, Any]:
     if not created or not bound:
         return {"jobs_bound": len(bound), "window_s": None, "jobs_per_s": None}
     window = max(bound) - min(created)
-    return {"jobs_created": len(created), "jobs_bound": len(bound), "window_s": round(window, 3),
-            "jobs_per_s": round(len(bound) / window, 2) if window > 0 else None}
+    return {
+        "jobs_created": len(created),
+        "jobs_bound": len(bound),
+        "window_s": round(window, 3),
+        "jobs_per_s": round(len(bound) / window, 2) if window > 0 else None,
+    }
 
 
 def wait_bound(tracker: Tracker, *, expected: int, stall_s: float) -> bool:
@@ -121,11 +124,17 @@ class Cluster:
 
     def __enter__(self) -> Cluster:
         self.cp.start()
-        self.kube = Kube(server=self.cp.server, token=self.cp.token, ca_file=self.cp.ca_file,
-                         pool_size=self.cfg.concurrency + 8)
+        self.kube = Kube(
+            server=self.cp.server, token=self.cp.token, ca_file=self.cp.ca_file, pool_size=self.cfg.concurrency + 8
+        )
         self.kube.request("POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
-        self.fleet = Fleet(self.kube, nodes=self.cfg.nodes, slots=self.cfg.slots, lease_s=self.cfg.lease_seconds,
-                           renew_s=self.cfg.renew_seconds)
+        self.fleet = Fleet(
+            self.kube,
+            nodes=self.cfg.nodes,
+            slots=self.cfg.slots,
+            lease_s=self.cfg.lease_seconds,
+            renew_s=self.cfg.renew_seconds,
+        )
         self.fleet.create()
         self.fleet.start()
         return self
@@ -153,8 +162,10 @@ class Cluster:
             return None
 
     def watches(self, tracker: Tracker) -> list[Watch]:
-        return [Watch(self.kube, JOBS.format(ns=NAMESPACE), tracker.on_job).start(),
-                Watch(self.kube, f"/api/v1/namespaces/{NAMESPACE}/pods", tracker.on_pod).start()]
+        return [
+            Watch(self.kube, JOBS.format(ns=NAMESPACE), tracker.on_job).start(),
+            Watch(self.kube, f"/api/v1/namespaces/{NAMESPACE}/pods", tracker.on_pod).start(),
+        ]
 
 
 class Phase:
@@ -175,8 +186,7 @@ class Phase:
         self.seconds = time.monotonic() - self.t0
         self.writes = writes_delta(self.writes0, write_counts(self.cluster.kube))
         self.renewals = self.cluster.fleet.renewals - self.renewals0
-        self.cpu = {k: round(common.cpu_seconds([p], children=False) - self.cpu0[k], 2)
-                    for k, p in self.procs.items()}
+        self.cpu = {k: round(common.cpu_seconds([p], children=False) - self.cpu0[k], 2) for k, p in self.procs.items()}
 
     def report(self, *, bench_writes: int, admitted: int) -> dict[str, Any]:
         total = sum(self.writes.values())
@@ -206,8 +216,11 @@ def run_baseline(cfg: Config, work: Path) -> dict[str, Any]:
     """The ceiling: a plain client creating each job and at once writing its admission (status + pod)."""
     with Cluster(cfg, work) as cluster:
         kube = cluster.kube
-        kube.request("POST", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts",
-                     {"metadata": {"name": api.RUNNER_SERVICE_ACCOUNT}})  # the operator makes this one itself
+        kube.request(
+            "POST",
+            f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts",
+            {"metadata": {"name": api.RUNNER_SERVICE_ACCOUNT}},
+        )  # the operator makes this one itself
         tracker = Tracker(prefix="base-")
         watches = cluster.watches(tracker)
         creator = Creator(kube, namespace=NAMESPACE, tracker=tracker, concurrency=cfg.concurrency)
@@ -238,8 +251,9 @@ def _operator_argv(metrics_port: int) -> list[str]:
     return [sys.executable, "-m", "ffrtmp_operator", "--metrics-port", str(metrics_port)]
 
 
-def run_operator(cfg: Config, work: Path, *, results_dir: Path, name: str,
-                 operator_src: Path | None = None) -> dict[str, Any]:
+def run_operator(
+    cfg: Config, work: Path, *, results_dir: Path, name: str, operator_src: Path | None = None
+) -> dict[str, Any]:
     """The real operator: a burst of M jobs, then a paced phase at cfg.paced_rate with free slots."""
     out: dict[str, Any] = {}
     with Cluster(cfg, work) as cluster:
@@ -249,21 +263,35 @@ def run_operator(cfg: Config, work: Path, *, results_dir: Path, name: str,
         env = cluster.cp.env()
         if operator_src:  # a snapshot of the operator package, for A/B runs while the tree keeps changing
             env["PYTHONPATH"] = f"{operator_src}{os.pathsep}{env.get('PYTHONPATH', '')}"
-        op = procs.start(_operator_argv(port), log=op_log, marker=f"{work}:operator", env=env,
-                         cwd=common.REPO, tie_to_parent=True)
+        op = procs.start(
+            _operator_argv(port), log=op_log, marker=f"{work}:operator", env=env, cwd=common.REPO, tie_to_parent=True
+        )
         try:
-            procs.wait_until(lambda: procs.http_ok(f"http://127.0.0.1:{port}/metrics"), timeout_s=120,
-                             what="operator", alive=lambda: op.poll() is None, log=op_log)
+            procs.wait_until(
+                lambda: procs.http_ok(f"http://127.0.0.1:{port}/metrics"),
+                timeout_s=120,
+                what="operator",
+                alive=lambda: op.poll() is None,
+                log=op_log,
+            )
             time.sleep(2)  # let its first list+watch of jobs, nodes and leases finish
             out["operator_start_s"] = round(time.monotonic() - began, 2)
             op_proc = psutil.Process(op.pid)
             with RssSampler(op.pid) as rss:
                 out["rss_idle_mb"] = round(op_proc.memory_info().rss / 1e6, 1)
-                out["burst"] = _operator_phase(cluster, cfg, op_proc, prefix="job", count=cfg.jobs, paced=False,
-                                               profile=common.REPO / "bench" / "work" / f"{name}-profile.txt" if cfg.profile else None)
+                out["burst"] = _operator_phase(
+                    cluster,
+                    cfg,
+                    op_proc,
+                    prefix="job",
+                    count=cfg.jobs,
+                    paced=False,
+                    profile=common.REPO / "bench" / "work" / f"{name}-profile.txt" if cfg.profile else None,
+                )
                 out["rss_after_burst_mb"] = round(op_proc.memory_info().rss / 1e6, 1)
-                out["paced"] = _operator_phase(cluster, cfg, op_proc, prefix="paced", count=cfg.paced_jobs,
-                                               paced=True, profile=None)
+                out["paced"] = _operator_phase(
+                    cluster, cfg, op_proc, prefix="paced", count=cfg.paced_jobs, paced=True, profile=None
+                )
             out["operator_rss_peak_mb"] = rss.peak_mb
             out["rss_series_mb"] = [(t, round(b / 1e6, 1)) for t, b in rss.series]
             out["apiserver_version"] = cluster.version()
@@ -276,8 +304,9 @@ def run_operator(cfg: Config, work: Path, *, results_dir: Path, name: str,
     return out
 
 
-def _operator_phase(cluster: Cluster, cfg: Config, op: psutil.Process, *, prefix: str, count: int, paced: bool,
-                    profile: Path | None) -> dict[str, Any]:
+def _operator_phase(
+    cluster: Cluster, cfg: Config, op: psutil.Process, *, prefix: str, count: int, paced: bool, profile: Path | None
+) -> dict[str, Any]:
     tracker = Tracker(prefix=f"{prefix}-")
     watches = cluster.watches(tracker)
     creator = Creator(cluster.kube, namespace=NAMESPACE, tracker=tracker, concurrency=cfg.concurrency)
@@ -313,30 +342,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=sorted(SIZES), default="smoke")
     parser.add_argument("--jobs", type=int, help="M (default from --size)")
     parser.add_argument("--nodes", type=int, help="N (default from --size)")
-    parser.add_argument("--concurrency", type=int, default=8, help="client threads creating jobs (and admitting, baseline)")
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="client threads creating jobs (and admitting, baseline)"
+    )
     parser.add_argument("--paced-rate", type=float, default=20.0, help="jobs/s in the paced latency phase")
     parser.add_argument("--paced-seconds", type=float, default=30.0)
     parser.add_argument("--lease-seconds", type=int, help="leaseDurationSeconds of the fake nodes (default by size)")
     parser.add_argument("--renew-seconds", type=float, help="lease renewal period (default by size)")
     parser.add_argument("--profile", action="store_true", help="py-spy the operator during the burst")
     parser.add_argument("--skip-baseline", action="store_true")
-    parser.add_argument("--baselines", type=int, help="baseline runs: 1 before, 2 = also after the operator "
-                        "(default 2 for smoke, 1 for full)")
-    parser.add_argument("--operator-src", type=Path,
-                        help="run the operator from this folder (holding ffrtmp_operator/) instead of the tree")
+    parser.add_argument(
+        "--baselines",
+        type=int,
+        help="baseline runs: 1 before, 2 = also after the operator (default 2 for smoke, 1 for full)",
+    )
+    parser.add_argument(
+        "--operator-src",
+        type=Path,
+        help="run the operator from this folder (holding ffrtmp_operator/) instead of the tree",
+    )
     parser.add_argument("--skip-operator", action="store_true")
     parser.add_argument("--name", help="results name (default scheduler-<size>)")
     parser.add_argument("--results-dir", type=Path, default=common.RESULTS)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     jobs, nodes, lease_s, renew_s = SIZES[args.size]
-    cfg = Config(jobs=args.jobs or jobs, nodes=args.nodes or nodes, concurrency=args.concurrency,
-                 paced_rate=args.paced_rate, paced_seconds=args.paced_seconds, profile=args.profile,
-                 lease_seconds=args.lease_seconds or lease_s, renew_seconds=args.renew_seconds or renew_s)
+    cfg = Config(
+        jobs=args.jobs or jobs,
+        nodes=args.nodes or nodes,
+        concurrency=args.concurrency,
+        paced_rate=args.paced_rate,
+        paced_seconds=args.paced_seconds,
+        profile=args.profile,
+        lease_seconds=args.lease_seconds or lease_s,
+        renew_seconds=args.renew_seconds or renew_s,
+    )
     name = args.name or f"scheduler-{args.size}"
     work = Path(tempfile.mkdtemp(prefix="ffrtmp-bench-"))
-    result: dict[str, Any] = {"name": name, "started": common.utc_stamp(), "config": {**asdict(cfg), "slots": cfg.slots},
-                              "command": "python -m bench.scheduler " + " ".join(argv if argv is not None else sys.argv[1:])}
+    result: dict[str, Any] = {
+        "name": name,
+        "started": common.utc_stamp(),
+        "config": {**asdict(cfg), "slots": cfg.slots},
+        "command": "python -m bench.scheduler " + " ".join(argv if argv is not None else sys.argv[1:]),
+    }
     result["machine"] = common.machine()
     began = time.monotonic()
     baselines = args.baselines if args.baselines is not None else (2 if args.size == "smoke" else 1)
@@ -345,10 +393,12 @@ def main(argv: list[str] | None = None) -> int:
         result["baseline"] = run_baseline(cfg, work / "baseline")
         log.info("baseline: %.1f jobs/s", result["baseline"]["jobs_per_s"] or 0)
     if not args.skip_operator:
-        log.info("operator: %d jobs, %d nodes, then %d paced at %.0f/s", cfg.jobs, cfg.nodes, cfg.paced_jobs,
-                 cfg.paced_rate)
-        result["operator"] = run_operator(cfg, work / "operator", results_dir=args.results_dir, name=name,
-                                          operator_src=args.operator_src)
+        log.info(
+            "operator: %d jobs, %d nodes, then %d paced at %.0f/s", cfg.jobs, cfg.nodes, cfg.paced_jobs, cfg.paced_rate
+        )
+        result["operator"] = run_operator(
+            cfg, work / "operator", results_dir=args.results_dir, name=name, operator_src=args.operator_src
+        )
         if args.operator_src:
             result["operator"]["operator_src"] = str(args.operator_src)
     if not args.skip_baseline and baselines > 1:
@@ -360,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     result["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result.update(headline(result))
     result["machine"]["versions"]["kube_apiserver"] = (result.get("baseline") or result.get("operator") or {}).get(
-        "apiserver_version")
+        "apiserver_version"
+    )
     path = common.write_result(name, result, directory=args.results_dir)
     try:
         from .plot import plot_latency
@@ -374,15 +425,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-HEADLINE = ("jobs_per_s", "baseline_per_s", "baseline_runs_per_s", "ratio", "cpu_ratio", "p50_s", "p99_s", "operator_rss_mb", "writes_per_job",
-            "burst_complete", "paced_complete", "targets")
+HEADLINE = (
+    "jobs_per_s",
+    "baseline_per_s",
+    "baseline_runs_per_s",
+    "ratio",
+    "cpu_ratio",
+    "p50_s",
+    "p99_s",
+    "operator_rss_mb",
+    "writes_per_job",
+    "burst_complete",
+    "paced_complete",
+    "targets",
+)
 
 
 # Writes the apiserver makes itself (its identity Lease, the `kubernetes` Service endpoints): they show up at
 # the same rate in the baseline phase, where no operator runs, and neither the operator nor the benchmark
 # issues these verbs on these resources (the benchmark renews Leases with PATCH).
-APISERVER_SELF_WRITES = ("PUT coordination.k8s.io/leases ", "POST /endpoints ", "PUT /endpoints ",
-                         "POST discovery.k8s.io/endpointslices ", "PUT discovery.k8s.io/endpointslices ")
+APISERVER_SELF_WRITES = (
+    "PUT coordination.k8s.io/leases ",
+    "POST /endpoints ",
+    "PUT /endpoints ",
+    "POST discovery.k8s.io/endpointslices ",
+    "PUT discovery.k8s.io/endpointslices ",
+)
 
 
 def operator_writes_per_job(phase: dict[str, Any]) -> float | None:
@@ -391,8 +459,9 @@ def operator_writes_per_job(phase: dict[str, Any]) -> float | None:
     admitted = phase.get("jobs_bound")
     if not admitted or phase.get("other_writes") is None:
         return None
-    own = sum(n for k, n in (phase.get("writes_by_verb_resource_code") or {}).items()
-              if k.startswith(APISERVER_SELF_WRITES))
+    own = sum(
+        n for k, n in (phase.get("writes_by_verb_resource_code") or {}).items() if k.startswith(APISERVER_SELF_WRITES)
+    )
     return round((phase["other_writes"] - own) / admitted, 3)
 
 
@@ -414,8 +483,9 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         "baseline_runs_per_s": [b["jobs_per_s"] for b in bases],
         # Throughput ratio as if the machine were ours alone and CPU-bound: CPU per job (apiserver + etcd +
         # client + operator) of the baseline over that of the operator run. Other load barely moves it.
-        "cpu_ratio": (round(sum(base_cpu) / len(base_cpu) / _cpu_per_job(burst), 3)
-                      if base_cpu and _cpu_per_job(burst) else None),
+        "cpu_ratio": (
+            round(sum(base_cpu) / len(base_cpu) / _cpu_per_job(burst), 3) if base_cpu and _cpu_per_job(burst) else None
+        ),
         "p50_s": (paced.get("latency_s") or {}).get("queued_to_assigned", {}).get("p50"),
         "p99_s": (paced.get("latency_s") or {}).get("queued_to_assigned", {}).get("p99"),
         "operator_rss_mb": op.get("operator_rss_peak_mb"),
@@ -424,8 +494,7 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         "burst_complete": burst.get("complete"),
         "paced_complete": paced.get("complete"),
     }
-    h["ratio"] = (round(h["jobs_per_s"] / h["baseline_per_s"], 3)
-                  if h["jobs_per_s"] and h["baseline_per_s"] else None)
+    h["ratio"] = round(h["jobs_per_s"] / h["baseline_per_s"], 3) if h["jobs_per_s"] and h["baseline_per_s"] else None
     h["targets"] = {
         "ratio>=0.5": None if h["ratio"] is None else h["ratio"] >= 0.5,
         "p99<=1s": None if h["p99_s"] is None else h["p99_s"] <= 1.0,

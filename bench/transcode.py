@@ -40,15 +40,29 @@ def job_manifest(name: str, *, media: Path, seconds: float) -> dict[str, Any]:
     """The measured job. The volume's mountPath is the host directory itself, so the plan's paths are
     real local paths and the bare run can execute the very same argv."""
     return {
-        "apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name},
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": name},
         "spec": {
-            "input": {"testSource": {"pattern": "testsrc2", "width": 1280, "height": 720, "fps": 30,
-                                     "durationSeconds": seconds}},
+            "input": {
+                "testSource": {
+                    "pattern": "testsrc2",
+                    "width": 1280,
+                    "height": 720,
+                    "fps": 30,
+                    "durationSeconds": seconds,
+                }
+            },
             "output": {"url": f"file://{media}/{name}.mp4"},
             "video": {"codec": "h264", "preset": "veryfast"},
             "hardware": {"accelerator": "none"},
-            "volumes": [{"name": "media", "mountPath": str(media),
-                         "hostPath": {"path": str(media), "type": "DirectoryOrCreate"}}],
+            "volumes": [
+                {
+                    "name": "media",
+                    "mountPath": str(media),
+                    "hostPath": {"path": str(media), "type": "DirectoryOrCreate"},
+                }
+            ],
         },
     }
 
@@ -147,8 +161,16 @@ class Completion:
             return self.done[name]
 
 
-def run_stack_job(kube: Kube, completion: Completion, *, name: str, media: Path, seconds: float,
-                  agent: psutil.Process, operator: psutil.Process) -> dict[str, Any]:
+def run_stack_job(
+    kube: Kube,
+    completion: Completion,
+    *,
+    name: str,
+    media: Path,
+    seconds: float,
+    agent: psutil.Process,
+    operator: psutil.Process,
+) -> dict[str, Any]:
     agent_self0 = common.cpu_seconds([agent], children=False)
     agent_all0 = common.cpu_seconds([agent])
     op0 = common.cpu_seconds([operator])
@@ -164,7 +186,9 @@ def run_stack_job(kube: Kube, completion: Completion, *, name: str, media: Path,
     kinds = tree.by_kind()
     ffmpeg = kinds.get("ffmpeg", 0.0)
     return {
-        "phase": phase, "wall_s": round(wall, 3), "ffmpeg_cpu_s": round(ffmpeg, 3),
+        "phase": phase,
+        "wall_s": round(wall, 3),
+        "ffmpeg_cpu_s": round(ffmpeg, 3),
         "agent_and_runner_cpu_s": round(everything - ffmpeg, 3),
         "agent_own_cpu_s": round(agent_self, 3),
         "sampled_cpu_s_by_process": kinds,
@@ -190,8 +214,11 @@ def wait_node(kube: Kube, timeout_s: float = 180) -> None:
     def ready() -> bool:
         try:
             node = kube.request("GET", f"/api/v1/nodes/{NODE}")
-            kube.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{api.DEFAULT_SYSTEM_NAMESPACE}/leases/"
-                                f"{api.LEASE_PREFIX}{NODE}")
+            kube.request(
+                "GET",
+                f"/apis/coordination.k8s.io/v1/namespaces/{api.DEFAULT_SYSTEM_NAMESPACE}/leases/"
+                f"{api.LEASE_PREFIX}{NODE}",
+            )
         except Exception:  # noqa: BLE001 - not there yet
             return False
         return node["metadata"].get("labels", {}).get(label) == "true"
@@ -211,31 +238,71 @@ def main(argv: list[str] | None = None) -> int:
     media = work / "media"
     media.mkdir()
     media.chmod(0o777)  # the runner may run as the pod's non-root user
-    result: dict[str, Any] = {"name": args.name, "started": common.utc_stamp(), "machine": common.machine(),
-                              "command": "python -m bench.transcode " + " ".join(argv if argv is not None else sys.argv[1:]),
-                              "config": {"pairs": args.pairs, "source_seconds": args.seconds, "size": "1280x720",
-                                         "fps": 30, "encoder": "libx264", "preset": "veryfast"}}
+    result: dict[str, Any] = {
+        "name": args.name,
+        "started": common.utc_stamp(),
+        "machine": common.machine(),
+        "command": "python -m bench.transcode " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "config": {
+            "pairs": args.pairs,
+            "source_seconds": args.seconds,
+            "size": "1280x720",
+            "fps": 30,
+            "encoder": "libx264",
+            "preset": "veryfast",
+        },
+    }
     with ControlPlane(work / "cp") as cp:
         kube = Kube(server=cp.server, token=cp.token, ca_file=cp.ca_file)
         kube.request("POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
         env = cp.env()
         op_port, agent_port = procs.free_port(), procs.free_port()
-        op = procs.start([sys.executable, "-m", "ffrtmp_operator", "--metrics-port", str(op_port),
-                          "--host-path", f"{NAMESPACE}={media}"],  # the admin's hostPath opt-in for the bench
-                         log=work / "logs" / "operator.log", marker=f"{work}:operator", env=env, cwd=common.REPO,
-                         tie_to_parent=True)
-        ag = procs.start([sys.executable, "-m", "ffrtmp_agent", "--standalone", "--node-name", NODE, "--slots", "1",
-                          "--metrics-port", str(agent_port), "--work-dir", str(work / "agent")],
-                         log=work / "logs" / "agent.log", marker=f"{work}:agent", env=env, cwd=common.REPO,
-                         tie_to_parent=True)
+        op = procs.start(
+            [
+                sys.executable,
+                "-m",
+                "ffrtmp_operator",
+                "--metrics-port",
+                str(op_port),
+                "--host-path",
+                f"{NAMESPACE}={media}",
+            ],  # the admin's hostPath opt-in for the bench
+            log=work / "logs" / "operator.log",
+            marker=f"{work}:operator",
+            env=env,
+            cwd=common.REPO,
+            tie_to_parent=True,
+        )
+        ag = procs.start(
+            [
+                sys.executable,
+                "-m",
+                "ffrtmp_agent",
+                "--standalone",
+                "--node-name",
+                NODE,
+                "--slots",
+                "1",
+                "--metrics-port",
+                str(agent_port),
+                "--work-dir",
+                str(work / "agent"),
+            ],
+            log=work / "logs" / "agent.log",
+            marker=f"{work}:agent",
+            env=env,
+            cwd=common.REPO,
+            tie_to_parent=True,
+        )
         completion = Completion()
         try:
             wait_node(kube)
             watch = Watch(kube, JOBS.format(ns=NAMESPACE), completion.on_job).start()
             agent, operator = psutil.Process(ag.pid), psutil.Process(op.pid)
             log.info("warm-up job")
-            warm = run_stack_job(kube, completion, name="warmup", media=media, seconds=2, agent=agent,
-                                 operator=operator)
+            warm = run_stack_job(
+                kube, completion, name="warmup", media=media, seconds=2, agent=agent, operator=operator
+            )
             if warm["phase"] != "Completed":
                 raise RuntimeError(f"warm-up job ended {warm}; see {work}/logs")
             pairs = []
@@ -248,8 +315,15 @@ def main(argv: list[str] | None = None) -> int:
                     if kind == "bare":
                         pair["bare"] = run_bare(argv_bare)
                     else:
-                        pair["stack"] = run_stack_job(kube, completion, name=name, media=media, seconds=args.seconds,
-                                                      agent=agent, operator=operator)
+                        pair["stack"] = run_stack_job(
+                            kube,
+                            completion,
+                            name=name,
+                            media=media,
+                            seconds=args.seconds,
+                            agent=agent,
+                            operator=operator,
+                        )
                     log.info("pair %d %s: %s", i, kind, pair[kind])
                 s, b = pair["stack"], pair["bare"]
                 pair["wall_ratio"] = round(s["wall_s"] / b["wall_s"], 4)
@@ -277,22 +351,42 @@ def main(argv: list[str] | None = None) -> int:
         wall_ratio_median=round(statistics.median(ratios), 4),
         wall_ratio_of_sums=round(sum(p["stack"]["wall_s"] for p in pairs) / sum(p["bare"]["wall_s"] for p in pairs), 4),
         cpu_overhead_percent_median=round(statistics.median(overheads), 3),
-        cpu_overhead_percent_of_sums=round(100 * sum(p["stack"]["agent_and_runner_cpu_s"] for p in pairs)
-                                           / sum(p["stack"]["ffmpeg_cpu_s"] for p in pairs), 3),
+        cpu_overhead_percent_of_sums=round(
+            100
+            * sum(p["stack"]["agent_and_runner_cpu_s"] for p in pairs)
+            / sum(p["stack"]["ffmpeg_cpu_s"] for p in pairs),
+            3,
+        ),
     )
     fixed = [p["stack_fixed_overhead_s"] for p in pairs if "stack_fixed_overhead_s" in p]
     if fixed:
         result["stack_fixed_overhead_s_median"] = round(statistics.median(fixed), 3)
         result["wall_ratio_from_fixed_overhead"] = round(
-            1 + statistics.median(fixed) / statistics.median([p["bare"]["wall_s"] for p in pairs]), 4)
+            1 + statistics.median(fixed) / statistics.median([p["bare"]["wall_s"] for p in pairs]), 4
+        )
     result["load_avg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    result["targets"] = {"wall_ratio<=1.10": result["wall_ratio_median"] <= 1.10,
-                         "cpu_overhead<=2%": result["cpu_overhead_percent_median"] <= 2.0}
+    result["targets"] = {
+        "wall_ratio<=1.10": result["wall_ratio_median"] <= 1.10,
+        "cpu_overhead<=2%": result["cpu_overhead_percent_median"] <= 2.0,
+    }
     path = common.write_result(args.name, result, directory=args.results_dir)
     shutil.rmtree(work, ignore_errors=True)
-    print(json.dumps({k: result.get(k) for k in ("wall_ratio_median", "wall_ratio_of_sums", "wall_ratio_from_fixed_overhead",
-                                                  "cpu_overhead_percent_median", "cpu_overhead_percent_of_sums",
-                                                  "targets")}, indent=2))
+    print(
+        json.dumps(
+            {
+                k: result.get(k)
+                for k in (
+                    "wall_ratio_median",
+                    "wall_ratio_of_sums",
+                    "wall_ratio_from_fixed_overhead",
+                    "cpu_overhead_percent_median",
+                    "cpu_overhead_percent_of_sums",
+                    "targets",
+                )
+            },
+            indent=2,
+        )
+    )
     log.info("results: %s", path)
     return 0
 

@@ -181,11 +181,13 @@ class BaselineAdmitter:
         job = api.TranscodeJob.model_validate(body)
         status = lifecycle.transition({}, api.Phase.QUEUED, reason=api.Reason.CREATED, now=now)
         status = {**status, **lifecycle.transition(status, api.Phase.ASSIGNED, reason=api.Reason.ADMITTED, now=now)}
-        pod = pods.build_pod(job, namespace=self.ns, name=name, uid=uid, attempt=1, node=node, encoder="libx264",
-                             settings=self._settings)
+        pod = pods.build_pod(
+            job, namespace=self.ns, name=name, uid=uid, attempt=1, node=node, encoder="libx264", settings=self._settings
+        )
         status.update(node=node, pod=pod["metadata"]["name"], attempts=1, encoder="libx264")
-        self.kube.request("PATCH", f"{JOBS.format(ns=self.ns)}/{name}/status", {"status": status},
-                          content_type=api.MERGE_PATCH)
+        self.kube.request(
+            "PATCH", f"{JOBS.format(ns=self.ns)}/{name}/status", {"status": status}, content_type=api.MERGE_PATCH
+        )
         self.kube.request("POST", f"/api/v1/namespaces/{self.ns}/pods", pod)
         with self._lock:
             self.writes += 2

@@ -60,8 +60,10 @@ def control_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControlP
         missing = ""
     if missing:
         pytest.fail(f"no Kubernetes test binaries: {missing}", pytrace=False)
-    with (ControlPlane(tmp_path_factory.mktemp("control-plane"), bin_dir=bin_dir) as cp,
-          pytest.MonkeyPatch.context() as mp):
+    with (
+        ControlPlane(tmp_path_factory.mktemp("control-plane"), bin_dir=bin_dir) as cp,
+        pytest.MonkeyPatch.context() as mp,
+    ):
         mp.setenv("KUBECONFIG", str(cp.kubeconfig))  # so kopf and kubernetes.config find it without help
         yield cp
 
@@ -105,12 +107,16 @@ def _leaves_no_jobs_behind(request: pytest.FixtureRequest) -> Iterator[None]:
     api_client = request.getfixturevalue("api_client")
     core, custom = client.CoreV1Api(api_client), client.CustomObjectsApi(api_client)
     deleted = {ns.metadata.name for ns in core.list_namespace().items if ns.metadata.deletion_timestamp}
-    jobs = [f"job {j['metadata']['namespace']}/{j['metadata']['name']}"
-            for j in custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)["items"]
-            if j["metadata"]["namespace"] in deleted]  # fmt: skip
-    pods = [f"pod {p.metadata.namespace}/{p.metadata.name}"
-            for p in core.list_pod_for_all_namespaces(label_selector=api.LABEL_JOB).items
-            if p.metadata.namespace in deleted]  # fmt: skip
+    jobs = [
+        f"job {j['metadata']['namespace']}/{j['metadata']['name']}"
+        for j in custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)["items"]
+        if j["metadata"]["namespace"] in deleted
+    ]
+    pods = [
+        f"pod {p.metadata.namespace}/{p.metadata.name}"
+        for p in core.list_pod_for_all_namespaces(label_selector=api.LABEL_JOB).items
+        if p.metadata.namespace in deleted
+    ]
     reported = request.config.stash.setdefault(_LEFTOVERS, set())
     new = sorted(set(jobs + pods) - reported)  # a leftover stays: blame only the test that left it
     reported.update(new)
@@ -127,10 +133,12 @@ def kubectl(control_plane: ControlPlane) -> Kubectl:
     exe = str(Path(control_plane.bin_dir) / "kubectl")
     env = control_plane.env()
 
-    def run(*args: str, input: str | None = None, check: bool = True,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([exe, *args], input=input, capture_output=True, text=True, env=env,
-                              timeout=timeout, check=False)
+    def run(
+        *args: str, input: str | None = None, check: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [exe, *args], input=input, capture_output=True, text=True, env=env, timeout=timeout, check=False
+        )
         if check and done.returncode != 0:
             pytest.fail(f"kubectl {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
         return done
@@ -144,10 +152,23 @@ def release(control_plane: ControlPlane, api_client: client.ApiClient) -> Iterat
     after the test. Keys: name, peering, operator_sa, agent_sa (the chart's ServiceAccount names)."""
     name = f"it-{secrets.token_hex(3)}"
     peering = f"{name}-peering"
-    helm(control_plane, "install", name, str(CHART), "-n", api.DEFAULT_SYSTEM_NAMESPACE, "--take-ownership",
-         "--set", f"operator.peering.name={peering}")  # fmt: skip
-    yield {"name": name, "peering": peering, "operator_sa": f"{name}-ffrtmp-operator",
-           "agent_sa": f"{name}-ffrtmp-agent"}  # fmt: skip
+    helm(
+        control_plane,
+        "install",
+        name,
+        str(CHART),
+        "-n",
+        api.DEFAULT_SYSTEM_NAMESPACE,
+        "--take-ownership",
+        "--set",
+        f"operator.peering.name={peering}",
+    )
+    yield {
+        "name": name,
+        "peering": peering,
+        "operator_sa": f"{name}-ffrtmp-operator",
+        "agent_sa": f"{name}-ffrtmp-agent",
+    }
     helm(control_plane, "uninstall", name, "-n", api.DEFAULT_SYSTEM_NAMESPACE, check=False)
 
 

@@ -68,10 +68,18 @@ def parse_args(argv: list[str] | None = None) -> AgentSettings:
     p.add_argument("--work-dir", type=Path, default=Path("/var/lib/ffrtmp-agent"))
     p.add_argument("--lease-seconds", type=int, default=15)
     p.add_argument("--renew-seconds", type=float, default=5.0)
-    p.add_argument("--token-seconds", type=int, default=3600,
-                   help="standalone: lifetime of each job pod's ServiceAccount token (renewed at 80%%; min 600)")
-    p.add_argument("--token-renew-seconds", type=float, default=None,
-                   help="standalone: renew job pods' tokens this often instead (tests)")
+    p.add_argument(
+        "--token-seconds",
+        type=int,
+        default=3600,
+        help="standalone: lifetime of each job pod's ServiceAccount token (renewed at 80%%; min 600)",
+    )
+    p.add_argument(
+        "--token-renew-seconds",
+        type=float,
+        default=None,
+        help="standalone: renew job pods' tokens this often instead (tests)",
+    )
     p.add_argument("--verbose", action="store_true")
     a = p.parse_args(argv)
     if not a.node_name:
@@ -85,9 +93,16 @@ def parse_args(argv: list[str] | None = None) -> AgentSettings:
     except ValueError as exc:  # a bad $FFRTMP_LOG_FORMAT
         p.error(str(exc))
     return AgentSettings(
-        node_name=a.node_name, standalone=a.standalone, slots=a.slots, system_namespace=a.system_namespace,
-        metrics_host=a.metrics_host, metrics_port=a.metrics_port, work_dir=a.work_dir.resolve(),
-        lease_seconds=a.lease_seconds, renew_seconds=a.renew_seconds, token_seconds=a.token_seconds,
+        node_name=a.node_name,
+        standalone=a.standalone,
+        slots=a.slots,
+        system_namespace=a.system_namespace,
+        metrics_host=a.metrics_host,
+        metrics_port=a.metrics_port,
+        work_dir=a.work_dir.resolve(),
+        lease_seconds=a.lease_seconds,
+        renew_seconds=a.renew_seconds,
+        token_seconds=a.token_seconds,
         token_renew_seconds=a.token_renew_seconds,
     )
 
@@ -106,13 +121,18 @@ def api_target(api_client: client.ApiClient) -> ApiTarget:
     return ApiTarget(server=cfg.host, ca_pem=ca_pem, insecure=not cfg.verify_ssl)
 
 
-def heartbeat_loop(settings: AgentSettings, api_client: client.ApiClient, found: probe.Probe,
-                   stop: threading.Event) -> None:
+def heartbeat_loop(
+    settings: AgentSettings, api_client: client.ApiClient, found: probe.Probe, stop: threading.Event
+) -> None:
     """Renew the Lease every renew_seconds; re-check the node's labels every RESYNC_SECONDS."""
     core = client.CoreV1Api(api_client)
-    beat = lease.Heartbeat(client.CoordinationV1Api(api_client), settings.node_name,
-                           namespace=settings.system_namespace, slots=settings.slots,
-                           lease_seconds=settings.lease_seconds)
+    beat = lease.Heartbeat(
+        client.CoordinationV1Api(api_client),
+        settings.node_name,
+        namespace=settings.system_namespace,
+        slots=settings.slots,
+        lease_seconds=settings.lease_seconds,
+    )
     next_sync = time.monotonic() + RESYNC_SECONDS
     while not stop.is_set():
         started = time.monotonic()
@@ -130,25 +150,42 @@ def run(settings: AgentSettings, stop: threading.Event) -> None:
     api_client = load_kube_config()
     core = client.CoreV1Api(api_client)
     found = probe.probe_node(slots=settings.slots)
-    log.info("probe: %d cores, gpu=%s, proven encoders: %s", found.hardware["cpu"]["cores"],
-             found.hardware["gpu"], ", ".join(found.hardware["encoders"]["proven"]) or "none")
+    log.info(
+        "probe: %d cores, gpu=%s, proven encoders: %s",
+        found.hardware["cpu"]["cores"],
+        found.hardware["gpu"],
+        ", ".join(found.hardware["encoders"]["proven"]) or "none",
+    )
     for trial in found.trials:
         if not trial.ok:
             log.info("encoder %s not proven: %s", trial.encoder, trial.error)
-    metrics.serve(settings.node_name, host=settings.metrics_host, port=settings.metrics_port,
-                  slots=settings.slots, trials={t.encoder: t.ok for t in found.trials}, stop=stop,
-                  own_children_only=settings.standalone)
+    metrics.serve(
+        settings.node_name,
+        host=settings.metrics_host,
+        port=settings.metrics_port,
+        slots=settings.slots,
+        trials={t.encoder: t.ok for t in found.trials},
+        stop=stop,
+        own_children_only=settings.standalone,
+    )
     if settings.standalone:
-        registration.register_node(core, settings.node_name, labels=found.labels, hardware=found.hardware,
-                                   status=_node_status(settings, found))
-    _retry(lambda: labels.sync_node_metadata(core, settings.node_name, labels=found.labels,
-                                             hardware=found.hardware), stop)
+        registration.register_node(
+            core, settings.node_name, labels=found.labels, hardware=found.hardware, status=_node_status(settings, found)
+        )
+    _retry(
+        lambda: labels.sync_node_metadata(core, settings.node_name, labels=found.labels, hardware=found.hardware), stop
+    )
     threads = [threading.Thread(target=heartbeat_loop, args=(settings, api_client, found, stop), name="heartbeat")]
     if settings.standalone:
-        runner = StandaloneRunner(core=core, node=settings.node_name, work_dir=settings.work_dir,
-                                  target=api_target(api_client), system_namespace=settings.system_namespace,
-                                  token_seconds=settings.token_seconds,
-                                  token_renew_seconds=settings.token_renew_seconds)  # fmt: skip
+        runner = StandaloneRunner(
+            core=core,
+            node=settings.node_name,
+            work_dir=settings.work_dir,
+            target=api_target(api_client),
+            system_namespace=settings.system_namespace,
+            token_seconds=settings.token_seconds,
+            token_renew_seconds=settings.token_renew_seconds,
+        )
         threads.append(threading.Thread(target=runner.run, args=(stop,), name="standalone"))
     for t in threads:
         t.start()
@@ -158,17 +195,22 @@ def run(settings: AgentSettings, stop: threading.Event) -> None:
         t.join()
     if settings.standalone:
         try:
-            core.patch_node_status(settings.node_name, _node_status(settings, found, ready=False),
-                                   _content_type=api.MERGE_PATCH)
+            core.patch_node_status(
+                settings.node_name, _node_status(settings, found, ready=False), _content_type=api.MERGE_PATCH
+            )
         except ApiException as exc:
             log.warning("could not mark node %s NotReady: %s", settings.node_name, exc.reason)
     log.info("agent stopped")
 
 
 def _node_status(settings: AgentSettings, found: probe.Probe, *, ready: bool = True) -> dict[str, Any]:
-    return registration.standalone_node_status(cpu_cores=found.hardware["cpu"]["cores"],
-                                               memory_bytes=found.hardware["memory"]["totalBytes"],
-                                               slots=settings.slots, now=datetime.now(UTC), ready=ready)
+    return registration.standalone_node_status(
+        cpu_cores=found.hardware["cpu"]["cores"],
+        memory_bytes=found.hardware["memory"]["totalBytes"],
+        slots=settings.slots,
+        now=datetime.now(UTC),
+        ready=ready,
+    )
 
 
 def _retry(fn: Callable[[], object], stop: threading.Event) -> None:

@@ -152,7 +152,9 @@ class EgressPolicy:
             except ValueError:
                 pass
             if not _HOST_NAME.match(entry) or address_literal(entry) is not None:
-                raise ValueError(f"egress allow entry {raw!r} is neither a CIDR nor a host name (with an optional :port)")
+                raise ValueError(
+                    f"egress allow entry {raw!r} is neither a CIDR nor a host name (with an optional :port)"
+                )
             hosts.append((entry, port))
         return cls(tuple(networks), tuple(dict.fromkeys(hosts)))
 

@@ -44,7 +44,9 @@ class ExecutionPlan(_Model):
     inputDurationSeconds: float | None = Field(None, description="Known without probing (test sources).")
     outputUrl: str = Field(..., description="Final output (a path for file outputs).")
     tempOutputUrl: str | None = Field(None, description="File outputs are written here and renamed on success.")
-    outputContainer: str = Field("mp4", description="mp4, mkv, mov, webm, flv, mpegts or hls (hls: segments beside it).")
+    outputContainer: str = Field(
+        "mp4", description="mp4, mkv, mov, webm, flv, mpegts or hls (hls: segments beside it)."
+    )
     ffmpegArgs: list[str] = Field(..., description="Full ffmpeg argv, including -progress pipe:1 -nostats.")
     probeArgs: list[str] = Field(default_factory=list, description="ffprobe argv for the input duration.")
     encoder: str = Field(..., description="The ffmpeg encoder used (libx264, h264_nvenc, ...).")

@@ -171,10 +171,12 @@ class OutputSpec(_Model):
         "dash with spec.renditions: a master playlist (master.m3u8) or manifest (manifest.mpd) in the folder.",
     )
     segmentSeconds: int | None = Field(
-        None, ge=1, le=60,
+        None,
+        ge=1,
+        le=60,
         description=f"HLS/DASH segment length in seconds (default {ladder.DEFAULT_SEGMENT_SECONDS}); every "
         "rendition gets a keyframe at each boundary, so segments align across renditions.",
-    )  # fmt: skip
+    )
 
 
 class VideoSpec(_Model):
@@ -195,7 +197,9 @@ class VideoSpec(_Model):
     bitrate: str | None = Field(
         None, max_length=16, pattern=_BITRATE, description="Target bitrate, e.g. 2500k or 4M (ffmpeg -b:v)."
     )
-    crf: int | None = Field(None, ge=0, le=63, description="Constant quality (lower is better); exclusive with bitrate.")
+    crf: int | None = Field(
+        None, ge=0, le=63, description="Constant quality (lower is better); exclusive with bitrate."
+    )
     preset: (
         Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] | None
     ) = Field(None, description="Speed/quality preset; mapped to the hardware encoder's presets where one is used.")
@@ -210,9 +214,12 @@ class AudioSpec(_Model):
         "aac", description="Audio codec (default aac); none drops audio.", json_schema_extra=no_crd_default
     )
     bitrate: str | None = Field(
-        "128k", max_length=16, pattern=_BITRATE, description="Audio bitrate, e.g. 96k (default 128k).",
+        "128k",
+        max_length=16,
+        pattern=_BITRATE,
+        description="Audio bitrate, e.g. 96k (default 128k).",
         json_schema_extra=no_crd_default,
-    )  # fmt: skip
+    )
     sampleRate: int | None = Field(None, ge=8000, le=192000, description="Sample rate in Hz.")
     channels: int | None = Field(None, ge=1, le=8, description="Number of channels.")
 
@@ -253,8 +260,7 @@ class VolumeSpec(_Model):
         extra="forbid",
         json_schema_extra=_rules(
             _cel(
-                "[has(self.persistentVolumeClaim), has(self.emptyDir), has(self.hostPath)]"
-                ".filter(x, x).size() == 1",
+                "[has(self.persistentVolumeClaim), has(self.emptyDir), has(self.hostPath)].filter(x, x).size() == 1",
                 "a volume needs exactly one of persistentVolumeClaim, emptyDir, hostPath",
             ),
         ),
@@ -330,11 +336,14 @@ class TranscodeJobSpec(_Model):
     )
 
     queue: Queue = Field(
-        "default", min_length=1, max_length=63, pattern=_NAME,
+        "default",
+        min_length=1,
+        max_length=63,
+        pattern=_NAME,
         description="The TranscodeQueue the job waits in; the queue's order decides first (the chart's live > "
         "default > batch). A job naming a queue that does not exist waits until it does. The queue named live "
         "is for live jobs.",
-    )  # fmt: skip
+    )
     priority: Priority = Field("medium", description="Priority within the queue, mapped to a PriorityClass.")
     priorityClassName: Annotated[str | None, AfterValidator(_priority_class)] = Field(
         None,
@@ -444,10 +453,11 @@ class Result(_Model):
     unavailable: list[str] = Field(default_factory=list, description="Measures this machine could not take.")
     split: splitting.SplitResult | None = Field(None, description="A split job's split child: its source segments.")
     renditions: list[ladder.RenditionResult] = Field(
-        default_factory=list, max_length=ladder.MAX_RENDITIONS,
+        default_factory=list,
+        max_length=ladder.MAX_RENDITIONS,
         description="ABR ladders: each rendition's size, bitrate and quality; psnr/ssim/vmaf above are the "
         "highest rendition's.",
-    )  # fmt: skip
+    )
 
 
 class Transition(_Model):
@@ -480,29 +490,34 @@ class TranscodeJobStatus(_Model):
         0, ge=0, description="Failed runs that counted against spec.maxRetries (disruptions do not count)."
     )
     disruptions: int = Field(
-        0, ge=0, description="Runs ended by a disruption (node lost, preempted, evicted, node shutdown), each "
+        0,
+        ge=0,
+        description="Runs ended by a disruption (node lost, preempted, evicted, node shutdown), each "
         "queued again at once without using up spec.maxRetries.",
-    )  # fmt: skip
+    )
     failedCreates: int = Field(
         0, ge=0, description="Pod creations the API refused in a row (FailedCreate); sets the retry backoff."
     )
     encoder: str | None = Field(None, max_length=64, description="Encoder chosen at placement.")
     queuedAt: str | None = Field(None, json_schema_extra={"format": "date-time"})
     assignedAt: str | None = Field(
-        None, json_schema_extra={"format": "date-time"},
+        None,
+        json_schema_extra={"format": "date-time"},
         description="When the job was first assigned to a node: from then on input, output and queue are fixed.",
-    )  # fmt: skip
+    )
     startedAt: str | None = Field(None, json_schema_extra={"format": "date-time"})
     activeSince: str | None = Field(
-        None, json_schema_extra={"format": "date-time"},
+        None,
+        json_schema_extra={"format": "date-time"},
         description="Start of the current stretch in which the run holds a node (Assigned or Processing); "
         "unset while paused or queued.",
-    )  # fmt: skip
+    )
     activeSeconds: float | None = Field(
-        None, ge=0,
+        None,
+        ge=0,
         description="Seconds the current run held a node before activeSince (time paused not counted): "
         "spec.timeoutSeconds limits this plus the time since activeSince.",
-    )  # fmt: skip
+    )
     completedAt: str | None = Field(None, json_schema_extra={"format": "date-time"})
     retryAfter: str | None = Field(
         None, json_schema_extra={"format": "date-time"}, description="Backoff: not scheduled again before this time."
@@ -518,9 +533,10 @@ class TranscodeJobStatus(_Model):
     observedGeneration: int | None = None
     segments: splitting.SegmentsStatus | None = Field(None, description="A split job: its segments and their nodes.")
     resolvedPreset: ResolvedPreset | None = Field(
-        None, description="The spec.preset this job took its settings from, as resolved (later preset edits "
-        "do not change the job)."
-    )  # fmt: skip
+        None,
+        description="The spec.preset this job took its settings from, as resolved (later preset edits "
+        "do not change the job).",
+    )
 
 
 class TranscodeJob(_Model):

@@ -22,7 +22,7 @@ __all__ = [
     "RenditionResult",
     "check",
     "without_audio",
-]  # fmt: skip
+]
 
 LADDER_CONTAINERS = ("hls", "dash")
 MANIFESTS = {"hls": "master.m3u8", "dash": "manifest.mpd"}  # written at the top of the output folder
@@ -39,22 +39,31 @@ class Rendition(Model):
     model_config = Model.model_config | {
         "json_schema_extra": rules(
             cel("!(has(self.bitrate) && has(self.crf))", "set at most one of bitrate and crf in a rendition"),
-            cel(f"self.name != '{AUDIO_FOLDER}'", f"'{AUDIO_FOLDER}' is the audio's folder, not a rendition name", ".name"),
+            cel(
+                f"self.name != '{AUDIO_FOLDER}'",
+                f"'{AUDIO_FOLDER}' is the audio's folder, not a rendition name",
+                ".name",
+            ),
             cel("self.width % 2 == 0", "a rendition's width must be even", ".width"),
             cel("self.height % 2 == 0", "a rendition's height must be even", ".height"),
         )
     }
 
     name: str = Field(
-        ..., min_length=1, max_length=32, pattern=_NAME,
+        ...,
+        min_length=1,
+        max_length=32,
+        pattern=_NAME,
         description="Rendition name (a DNS label): the HLS variant's folder in the output folder, e.g. 720p.",
-    )  # fmt: skip
+    )
     width: int = Field(..., ge=16, le=7680, description="Width in pixels (even).")
     height: int = Field(..., ge=16, le=4320, description="Height in pixels (even).")
     bitrate: str | None = Field(
-        None, max_length=16, pattern=_BITRATE,
+        None,
+        max_length=16,
+        pattern=_BITRATE,
         description="Target video bitrate, e.g. 3M; exclusive with crf. Neither: spec.video's rate control.",
-    )  # fmt: skip
+    )
     crf: int | None = Field(None, ge=0, le=63, description="Constant quality for this rendition.")
     maxrate: str | None = Field(
         None, max_length=16, pattern=_BITRATE, description="Peak bitrate cap (default: bitrate, when given)."
@@ -132,8 +141,7 @@ SPEC_RULES: list[dict[str, str]] = [
         ".output.url",
     ),
     cel(
-        "!has(self.output.container) || self.output.container != 'dash' || has(self.renditions) || "
-        "has(self.preset)",
+        "!has(self.output.container) || self.output.container != 'dash' || has(self.renditions) || has(self.preset)",
         "spec.output.container dash needs spec.renditions",
         ".output.container",
     ),

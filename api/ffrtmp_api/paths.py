@@ -34,9 +34,22 @@ _STRUCTURAL_ESCAPE = re.compile(r"%(?:[01][0-9a-f]|2[0ef]|5c|7f)", re.IGNORECASE
 # the machine's) programs, libraries and configuration: a tenant's own /usr/lib or /etc/ld.so.preload
 # would make ffmpeg and the runner load code of the tenant's choosing.
 SYSTEM_DIRECTORIES = (
-    "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/root", "/run", "/sbin",
-    "/sys", "/usr", "/var",
-)  # fmt: skip
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var",
+)
 
 
 class PathError(ValueError):

@@ -29,9 +29,19 @@ SERVICE_ACCOUNT_VOLUME = "kube-api-access-"  # the projected token volume the Se
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:([eE][-+]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?)$")
 _SUFFIX = {
-    "": Decimal(1), "m": Decimal("0.001"), "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12, "P": Decimal(10) ** 15, "E": Decimal(10) ** 18, "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40, "Pi": Decimal(2) ** 50,
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
     "Ei": Decimal(2) ** 60,
 }
 
@@ -65,8 +75,11 @@ def _volume(volume: dict[str, Any]) -> dict[str, Any]:
     if "emptyDir" in volume:
         empty = volume["emptyDir"] or {}
         size = empty.get("sizeLimit")
-        return {"name": volume["name"], "emptyDir": empty.get("medium") or "",
-                "sizeLimit": _quantities({"memory": size})["memory"] if size is not None else None}
+        return {
+            "name": volume["name"],
+            "emptyDir": empty.get("medium") or "",
+            "sizeLimit": _quantities({"memory": size})["memory"] if size is not None else None,
+        }
     if "persistentVolumeClaim" in volume:
         claim = volume["persistentVolumeClaim"] or {}
         return {"name": volume["name"], "claim": claim.get("claimName"), "readOnly": bool(claim.get("readOnly"))}
@@ -77,9 +90,11 @@ def _security(context: dict[str, Any] | None, *, container: bool) -> dict[str, A
     ctx = context or {}
     view = {k: ctx.get(k) for k in ("runAsUser", "runAsGroup", "runAsNonRoot")}
     if container:
-        view.update(privileged=bool(ctx.get("privileged")),
-                    allowPrivilegeEscalation=ctx.get("allowPrivilegeEscalation"),
-                    add=sorted((ctx.get("capabilities") or {}).get("add") or []))
+        view.update(
+            privileged=bool(ctx.get("privileged")),
+            allowPrivilegeEscalation=ctx.get("allowPrivilegeEscalation"),
+            add=sorted((ctx.get("capabilities") or {}).get("add") or []),
+        )
     else:
         view.update(fsGroup=ctx.get("fsGroup"), supplementalGroups=sorted(ctx.get("supplementalGroups") or []))
     return view
@@ -97,15 +112,22 @@ def signed_view(pod: dict[str, Any]) -> dict[str, Any]:
     return {
         "namespace": meta.get("namespace"),
         "name": meta.get("name"),
-        "labels": {k: v for k, v in sorted((meta.get("labels") or {}).items())
-                   if k.startswith("ffrtmp.io/") or k == LABEL_MANAGED_BY},
-        "owners": [{k: ref.get(k) for k in ("apiVersion", "kind", "name", "uid")}
-                   for ref in meta.get("ownerReferences") or []],
+        "labels": {
+            k: v
+            for k, v in sorted((meta.get("labels") or {}).items())
+            if k.startswith("ffrtmp.io/") or k == LABEL_MANAGED_BY
+        },
+        "owners": [
+            {k: ref.get(k) for k in ("apiVersion", "kind", "name", "uid")} for ref in meta.get("ownerReferences") or []
+        ],
         "nodeName": spec.get("nodeName"),
         "serviceAccountName": spec.get("serviceAccountName"),
         "hostNamespaces": [bool(spec.get(k)) for k in ("hostNetwork", "hostPID", "hostIPC", "hostUsers")],
-        "containerCount": [len(containers), len(spec.get("initContainers") or []),
-                           len(spec.get("ephemeralContainers") or [])],
+        "containerCount": [
+            len(containers),
+            len(spec.get("initContainers") or []),
+            len(spec.get("ephemeralContainers") or []),
+        ],
         "security": _security(spec.get("securityContext"), container=False),
         "container": {
             "command": first.get("command") or [],
@@ -113,9 +135,17 @@ def signed_view(pod: dict[str, Any]) -> dict[str, Any]:
             "workingDir": first.get("workingDir") or "",
             "env": first.get("env") or [],
             "envFrom": first.get("envFrom") or [],
-            "mounts": [[m.get("name"), m.get("mountPath"), bool(m.get("readOnly")), m.get("subPath") or "",
-                        m.get("subPathExpr") or ""]
-                       for m in first.get("volumeMounts") or [] if m.get("name") not in token_volumes],
+            "mounts": [
+                [
+                    m.get("name"),
+                    m.get("mountPath"),
+                    bool(m.get("readOnly")),
+                    m.get("subPath") or "",
+                    m.get("subPathExpr") or "",
+                ]
+                for m in first.get("volumeMounts") or []
+                if m.get("name") not in token_volumes
+            ],
             "security": _security(first.get("securityContext"), container=True),
             "limits": _quantities((first.get("resources") or {}).get("limits")),
         },

@@ -16,9 +16,14 @@ from .job import AudioSpec, VideoSpec
 from .keys import API_VERSION, GROUP
 
 __all__ = [
-    "PRESET_KIND", "PRESET_PLURAL", "PRESET_SHORT_NAMES", "PRESET_SINGULAR", "PresetOutput", "TranscodePreset",
+    "PRESET_KIND",
+    "PRESET_PLURAL",
+    "PRESET_SHORT_NAMES",
+    "PRESET_SINGULAR",
+    "PresetOutput",
+    "TranscodePreset",
     "TranscodePresetSpec",
-]  # fmt: skip
+]
 
 PRESET_KIND = "TranscodePreset"
 PRESET_PLURAL = "transcodepresets"

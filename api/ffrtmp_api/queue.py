@@ -15,10 +15,20 @@ from .job import Condition
 from .keys import API_VERSION, GROUP
 
 __all__ = [
-    "BUILTIN_QUEUES", "QUEUE_CONDITION_TYPES", "QUEUE_CRD_NAME", "QUEUE_KIND", "QUEUE_PLURAL", "QUEUE_SHORT_NAMES",
-    "QUEUE_SINGULAR", "QueueAging", "QueueFairSharing", "QueuePreemption", "TranscodeQueue", "TranscodeQueueSpec",
+    "BUILTIN_QUEUES",
+    "QUEUE_CONDITION_TYPES",
+    "QUEUE_CRD_NAME",
+    "QUEUE_KIND",
+    "QUEUE_PLURAL",
+    "QUEUE_SHORT_NAMES",
+    "QUEUE_SINGULAR",
+    "QueueAging",
+    "QueueFairSharing",
+    "QueuePreemption",
+    "TranscodeQueue",
+    "TranscodeQueueSpec",
     "TranscodeQueueStatus",
-]  # fmt: skip
+]
 
 QUEUE_KIND = "TranscodeQueue"
 QUEUE_PLURAL = "transcodequeues"
@@ -55,10 +65,12 @@ class QueueFairSharing(Model):
         "submits 2 after them. Off: first in, first out.",
     )
     usageHalfLifeSeconds: int = Field(
-        600, ge=1, le=604800,
+        600,
+        ge=1,
+        le=604800,
         description="Usage is the slots a namespace holds now plus its past admissions, which count half "
         "after this long.",
-    )  # fmt: skip
+    )
 
 
 class QueueAging(Model):
@@ -76,15 +88,19 @@ class QueueAging(Model):
 
 class TranscodeQueueSpec(Model):
     order: int = Field(
-        100, ge=0, le=1_000_000,
+        100,
+        ge=0,
+        le=1_000_000,
         description="Queues with a lower order are served first (the chart: live 0, default 100, batch 200); "
         "equal orders by name.",
-    )  # fmt: skip
+    )
     maxRunning: int | None = Field(
-        None, ge=0, le=1_000_000,
+        None,
+        ge=0,
+        le=1_000_000,
         description="At most this many of the queue's jobs hold a node at once (Assigned, Processing, paused "
         "from those); unset: no cap beyond the nodes' slots.",
-    )  # fmt: skip
+    )
     paused: bool = Field(
         False, description="Admit nothing new; jobs that hold a node already run on (Kueue's HoldAndDrain)."
     )
@@ -124,8 +140,11 @@ class TranscodeQueue(Model):
 # the chart's queues): today's live > default > batch, live reclaiming slots from batch. An object of the
 # same name replaces its built-in twin.
 BUILTIN_QUEUES: dict[str, TranscodeQueueSpec] = {
-    "live": TranscodeQueueSpec(order=0, preemption=QueuePreemption(reclaimFrom=["batch"]),
-                               description="Live streams: served first, may reclaim slots from batch."),
+    "live": TranscodeQueueSpec(
+        order=0,
+        preemption=QueuePreemption(reclaimFrom=["batch"]),
+        description="Live streams: served first, may reclaim slots from batch.",
+    ),
     "default": TranscodeQueueSpec(order=100, description="Everyday jobs."),
     "batch": TranscodeQueueSpec(order=200, description="Bulk work: served last, preemptible by live."),
-}  # fmt: skip
+}

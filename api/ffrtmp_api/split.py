@@ -33,7 +33,7 @@ __all__ = [
     "source_name",
     "without_audio_output",
     "work_folder",
-]  # fmt: skip
+]
 
 PART_ROLES = ("split", "slice", "stitch", "cleanup")
 PartRole = Literal["split", "slice", "stitch", "cleanup"]
@@ -60,9 +60,11 @@ def work_folder(output_path: str, parent: str) -> str:
 
 class SplitSpec(Model):
     segmentSeconds: int = Field(
-        60, ge=2, le=3600,
+        60,
+        ge=2,
+        le=3600,
         description="Target segment length: the input is cut at the first keyframe after each multiple of it.",
-    )  # fmt: skip
+    )
 
 
 class PartSpec(Model):
@@ -141,7 +143,9 @@ def check(spec: Any) -> None:
         raise ValueError("spec.split and spec.renditions cannot be combined yet")
     out = spec.output
     if not out.url.startswith("file:///") or out.url.endswith("/") or out.container in ("hls", "dash"):
-        raise ValueError("spec.split writes one file: spec.output.url must be a file:// file (not a folder, hls or dash)")
+        raise ValueError(
+            "spec.split writes one file: spec.output.url must be a file:// file (not a folder, hls or dash)"
+        )
 
 
 def without_audio_output(argv: list[str]) -> list[str]:

@@ -36,15 +36,18 @@ def test_given_apiserver_metrics_when_counting_writes_then_reads_are_left_out_an
     from bench.kube import write_counts
 
     after = write_counts(FakeKube())  # type: ignore[arg-type]
-    assert after == Counter({WriteKey("POST", "/pods", "201"): 7,
-                             WriteKey("PATCH", "ffrtmp.io/transcodejobs/status", "200"): 4})
+    assert after == Counter(
+        {WriteKey("POST", "/pods", "201"): 7, WriteKey("PATCH", "ffrtmp.io/transcodejobs/status", "200"): 4}
+    )
     before = Counter({WriteKey("POST", "/pods", "201"): 2})
     assert writes_delta(before, after) == {"POST /pods 201": 5, "PATCH ffrtmp.io/transcodejobs/status 200": 4}
 
 
 def test_given_pyspy_raw_stacks_when_summarized_then_own_and_inclusive_shares_add_up() -> None:
-    raw = ("process 1:python;main (/x/operator/ffrtmp_operator/loop.py:10);json_loads (json/decoder.py:5) 3\n"
-           "process 1:python;main (/x/operator/ffrtmp_operator/loop.py:12) 1\n")
+    raw = (
+        "process 1:python;main (/x/operator/ffrtmp_operator/loop.py:10);json_loads (json/decoder.py:5) 3\n"
+        "process 1:python;main (/x/operator/ffrtmp_operator/loop.py:12) 1\n"
+    )
     out = summarize(raw)
     assert out["samples"] == 4
     assert out["self"][0] == {"function": "json_loads (json/decoder.py)", "samples": 3, "percent": 75.0}
@@ -53,8 +56,14 @@ def test_given_pyspy_raw_stacks_when_summarized_then_own_and_inclusive_shares_ad
 
 def test_given_stamps_and_watch_times_when_latencies_then_queued_to_assigned_uses_the_operator_queued_stamp() -> None:
     tracker = Tracker(prefix="job-")
-    tracker.jobs["job-1"] = JobTimes(created=1000.0, queued_seen=1000.2, assigned_seen=1000.5, bound_seen=1000.6,
-                                     queued_at="1970-01-01T00:16:40.100Z", assigned_at="1970-01-01T00:16:40.400Z")
+    tracker.jobs["job-1"] = JobTimes(
+        created=1000.0,
+        queued_seen=1000.2,
+        assigned_seen=1000.5,
+        bound_seen=1000.6,
+        queued_at="1970-01-01T00:16:40.100Z",
+        assigned_at="1970-01-01T00:16:40.400Z",
+    )
     lat = latencies(tracker)
     assert round(lat["queued_to_assigned"][0], 3) == 0.4
     assert round(lat["stamps_only"][0], 3) == 0.3
@@ -72,11 +81,20 @@ def test_given_a_job_watch_event_of_another_phase_when_tracking_then_it_is_ignor
 def test_given_results_when_headline_then_ratio_and_targets_follow_the_issue() -> None:
     result = {
         "baseline": {"jobs_per_s": 40.0},
-        "operator": {"operator_rss_peak_mb": 200.0,
-                     "burst": {"jobs_per_s": 22.0, "jobs_bound": 100, "other_writes": 460,
-                               "writes_by_verb_resource_code": {"PUT coordination.k8s.io/leases 200": 5,
-                                                                "POST /endpoints 422": 5, "POST /events 201": 200}},
-                     "paced": {"latency_s": {"queued_to_assigned": {"p50": 0.2, "p99": 0.9}}}},
+        "operator": {
+            "operator_rss_peak_mb": 200.0,
+            "burst": {
+                "jobs_per_s": 22.0,
+                "jobs_bound": 100,
+                "other_writes": 460,
+                "writes_by_verb_resource_code": {
+                    "PUT coordination.k8s.io/leases 200": 5,
+                    "POST /endpoints 422": 5,
+                    "POST /events 201": 200,
+                },
+            },
+            "paced": {"latency_s": {"queued_to_assigned": {"p50": 0.2, "p99": 0.9}}},
+        },
     }
     h = headline(result)
     assert h["ratio"] == 0.55

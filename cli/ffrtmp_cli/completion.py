@@ -40,9 +40,11 @@ def _names(parsed_args: argparse.Namespace, list_items: Callable[[Any], Iterable
     from .kube import connect  # imported here: the kubernetes client is only needed when names are wanted
 
     try:
-        kube = connect(kubeconfig=getattr(parsed_args, "kubeconfig", None),
-                       context=getattr(parsed_args, "context", None),
-                       namespace=getattr(parsed_args, "namespace", None))
+        kube = connect(
+            kubeconfig=getattr(parsed_args, "kubeconfig", None),
+            context=getattr(parsed_args, "context", None),
+            namespace=getattr(parsed_args, "namespace", None),
+        )
         with kube.api_client:
             items = list(list_items(kube))
     except Exception:  # completion must never fail or print: complete nothing instead
@@ -51,8 +53,9 @@ def _names(parsed_args: argparse.Namespace, list_items: Callable[[Any], Iterable
 
 
 def _jobs(kube: Any) -> list[dict]:
-    return kube.custom.list_namespaced_custom_object(api.GROUP, api.VERSION, kube.namespace, api.PLURAL,
-                                                     _request_timeout=REQUEST_TIMEOUT_S)["items"]
+    return kube.custom.list_namespaced_custom_object(
+        api.GROUP, api.VERSION, kube.namespace, api.PLURAL, _request_timeout=REQUEST_TIMEOUT_S
+    )["items"]
 
 
 def job_names(prefix: str, parsed_args: argparse.Namespace, **_: object) -> list[str]:
@@ -63,8 +66,11 @@ def job_names(prefix: str, parsed_args: argparse.Namespace, **_: object) -> list
 def active_job_names(prefix: str, parsed_args: argparse.Namespace, **_: object) -> list[str]:
     """Only jobs that have not ended: pause, resume and cancel refuse the others."""
     terminal = {p.value for p in api.TERMINAL_PHASES}
-    return _names(parsed_args, lambda kube: (j for j in _jobs(kube)
-                                             if (j.get("status") or {}).get("phase") not in terminal), prefix)
+    return _names(
+        parsed_args,
+        lambda kube: (j for j in _jobs(kube) if (j.get("status") or {}).get("phase") not in terminal),
+        prefix,
+    )
 
 
 def node_names(prefix: str, parsed_args: argparse.Namespace, **_: object) -> list[str]:
@@ -84,9 +90,11 @@ def queue_names(prefix: str, parsed_args: argparse.Namespace, **_: object) -> li
     from .kube import connect
 
     try:
-        kube = connect(kubeconfig=getattr(parsed_args, "kubeconfig", None),
-                       context=getattr(parsed_args, "context", None),
-                       namespace=getattr(parsed_args, "namespace", None))
+        kube = connect(
+            kubeconfig=getattr(parsed_args, "kubeconfig", None),
+            context=getattr(parsed_args, "context", None),
+            namespace=getattr(parsed_args, "namespace", None),
+        )
         with kube.api_client:
             order = queues.names(kube)
     except Exception:  # completion must never fail or print: the built-in names still help
@@ -100,16 +108,24 @@ def complete(parser: argparse.ArgumentParser, words: Sequence[str]) -> list[str]
 
     line = " ".join([parser.prog.split()[0], *map(shlex.quote, words[:-1]), words[-1] if words else ""])
     saved = dict(os.environ)
-    os.environ.update({"_ARGCOMPLETE": "1", "_ARGCOMPLETE_IFS": IFS, "COMP_LINE": line,
-                       "COMP_POINT": str(len(line)), "_ARGCOMPLETE_SUPPRESS_SPACE": "1"})
+    os.environ.update(
+        {
+            "_ARGCOMPLETE": "1",
+            "_ARGCOMPLETE_IFS": IFS,
+            "COMP_LINE": line,
+            "COMP_POINT": str(len(line)),
+            "_ARGCOMPLETE_SUPPRESS_SPACE": "1",
+        }
+    )
     stream = io.StringIO()
 
     def done(code: int = 0) -> None:
         raise SystemExit(code)
 
     try:
-        argcomplete.autocomplete(parser, always_complete_options=ALWAYS_COMPLETE_OPTIONS, output_stream=stream,
-                                 exit_method=done)
+        argcomplete.autocomplete(
+            parser, always_complete_options=ALWAYS_COMPLETE_OPTIONS, output_stream=stream, exit_method=done
+        )
     except SystemExit:
         pass
     finally:

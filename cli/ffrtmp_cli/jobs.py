@@ -173,8 +173,12 @@ def _job_pod(kube: Kube, job: dict[str, Any], attempt: int | None) -> dict[str, 
         phase = (job.get("status") or {}).get("phase") or "Pending"
         raise CliError(f"no pod for {which}transcodejob {name} (phase {phase}; pods of finished jobs may be gone)")
     current = (job.get("status") or {}).get("pod")
-    pods.sort(key=lambda p: (p["metadata"]["name"] == current,
-                             int(p["metadata"].get("labels", {}).get(api.LABEL_ATTEMPT, "0") or 0)))
+    pods.sort(
+        key=lambda p: (
+            p["metadata"]["name"] == current,
+            int(p["metadata"].get("labels", {}).get(api.LABEL_ATTEMPT, "0") or 0),
+        )
+    )
     return pods[-1]
 
 
@@ -189,14 +193,21 @@ def logs(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
         return _file_logs(kube, pod_name, Path(log_file), out=out, follow=args.follow, tail=args.tail)
     try:
         if args.follow:
-            stream = kube.core.read_namespaced_pod_log(pod_name, kube.namespace, container=api.RUNNER_CONTAINER,
-                                                       follow=True, _preload_content=False, tail_lines=args.tail)
+            stream = kube.core.read_namespaced_pod_log(
+                pod_name,
+                kube.namespace,
+                container=api.RUNNER_CONTAINER,
+                follow=True,
+                _preload_content=False,
+                tail_lines=args.tail,
+            )
             for chunk in stream.stream():
                 out.write(chunk.decode(errors="replace"))
                 out.flush()
         else:
-            text = kube.core.read_namespaced_pod_log(pod_name, kube.namespace, container=api.RUNNER_CONTAINER,
-                                                     tail_lines=args.tail)
+            text = kube.core.read_namespaced_pod_log(
+                pod_name, kube.namespace, container=api.RUNNER_CONTAINER, tail_lines=args.tail
+            )
             out.write(text)
     except ApiException as exc:
         hint = f" (log file {log_file} is not on this machine)" if log_file else ""

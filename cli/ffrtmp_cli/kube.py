@@ -48,7 +48,12 @@ class Kube:
     def patch_job_spec(self, name: str, spec: dict) -> dict:
         try:
             return self.custom.patch_namespaced_custom_object(
-                api.GROUP, api.VERSION, self.namespace, api.PLURAL, name, {"spec": spec},
+                api.GROUP,
+                api.VERSION,
+                self.namespace,
+                api.PLURAL,
+                name,
+                {"spec": spec},
                 _content_type=api.MERGE_PATCH,
             )
         except ApiException as exc:
@@ -72,8 +77,10 @@ def connect(*, kubeconfig: str | None, context: str | None, namespace: str | Non
                 active = next((c for c in contexts if c["name"] == context), active)
             default_ns = (active or {}).get("context", {}).get("namespace") or "default"
         elif not os.environ.get("KUBERNETES_SERVICE_HOST"):
-            raise CliError(f"no kubeconfig ({path} does not exist; set --kubeconfig or $KUBECONFIG) "
-                           "and not running inside a cluster")
+            raise CliError(
+                f"no kubeconfig ({path} does not exist; set --kubeconfig or $KUBECONFIG) "
+                "and not running inside a cluster"
+            )
         else:
             config.load_incluster_config()
             api_client = client.ApiClient()

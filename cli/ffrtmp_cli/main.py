@@ -27,7 +27,7 @@ TEST_PATTERNS = get_args(api.TestSource.model_fields["pattern"].annotation)  # t
 COMPLETION_HELP = {
     "ffrtmp": 'Shell completion (bash, zsh): eval "$(register-python-argcomplete ffrtmp)"',
     "kubectl transcode": "Shell completion: kubectl completes `kubectl transcode` through kubectl_complete-transcode "
-                         "(kubectl 1.26+, installed with this command)",
+    "(kubectl 1.26+, installed with this command)",
 }
 
 
@@ -47,13 +47,21 @@ def _connection_flags(*, top_level: bool) -> _Parser:
     p.add_argument("--kubeconfig", default=default, help="path to the kubeconfig (default $KUBECONFIG, ~/.kube/config)")
     p.add_argument("--context", default=default, help="kubeconfig context to use")
     p.add_argument("-n", "--namespace", default=default, help="namespace (default: the context's, else default)")
-    p.add_argument("--system-namespace", default=api.DEFAULT_SYSTEM_NAMESPACE if top_level else argparse.SUPPRESS,
-                   help=f"where the agents' heartbeat Leases live (default {api.DEFAULT_SYSTEM_NAMESPACE})")
+    p.add_argument(
+        "--system-namespace",
+        default=api.DEFAULT_SYSTEM_NAMESPACE if top_level else argparse.SUPPRESS,
+        help=f"where the agents' heartbeat Leases live (default {api.DEFAULT_SYSTEM_NAMESPACE})",
+    )
     return p
 
 
-def _command(sub: argparse._SubParsersAction, name: str, common: argparse.ArgumentParser,
-             run: Callable[[argparse.Namespace, Kube, TextIO], int], **kwargs: Any) -> argparse.ArgumentParser:
+def _command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    common: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace, Kube, TextIO], int],
+    **kwargs: Any,
+) -> argparse.ArgumentParser:
     """A subcommand: its parser knows the function that runs it and itself (for errors about extra words)."""
     parser = sub.add_parser(name, parents=[common], **kwargs)
     parser.set_defaults(run=run, parser=parser, prepare=None)
@@ -61,15 +69,22 @@ def _command(sub: argparse._SubParsersAction, name: str, common: argparse.Argume
 
 
 def _add_submit(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
-    s = _command(sub, "submit", common, jobs.submit, help="create a job from flags or -f FILE",
-                 description="Create a TranscodeJob from a YAML file (-f) or from flags. A file:// input or "
-                 "output must lie under a --volume mount path.")
+    s = _command(
+        sub,
+        "submit",
+        common,
+        jobs.submit,
+        help="create a job from flags or -f FILE",
+        description="Create a TranscodeJob from a YAML file (-f) or from flags. A file:// input or "
+        "output must lie under a --volume mount path.",
+    )
     s.set_defaults(prepare=jobs.prepare_submit)
     s.add_argument("-f", "--filename", dest="file", help="TranscodeJob YAML ('-' for stdin)")
     s.add_argument("--name", help="job name (default: generated)")
     s.add_argument("--input", help="input URL: file:///vol/in.mp4, https://..., rtmp://...")
-    s.add_argument("--test-source", metavar="PATTERN", choices=TEST_PATTERNS,
-                   help=f"synthetic input: {', '.join(TEST_PATTERNS)}")
+    s.add_argument(
+        "--test-source", metavar="PATTERN", choices=TEST_PATTERNS, help=f"synthetic input: {', '.join(TEST_PATTERNS)}"
+    )
     s.add_argument("--source-size", metavar="WxH", help="test source frame size (default 1280x720)")
     s.add_argument("--source-fps", type=int, help="test source frame rate")
     s.add_argument("--duration", type=float, help="test source length in seconds")
@@ -83,12 +98,16 @@ def _add_submit(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
     s.add_argument("--gop", type=int, help="keyframe interval in frames")
     s.add_argument("--audio-codec", choices=["aac", "opus", "mp3", "copy", "none"])
     s.add_argument("--accelerator", choices=["auto", "none", "nvidia", "intel", "vaapi"])
-    s.add_argument("--queue", help="the TranscodeQueue to wait in (default: default; `ffrtmp queues` lists them)"
-                   ).completer = completion.queue_names  # type: ignore[attr-defined]
+    s.add_argument(
+        "--queue", help="the TranscodeQueue to wait in (default: default; `ffrtmp queues` lists them)"
+    ).completer = completion.queue_names  # type: ignore[attr-defined]
     s.add_argument("--priority", choices=list(api.PRIORITY_CLASSES))
-    s.add_argument("--volume", action="append", metavar="NAME:MOUNTPATH:SOURCE",
-                   help="job volume (repeatable); SOURCE is pvc=CLAIM, hostPath=/DIR or emptyDir, "
-                   "e.g. media:/media:pvc=media")
+    s.add_argument(
+        "--volume",
+        action="append",
+        metavar="NAME:MOUNTPATH:SOURCE",
+        help="job volume (repeatable); SOURCE is pvc=CLAIM, hostPath=/DIR or emptyDir, e.g. media:/media:pvc=media",
+    )
     s.add_argument("--quality", metavar="LIST", help="quality metrics, e.g. psnr,ssim")
     s.add_argument("--max-retries", type=int)
     s.add_argument("--timeout", type=int, help="fail the job after this many seconds")
@@ -98,9 +117,12 @@ def _add_submit(sub: argparse._SubParsersAction, common: argparse.ArgumentParser
 
 def build_parser(prog: str = "ffrtmp") -> argparse.ArgumentParser:
     common = _connection_flags(top_level=False)
-    parser = _Parser(prog=prog, parents=[_connection_flags(top_level=True)],
-                     description="Drive ffrtmp TranscodeJobs and look at worker nodes.",
-                     epilog=COMPLETION_HELP.get(prog, COMPLETION_HELP["ffrtmp"]))
+    parser = _Parser(
+        prog=prog,
+        parents=[_connection_flags(top_level=True)],
+        description="Drive ffrtmp TranscodeJobs and look at worker nodes.",
+        epilog=COMPLETION_HELP.get(prog, COMPLETION_HELP["ffrtmp"]),
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_submit(sub, common)
 
@@ -111,14 +133,18 @@ def build_parser(prog: str = "ffrtmp") -> argparse.ArgumentParser:
 
     st = _command(sub, "status", common, jobs.status, help="show a job; --follow draws a live progress bar")
     st.add_argument("name", help="job name").completer = completion.job_names  # type: ignore[attr-defined]
-    st.add_argument("-f", "--follow", action="store_true",
-                    help="follow until the job ends; exit 0 only if it Completed")
+    st.add_argument(
+        "-f", "--follow", action="store_true", help="follow until the job ends; exit 0 only if it Completed"
+    )
     st.add_argument("--interval", type=float, default=1.0, help="seconds between updates (default 1)")
     st.add_argument("--timeout", type=float, help="with --follow: give up after this many seconds")
     st.add_argument("-o", "--output", choices=["text", "json", "yaml"], default="text")
 
-    for verb, text in (("pause", "pause a job (spec.paused=true)"), ("resume", "resume a job (spec.paused=false)"),
-                       ("cancel", "cancel a job (spec.canceled=true; cannot be undone)")):
+    for verb, text in (
+        ("pause", "pause a job (spec.paused=true)"),
+        ("resume", "resume a job (spec.paused=false)"),
+        ("cancel", "cancel a job (spec.canceled=true; cannot be undone)"),
+    ):
         flag = _command(sub, verb, common, jobs.set_flag, help=text, description=text[0].upper() + text[1:] + ".")
         flag.add_argument("name", help="job name").completer = completion.active_job_names  # type: ignore[attr-defined]
 

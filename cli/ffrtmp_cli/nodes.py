@@ -24,8 +24,11 @@ STATUS_TEXT = {"ready": "Ready", "lost": "Lost", "cordoned": "Cordoned", "no_lea
 
 def _encoders(node: dict[str, Any]) -> list[str]:
     labels = (node.get("metadata") or {}).get("labels") or {}
-    return sorted(k.removeprefix(api.LABEL_ENCODER_PREFIX) for k, v in labels.items()
-                  if k.startswith(api.LABEL_ENCODER_PREFIX) and v == "true")
+    return sorted(
+        k.removeprefix(api.LABEL_ENCODER_PREFIX)
+        for k, v in labels.items()
+        if k.startswith(api.LABEL_ENCODER_PREFIX) and v == "true"
+    )
 
 
 def _leases(kube: Kube, system_namespace: str) -> dict[str, Mapping[str, Any]]:
@@ -42,8 +45,9 @@ def _slot_jobs(kube: Kube) -> list[dict[str, Any]]:
     return kube.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)["items"]
 
 
-def node_rows(nodes: list[dict], leases: Mapping[str, Mapping[str, Any]], jobs: list[dict], *,
-              now: datetime) -> list[list[object]]:
+def node_rows(
+    nodes: list[dict], leases: Mapping[str, Mapping[str, Any]], jobs: list[dict], *, now: datetime
+) -> list[list[object]]:
     """Pure: one row per node for `nodes list`."""
     samples = [job_sample(j) for j in jobs]
     rows = []
@@ -54,9 +58,17 @@ def node_rows(nodes: list[dict], leases: Mapping[str, Mapping[str, Any]], jobs: 
         used = sum(1 for j in samples if j.node == name and j.holds_slot)
         gpu = (node["metadata"].get("labels") or {}).get(api.LABEL_GPU, "false")
         heartbeat = age((lease or {}).get("spec", {}).get("renewTime"), now=now) if lease else "-"
-        rows.append([name, STATUS_TEXT.get(sample.status, sample.status), f"{used}/{sample.slots}", gpu,
-                     ",".join(_encoders(node)) or "-", heartbeat, age(node["metadata"].get("creationTimestamp"),
-                                                                        now=now)])
+        rows.append(
+            [
+                name,
+                STATUS_TEXT.get(sample.status, sample.status),
+                f"{used}/{sample.slots}",
+                gpu,
+                ",".join(_encoders(node)) or "-",
+                heartbeat,
+                age(node["metadata"].get("creationTimestamp"), now=now),
+            ]
+        )
     return rows
 
 
@@ -64,8 +76,10 @@ NODE_HEADERS = ["NAME", "STATUS", "SLOTS", "GPU", "ENCODERS", "HEARTBEAT", "AGE"
 
 
 def list_nodes(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
-    nodes = [kube.api_client.sanitize_for_serialization(n)
-             for n in kube.core.list_node(label_selector=f"{api.LABEL_WORKER}=true").items]
+    nodes = [
+        kube.api_client.sanitize_for_serialization(n)
+        for n in kube.core.list_node(label_selector=f"{api.LABEL_WORKER}=true").items
+    ]
     if not nodes:
         print("No ffrtmp worker nodes (label ffrtmp.io/worker=true) found.", file=out)
         return 0
@@ -103,8 +117,10 @@ def describe_node_text(node: dict, lease: Mapping[str, Any] | None, jobs: list[d
     ]
     if lease:
         spec = lease.get("spec") or {}
-        lines.append(f"Heartbeat:   renewed {age(spec.get('renewTime'), now=now)} ago "
-                     f"(lease {spec.get('leaseDurationSeconds', '?')}s, holder {spec.get('holderIdentity', '?')})")
+        lines.append(
+            f"Heartbeat:   renewed {age(spec.get('renewTime'), now=now)} ago "
+            f"(lease {spec.get('leaseDurationSeconds', '?')}s, holder {spec.get('holderIdentity', '?')})"
+        )
     else:
         lines.append("Heartbeat:   none (no agent Lease)")
     raw = (meta.get("annotations") or {}).get(api.ANNOTATION_HARDWARE)
@@ -117,13 +133,20 @@ def describe_node_text(node: dict, lease: Mapping[str, Any] | None, jobs: list[d
         lines += ["  " + line for line in yaml.safe_dump(hardware, sort_keys=False).rstrip().splitlines()]
     else:
         lines.append("Hardware:    not probed (no ffrtmp.io/hardware annotation)")
-    active = [j for j in jobs if ((j.get("status") or {}).get("phase") or "Pending") not in
-              {p.value for p in api.TERMINAL_PHASES}]
+    active = [
+        j
+        for j in jobs
+        if ((j.get("status") or {}).get("phase") or "Pending") not in {p.value for p in api.TERMINAL_PHASES}
+    ]
     if active:
         lines.append("Jobs:")
         rows = [job_row(j, now=now, namespace_column=True) for j in active]
-        lines += ["  " + line for line in table(["NAMESPACE", "NAME", "PHASE", "PROGRESS", "QUEUE", "PRIORITY",
-                                                 "NODE", "AGE"], rows).splitlines()]
+        lines += [
+            "  " + line
+            for line in table(
+                ["NAMESPACE", "NAME", "PHASE", "PROGRESS", "QUEUE", "PRIORITY", "NODE", "AGE"], rows
+            ).splitlines()
+        ]
     else:
         lines.append("Jobs:        none")
     return "\n".join(lines)

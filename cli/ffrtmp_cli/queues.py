@@ -33,13 +33,15 @@ def effective(objects: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Pure: the queue objects plus each built-in no object replaces, in the order jobs are served."""
     queues = {q["metadata"]["name"]: dict(q) for q in objects}
     for name, spec in api.BUILTIN_QUEUES.items():
-        queues.setdefault(name, {"metadata": {"name": name}, "spec": spec.model_dump(exclude_none=True),
-                                 "builtin": True})  # fmt: skip
+        queues.setdefault(
+            name, {"metadata": {"name": name}, "spec": spec.model_dump(exclude_none=True), "builtin": True}
+        )
     return sorted(queues.values(), key=lambda q: ((q.get("spec") or {}).get("order", 100), q["metadata"]["name"]))
 
 
-def queue_rows(queues: Iterable[Mapping[str, Any]], *, jobs: Iterable[Mapping[str, Any]] = (),
-               now: datetime) -> list[list[object]]:  # fmt: skip
+def queue_rows(
+    queues: Iterable[Mapping[str, Any]], *, jobs: Iterable[Mapping[str, Any]] = (), now: datetime
+) -> list[list[object]]:
     """Pure: one row per queue. A built-in queue has no status: its counts come from `jobs`."""
     counted: dict[str, list[int]] = {}
     for job in jobs:
@@ -52,20 +54,34 @@ def queue_rows(queues: Iterable[Mapping[str, Any]], *, jobs: Iterable[Mapping[st
     rows = []
     for queue in queues:
         name, spec, status = queue["metadata"]["name"], queue.get("spec") or {}, queue.get("status") or {}
-        numbers = counted.get(name, [0, 0, 0]) if queue.get("builtin") else \
-            [status.get("pending", 0), status.get("admitted", 0), status.get("running", 0)]
-        created = (queue["metadata"].get("creationTimestamp"))
-        rows.append([name, spec.get("order", 100), str(bool(spec.get("paused"))).lower(), spec.get("maxRunning", "-"),
-                     *numbers, "on" if (spec.get("fairSharing") or {}).get("enabled") else "off",
-                     ",".join((spec.get("preemption") or {}).get("reclaimFrom") or []) or "-",
-                     age(created, now=now) if created else "(built-in)"])  # fmt: skip
+        numbers = (
+            counted.get(name, [0, 0, 0])
+            if queue.get("builtin")
+            else [status.get("pending", 0), status.get("admitted", 0), status.get("running", 0)]
+        )
+        created = queue["metadata"].get("creationTimestamp")
+        rows.append(
+            [
+                name,
+                spec.get("order", 100),
+                str(bool(spec.get("paused"))).lower(),
+                spec.get("maxRunning", "-"),
+                *numbers,
+                "on" if (spec.get("fairSharing") or {}).get("enabled") else "off",
+                ",".join((spec.get("preemption") or {}).get("reclaimFrom") or []) or "-",
+                age(created, now=now) if created else "(built-in)",
+            ]
+        )
     return rows
 
 
 def list_queues(args: argparse.Namespace, kube: Kube, out: TextIO) -> int:
     queues = effective(list_objects(kube))
-    jobs = kube.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)["items"] \
-        if any(q.get("builtin") for q in queues) else []
+    jobs = (
+        kube.custom.list_cluster_custom_object(api.GROUP, api.VERSION, api.PLURAL)["items"]
+        if any(q.get("builtin") for q in queues)
+        else []
+    )
     print(table(QUEUE_HEADERS, queue_rows(queues, jobs=jobs, now=datetime.now(UTC))), file=out)
     return 0
 

@@ -33,9 +33,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p = argparse.ArgumentParser(prog="ffrtmp-operator", description="The ffrtmp TranscodeJob operator.")
     p.add_argument("--system-namespace", default=d.system_namespace, help="where the agents' heartbeat Leases live")
     p.add_argument(
-        "--namespace", action="append", default=[], dest="namespaces",
+        "--namespace",
+        action="append",
+        default=[],
+        dest="namespaces",
         help="manage TranscodeJobs only in this namespace (repeatable; default: all namespaces)",
-    )  # fmt: skip
+    )
     p.add_argument("--metrics-host", default=d.metrics_host)
     p.add_argument("--metrics-port", type=int, default=d.metrics_port, help="0 = no metrics endpoint")
     p.add_argument("--peering", default=dpe.name, help="ClusterKopfPeering name shared by the replicas")
@@ -52,8 +55,12 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     p.add_argument("--backoff-base-seconds", type=float, default=ds.backoff_base_seconds)
     p.add_argument("--backoff-cap-seconds", type=float, default=ds.backoff_cap_seconds)
     p.add_argument("--no-preemption", action="store_true", help="no queue preempts, whatever its policy says")
-    p.add_argument("--pod-start-timeout-seconds", type=float, default=ds.pod_start_timeout_seconds,
-                   help="end a run whose pod has not started after this long (StartTimeout, retried); 0 = never")
+    p.add_argument(
+        "--pod-start-timeout-seconds",
+        type=float,
+        default=ds.pod_start_timeout_seconds,
+        help="end a run whose pod has not started after this long (StartTimeout, retried); 0 = never",
+    )
     p.add_argument("--runner-image", default=dp.image)
     p.add_argument("--runner-image-pull-policy", default=dp.image_pull_policy)
     p.add_argument("--verbose", action="store_true")
@@ -73,8 +80,7 @@ def parse_args(argv: list[str] | None = None) -> Settings:
             preemption=not a.no_preemption,
             pod_start_timeout_seconds=a.pod_start_timeout_seconds,
         ),
-        pods=PodSettings(image=a.runner_image, image_pull_policy=a.runner_image_pull_policy,
-                         policy=job_policy(p, a)),
+        pods=PodSettings(image=a.runner_image, image_pull_policy=a.runner_image_pull_policy, policy=job_policy(p, a)),
         peering=PeeringSettings(
             enabled=not a.no_peering,
             name=a.peering,

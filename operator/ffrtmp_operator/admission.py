@@ -56,9 +56,14 @@ class Admission:
         spec = api.TranscodeJobSpec.model_validate(job.spec())
         return build_pod(
             api.TranscodeJob(metadata={"name": job.name, "namespace": job.namespace}, spec=spec),
-            namespace=job.namespace, name=job.name, uid=job.uid, attempt=attempt, node=node, encoder=encoder,
+            namespace=job.namespace,
+            name=job.name,
+            uid=job.uid,
+            attempt=attempt,
+            node=node,
+            encoder=encoder,
             settings=self.settings.pods,
-        )  # fmt: skip
+        )
 
     async def admit(
         self, assignment: scheduling.Assignment, *, queued: tuple[reconcile.Decision, datetime] | None = None
@@ -89,9 +94,13 @@ class Admission:
             manifest = self._manifest(job, attempt=job.attempts, node=job.node, encoder=job.encoder)
         except (PlanError, ValueError) as exc:
             await self.writer.transition(
-                job, Phase.FAILED, reason=Reason.INPUT_ERROR.value, message=str(exc)[:1024], now=self.clock(),
+                job,
+                Phase.FAILED,
+                reason=Reason.INPUT_ERROR.value,
+                message=str(exc)[:1024],
+                now=self.clock(),
                 event_type="Warning",
-            )  # fmt: skip
+            )
             return
         if manifest["metadata"]["name"] != job.pod:
             log.warning("pod name mismatch", extra={"job": f"{job.namespace}/{job.name}", "pod": job.pod})
@@ -127,16 +136,25 @@ class Admission:
         detail = str(exc.body or exc.reason or "")[:800]
         refusals = job.failed_creates + 1
         scheduling = self.settings.scheduling
-        delay = lifecycle.backoff_seconds(refusals, base=scheduling.backoff_base_seconds,
-                                          cap=scheduling.backoff_cap_seconds)  # fmt: skip
+        delay = lifecycle.backoff_seconds(
+            refusals, base=scheduling.backoff_base_seconds, cap=scheduling.backoff_cap_seconds
+        )
         now = self.clock()
-        extra = {"attempts": max(0, job.attempts - 1), "failedCreates": refusals,
-                 "retryAfter": lifecycle.stamp(now + timedelta(seconds=delay))}  # fmt: skip
+        extra = {
+            "attempts": max(0, job.attempts - 1),
+            "failedCreates": refusals,
+            "retryAfter": lifecycle.stamp(now + timedelta(seconds=delay)),
+        }
         message = f"pod {job.pod} refused by the API server ({exc.status}): {detail}; retry in {delay:g}s"
         await self.writer.transition(
-            job, Phase.QUEUED, reason=Reason.FAILED_CREATE.value, message=message, now=now, extra=extra,
+            job,
+            Phase.QUEUED,
+            reason=Reason.FAILED_CREATE.value,
+            message=message,
+            now=now,
+            extra=extra,
             event_type="Warning",
-        )  # fmt: skip
+        )
 
 
 def _queued_steps(queued: tuple[reconcile.Decision, datetime] | None) -> list[Step]:

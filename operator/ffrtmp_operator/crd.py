@@ -93,8 +93,12 @@ def crd() -> dict[str, Any]:
         {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
         {"name": "Attempts", "type": "integer", "jsonPath": ".status.attempts", "priority": 1},
         # Why a queued job waits (NoFreeSlot, QueuePaused, FailedCreate, ...), as kube-scheduler's PodScheduled.
-        {"name": "Scheduling", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Scheduled")].reason',
-         "priority": 1},
+        {
+            "name": "Scheduling",
+            "type": "string",
+            "jsonPath": '.status.conditions[?(@.type=="Scheduled")].reason',
+            "priority": 1,
+        },
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     return {

@@ -73,14 +73,20 @@ class Driver:
         system_namespace = settings.system_namespace
         self.reachability = Reachability(kube, system_namespace=system_namespace, clock=self.clock)
         self.nodeloss = NodeLoss(
-            cache, kube, reachability=self.reachability, system_namespace=system_namespace,
-            tick_seconds=settings.scheduling.tick_seconds, clock=self.clock, limit=self._limit,
-        )  # fmt: skip
+            cache,
+            kube,
+            reachability=self.reachability,
+            system_namespace=system_namespace,
+            tick_seconds=settings.scheduling.tick_seconds,
+            clock=self.clock,
+            limit=self._limit,
+        )
         self.writer = LifecycleWriter(cache, kube, recorder=self.recorder)
         self.presets = PresetResolver(cache, kube, self.writer, system_namespace=system_namespace, clock=self.clock)
         self.splits = SplitCoordinator(cache, kube, self.writer, clock=self.clock)
-        self.admission = Admission(cache, kube, self.writer, settings=settings, clock=self.clock,
-                                   recorder=self.recorder)  # fmt: skip
+        self.admission = Admission(
+            cache, kube, self.writer, settings=settings, clock=self.clock, recorder=self.recorder
+        )
         self.preemptor = Preemptor(kube, self.writer, clock=self.clock)
         self.queue_status = QueueStatusWriter(cache, kube, clock=self.clock)
         self._held: Counter[tuple[str, str]] = Counter()  # the cycle's slots per (queue, namespace)
@@ -148,16 +154,23 @@ class Driver:
             nodes=[node_record(o) for o in raw["nodes"]],
             leases=[lease for o in raw["leases"] if (lease := lease_record(o)) is not None],
             priority_values={o["metadata"]["name"]: int(o.get("value", 0)) for o in raw["priorityclasses"]},
-            terminating=[name for o in raw.get("namespaces", ())
-                         if manages(name := o["metadata"]["name"]) and namespace_terminating(o)],
+            terminating=[
+                name
+                for o in raw.get("namespaces", ())
+                if manages(name := o["metadata"]["name"]) and namespace_terminating(o)
+            ],
             queue_objects=[queue_record(o) for o in raw.get("queues", ())],
-        )  # fmt: skip
+        )
         log.info(
             "resync done",
-            extra={"jobs": len(raw["jobs"]), "pods": len(raw["pods"]), "nodes": len(raw["nodes"]),
-                   "terminating_namespaces": len(self.cache.terminating),
-                   "seconds": round(time.monotonic() - started, 3)},
-        )  # fmt: skip
+            extra={
+                "jobs": len(raw["jobs"]),
+                "pods": len(raw["pods"]),
+                "nodes": len(raw["nodes"]),
+                "terminating_namespaces": len(self.cache.terminating),
+                "seconds": round(time.monotonic() - started, 3),
+            },
+        )
 
     async def run_pass(self, *, sweep: bool) -> None:
         timings: dict[str, float] = {}
@@ -176,23 +189,39 @@ class Driver:
 
         if not len(self.cache.queue) and not arrivals:  # nothing to place: no snapshot of every job
             if changed:
-                log.info("scheduling pass", extra={"reconciled": len(keys), "transitions": changed, "queued": 0,
-                                                   "reconcile_ms": round(timings["reconcile"] * 1000, 2)})  # fmt: skip
+                log.info(
+                    "scheduling pass",
+                    extra={
+                        "reconciled": len(keys),
+                        "transitions": changed,
+                        "queued": 0,
+                        "reconcile_ms": round(timings["reconcile"] * 1000, 2),
+                    },
+                )
             return
         t = time.monotonic()
         now = self.clock()
         snapshot = scheduling.node_snapshot(
-            self.cache.nodes.values(), self.cache.leases, self.cache.jobs.values(),
-            now=now, default_slots=self.settings.scheduling.default_slots, pods=self.cache.pods.values(),
-        )  # fmt: skip
+            self.cache.nodes.values(),
+            self.cache.leases,
+            self.cache.jobs.values(),
+            now=now,
+            default_slots=self.settings.scheduling.default_slots,
+            pods=self.cache.pods.values(),
+        )
         timings["snapshot"] = time.monotonic() - t
 
         t = time.monotonic()
         cycle = scheduling.schedule(
-            self._admission_order(arrivals, now=now), snapshot, now=now, priority_values=self.cache.priority_values,
-            queues=self.cache.queues, held=self._held, preemption=self.settings.scheduling.preemption,
+            self._admission_order(arrivals, now=now),
+            snapshot,
+            now=now,
+            priority_values=self.cache.priority_values,
+            queues=self.cache.queues,
+            held=self._held,
+            preemption=self.settings.scheduling.preemption,
             limit=ADMISSIONS_PER_PASS,
-        )  # fmt: skip
+        )
         timings["nominate"] = time.monotonic() - t
 
         t = time.monotonic()
@@ -200,14 +229,14 @@ class Driver:
         placed = {a.job.key for a in cycle.assignments}
         await self._each(self.preemptor.preempt(p) for p in cycle.preemptions)
         admitted = await self._each(
-            self._guard(a.job.key, self.admission.admit(a, queued=arriving.get(a.job.key)))
-            for a in cycle.assignments
+            self._guard(a.job.key, self.admission.admit(a, queued=arriving.get(a.job.key))) for a in cycle.assignments
         )
         for assignment, done in zip(cycle.assignments, admitted, strict=True):
             queue = self.cache.queues.get(assignment.job.queue)
             if done and queue is not None and queue.fair_sharing:
-                self.cache.usage.admitted(queue.name, assignment.job.namespace, now=now,
-                                          half_life=queue.half_life_seconds)  # fmt: skip
+                self.cache.usage.admitted(
+                    queue.name, assignment.job.namespace, now=now, half_life=queue.half_life_seconds
+                )
         waiting = [(job, d, at) for job, d, at in arrivals if job.key not in placed]
         if cycle.truncated:  # not looked at yet: they stay Pending and come first in the next pass
             self.cache.dirty = {**{job.key: None for job, _, _ in waiting}, **self.cache.dirty}
@@ -223,13 +252,18 @@ class Driver:
             log.info(
                 "scheduling pass",
                 extra={
-                    "reconciled": len(keys), "transitions": changed, "queued": len(self.cache.queue),
-                    "considered": cycle.considered, "assigned": sum(admitted), "preempted": len(cycle.preemptions),
+                    "reconciled": len(keys),
+                    "transitions": changed,
+                    "queued": len(self.cache.queue),
+                    "considered": cycle.considered,
+                    "assigned": sum(admitted),
+                    "preempted": len(cycle.preemptions),
                     "waiting_noted": noted,
-                    "nodes": len(snapshot), "free_slots": sum(max(0, n.free) for n in snapshot.values()),
+                    "nodes": len(snapshot),
+                    "free_slots": sum(max(0, n.free) for n in snapshot.values()),
                     **{f"{k}_ms": round(v * 1000, 2) for k, v in timings.items()},
                 },
-            )  # fmt: skip
+            )
 
     def _admission_order(self, arrivals: list[Arrival], *, now: datetime) -> Iterator[JobRecord]:
         """Queued jobs in the order a cycle admits them: the heap's order_key order, with the new arrivals
@@ -250,8 +284,9 @@ class Driver:
             half_life = queues[queue].half_life_seconds
             return self._held[(queue, namespace)] + usage.of(queue, namespace, now=now, half_life=half_life)
 
-        return fairshare.arrange(ordered, queues=queues, priority_of=lambda j: scheduling.priority_value(j, values),
-                                 share=share, now=now)  # fmt: skip
+        return fairshare.arrange(
+            ordered, queues=queues, priority_of=lambda j: scheduling.priority_value(j, values), share=share, now=now
+        )
 
     async def _guard(self, key: JobKey, coro: Any) -> Any:
         """A job whose write failed (5xx, timeout) is looked at again on the next tick, not at once;
@@ -327,9 +362,14 @@ class Driver:
         changed = False
         if decision.target is not None:
             changed = await self.writer.transition(
-                job, decision.target, reason=decision.reason, message=decision.message, now=now,
-                extra=decision.extra, event_type=decision.event_type,
-            )  # fmt: skip
+                job,
+                decision.target,
+                reason=decision.reason,
+                message=decision.message,
+                now=now,
+                extra=decision.extra,
+                event_type=decision.event_type,
+            )
             if not changed:
                 return False  # stale: the newer object comes back through the watch
         elif job.phase and job.generation != job.observed_generation:

@@ -82,9 +82,13 @@ def arrange(
 
 
 def _share_out(
-    jobs: list[JobRecord], queue: QueueRecord, *, priority_of: Callable[[JobRecord], int], share: Share,
+    jobs: list[JobRecord],
+    queue: QueueRecord,
+    *,
+    priority_of: Callable[[JobRecord], int],
+    share: Share,
     now: datetime,
-) -> Iterator[JobRecord]:  # fmt: skip
+) -> Iterator[JobRecord]:
     by_priority: dict[int, list[JobRecord]] = {}
     for job in jobs:
         by_priority.setdefault(aged_priority(job, priority_of(job), queue, now), []).append(job)

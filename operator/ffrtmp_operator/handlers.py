@@ -99,8 +99,10 @@ def register(
         terminating = event.get("type") != "DELETED" and namespace_terminating(obj)
         if cache.set_namespace_terminating(name, terminating):
             # A normal cluster state, not a problem: one debug line, no warnings, no Events.
-            log.debug("namespace terminating: its jobs are left alone" if terminating else "namespace not terminating",
-                      extra={"namespace": name})  # fmt: skip
+            log.debug(
+                "namespace terminating: its jobs are left alone" if terminating else "namespace not terminating",
+                extra={"namespace": name},
+            )
             await cache.notify()
 
     @kopf.on.event("scheduling.k8s.io", "v1", "priorityclasses", **on)
@@ -135,13 +137,15 @@ def register(
     if settings.peering.enabled:
 
         @kopf.daemon(
-            "kopf.dev", "v1", "clusterkopfpeerings",
+            "kopf.dev",
+            "v1",
+            "clusterkopfpeerings",
             when=lambda name, **_: name == settings.peering.name,
             # On pause or exit: the flag first, 5 s for the pass in flight to finish its writes, then cancel.
             cancellation_backoff=5.0,
             cancellation_timeout=5.0,
             **on,
-        )  # fmt: skip
+        )
         async def scheduler(stopped: kopf.DaemonStopped, **_: Any) -> None:
             await run_scheduler(stopped)
 

@@ -51,8 +51,11 @@ def _metadata(name: str, namespace: str, job: str, uid: str) -> dict[str, Any]:
 
 
 def service_account(namespace: str, job: str, uid: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": _metadata(service_account_name(job), namespace, job, uid)}  # fmt: skip
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": _metadata(service_account_name(job), namespace, job, uid),
+    }
 
 
 def role(namespace: str, job: str, uid: str) -> dict[str, Any]:
@@ -64,10 +67,14 @@ def role(namespace: str, job: str, uid: str) -> dict[str, Any]:
         "metadata": _metadata(service_account_name(job), namespace, job, uid),
         "rules": [
             {"apiGroups": [api.GROUP], "resources": [api.PLURAL], "resourceNames": [job], "verbs": ["get", "watch"]},
-            {"apiGroups": [api.GROUP], "resources": [f"{api.PLURAL}/status"], "resourceNames": [job],
-             "verbs": ["patch"]},
+            {
+                "apiGroups": [api.GROUP],
+                "resources": [f"{api.PLURAL}/status"],
+                "resourceNames": [job],
+                "verbs": ["patch"],
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def role_binding(namespace: str, job: str, uid: str) -> dict[str, Any]:
@@ -97,9 +104,9 @@ class JobIdentity:
         namespace, job, uid = meta["namespace"], meta["labels"][api.LABEL_JOB], meta["labels"][api.LABEL_JOB_UID]
         if (namespace, uid) not in self._made:
             await self.kube.create_objects(
-                namespace, [service_account(namespace, job, uid), role(namespace, job, uid),
-                            role_binding(namespace, job, uid)],
-            )  # fmt: skip
+                namespace,
+                [service_account(namespace, job, uid), role(namespace, job, uid), role_binding(namespace, job, uid)],
+            )
             self._made.add((namespace, uid))
         if self._key is None:
             self._key = await self.kube.signing_key(self.system_namespace)
@@ -111,8 +118,11 @@ class JobIdentity:
 
 def create_objects(core: Any, rbac: Any, namespace: str, bodies: list[dict[str, Any]]) -> None:
     """Creates ServiceAccounts, Roles and RoleBindings; one that exists already (409) is left as it is."""
-    creators = {"ServiceAccount": core.create_namespaced_service_account, "Role": rbac.create_namespaced_role,
-                "RoleBinding": rbac.create_namespaced_role_binding}  # fmt: skip
+    creators = {
+        "ServiceAccount": core.create_namespaced_service_account,
+        "Role": rbac.create_namespaced_role,
+        "RoleBinding": rbac.create_namespaced_role_binding,
+    }
     for body in bodies:
         try:
             creators[body["kind"]](namespace, body, _preload_content=False)
@@ -130,9 +140,13 @@ def read_or_make_key(core: Any, namespace: str) -> bytes:
         except ApiException as exc:
             if exc.status != 404:
                 raise
-        body = {"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-                "metadata": {"name": podsign.SECRET_NAME, "labels": {api.LABEL_MANAGED_BY: api.MANAGED_BY}},
-                "data": {podsign.SECRET_KEY: base64.b64encode(os.urandom(32)).decode()}}  # fmt: skip
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "type": "Opaque",
+            "metadata": {"name": podsign.SECRET_NAME, "labels": {api.LABEL_MANAGED_BY: api.MANAGED_BY}},
+            "data": {podsign.SECRET_KEY: base64.b64encode(os.urandom(32)).decode()},
+        }
         try:
             core.create_namespaced_secret(namespace, body)
             log.info("made the pod-signing key %s/%s", namespace, podsign.SECRET_NAME)

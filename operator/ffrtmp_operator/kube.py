@@ -137,9 +137,14 @@ class KubeClient:
         try:
             return await asyncio.to_thread(
                 self.custom.patch_namespaced_custom_object_status,
-                api.GROUP, api.VERSION, job.namespace, api.PLURAL, job.name, body,
+                api.GROUP,
+                api.VERSION,
+                job.namespace,
+                api.PLURAL,
+                job.name,
+                body,
                 _content_type=MERGE_PATCH,
-            )  # fmt: skip
+            )
         except ApiException as exc:
             if exc.status in (404, 409):
                 return None
@@ -150,8 +155,12 @@ class KubeClient:
         try:
             return await asyncio.to_thread(
                 self.custom.create_namespaced_custom_object,
-                api.GROUP, api.VERSION, manifest["metadata"]["namespace"], api.PLURAL, manifest,
-            )  # fmt: skip
+                api.GROUP,
+                api.VERSION,
+                manifest["metadata"]["namespace"],
+                api.PLURAL,
+                manifest,
+            )
         except ApiException as exc:
             if exc.status == 409:
                 return None
@@ -162,8 +171,14 @@ class KubeClient:
         try:
             await asyncio.to_thread(
                 self.custom.patch_namespaced_custom_object,
-                api.GROUP, api.VERSION, namespace, api.PLURAL, name, {"spec": spec}, _content_type=MERGE_PATCH,
-            )  # fmt: skip
+                api.GROUP,
+                api.VERSION,
+                namespace,
+                api.PLURAL,
+                name,
+                {"spec": spec},
+                _content_type=MERGE_PATCH,
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -256,9 +271,14 @@ class KubeClient:
         """Merge-patch a TranscodeQueue's status (its counts; written at a bounded rate); gone is fine."""
         try:
             await asyncio.to_thread(
-                self.custom.patch_cluster_custom_object_status, api.GROUP, api.VERSION, api.QUEUE_PLURAL, name,
-                {"status": status}, _content_type=MERGE_PATCH,
-            )  # fmt: skip
+                self.custom.patch_cluster_custom_object_status,
+                api.GROUP,
+                api.VERSION,
+                api.QUEUE_PLURAL,
+                name,
+                {"status": status},
+                _content_type=MERGE_PATCH,
+            )
         except ApiException as exc:
             if exc.status != 404:
                 raise

@@ -43,11 +43,21 @@ def build_ladder_plan(
     # Everything but the output (input whitelists, volumes, probe, timeouts) as for a single file output:
     # the folder stands in for a file of that name.
     folder_url = spec.output.url.removesuffix("/")
-    as_file = spec.model_copy(update={
-        "output": spec.output.model_copy(update={"url": folder_url, "container": "mp4"}), "renditions": None,
-    })  # fmt: skip
-    base = single.build_plan(job.model_copy(update={"spec": as_file}), namespace=namespace, name=name, uid=uid,
-                             attempt=attempt, encoder=encoder, extra_formats=extra_formats)  # fmt: skip
+    as_file = spec.model_copy(
+        update={
+            "output": spec.output.model_copy(update={"url": folder_url, "container": "mp4"}),
+            "renditions": None,
+        }
+    )
+    base = single.build_plan(
+        job.model_copy(update={"spec": as_file}),
+        namespace=namespace,
+        name=name,
+        uid=uid,
+        attempt=attempt,
+        encoder=encoder,
+        extra_formats=extra_formats,
+    )
     folder = base.outputUrl
     parent, leaf = posixpath.split(folder)
     temp = posixpath.join(parent, f".{leaf}.ffrtmp-{attempt}.part")
@@ -73,26 +83,33 @@ def build_ladder_plan(
         args += ["-progress", "pipe:1", "-nostats"]
         return args + muxer(container, temp=temp, renditions=renditions, seconds=seconds, audio=with_audio)
 
-    return base.model_copy(update={
-        "ffmpegArgs": argv(audio),
-        # A file or network input may have no audio stream; only the runner's probe can tell. The dash
-        # muxer takes an absent optional audio map in its stride, the hls one's -var_stream_map does not.
-        "optionalAudio": audio and not synthetic and container == "hls",
-        "outputUrl": folder,
-        "tempOutputUrl": temp,
-        "outputContainer": container,
-        "renditions": plan_renditions(renditions, container=container),
-        "targetWidth": max(renditions, key=lambda r: r.width * r.height).width,
-        "targetHeight": max(renditions, key=lambda r: r.width * r.height).height,
-    })  # fmt: skip
+    return base.model_copy(
+        update={
+            "ffmpegArgs": argv(audio),
+            # A file or network input may have no audio stream; only the runner's probe can tell. The dash
+            # muxer takes an absent optional audio map in its stride, the hls one's -var_stream_map does not.
+            "optionalAudio": audio and not synthetic and container == "hls",
+            "outputUrl": folder,
+            "tempOutputUrl": temp,
+            "outputContainer": container,
+            "renditions": plan_renditions(renditions, container=container),
+            "targetWidth": max(renditions, key=lambda r: r.width * r.height).width,
+            "targetHeight": max(renditions, key=lambda r: r.width * r.height).height,
+        }
+    )
 
 
 def plan_renditions(renditions: list[api.ladder.Rendition], *, container: str) -> list[api.ladder.PlanRendition]:
     return [
-        ladder.PlanRendition(name=r.name, width=r.width, height=r.height, stream=i,
-                             playlist=f"{r.name}/{MEDIA_PLAYLIST}" if container == "hls" else None)
+        ladder.PlanRendition(
+            name=r.name,
+            width=r.width,
+            height=r.height,
+            stream=i,
+            playlist=f"{r.name}/{MEDIA_PLAYLIST}" if container == "hls" else None,
+        )
         for i, r in enumerate(renditions)
-    ]  # fmt: skip
+    ]
 
 
 def frame_rate(spec: api.TranscodeJobSpec) -> float | None:
@@ -119,9 +136,7 @@ def filter_graph(spec: api.TranscodeJobSpec, *, encoder: str) -> str:
     return ";".join(graph)
 
 
-def rate_control(
-    encoder: str, rendition: api.ladder.Rendition, video: api.VideoSpec, *, index: int
-) -> list[str]:
+def rate_control(encoder: str, rendition: api.ladder.Rendition, video: api.VideoSpec, *, index: int) -> list[str]:
     """plan's rate control for one output stream (each option gets the :v:<index> specifier); the
     rendition's bitrate or crf, else spec.video's; maxrate and bufsize override the derived caps."""
     if rendition.bitrate or rendition.crf is not None:
@@ -157,19 +172,46 @@ def keyframes(encoder: str, *, seconds: int, fps: float | None) -> list[str]:
     return args
 
 
-def muxer(
-    container: str, *, temp: str, renditions: list[api.ladder.Rendition], seconds: int, audio: bool
-) -> list[str]:
+def muxer(container: str, *, temp: str, renditions: list[api.ladder.Rendition], seconds: int, audio: bool) -> list[str]:
     if container == "hls":
         group = ",agroup:audio" if audio else ""
         streams = [f"v:{i}{group},name:{r.name}" for i, r in enumerate(renditions)]
         if audio:
             streams.append(f"a:0{group},name:{ladder.AUDIO_FOLDER}")
-        return ["-f", "hls", "-hls_time", str(seconds), "-hls_playlist_type", "vod", "-hls_segment_type", "mpegts",
-                "-hls_flags", "independent_segments", "-master_pl_name", ladder.MANIFESTS["hls"],
-                "-hls_segment_filename", single._ffmpeg_path(f"{temp}/%v/{SEGMENT_PATTERN}"),
-                "-var_stream_map", " ".join(streams), single._ffmpeg_path(f"{temp}/%v/{MEDIA_PLAYLIST}")]  # fmt: skip
+        return [
+            "-f",
+            "hls",
+            "-hls_time",
+            str(seconds),
+            "-hls_playlist_type",
+            "vod",
+            "-hls_segment_type",
+            "mpegts",
+            "-hls_flags",
+            "independent_segments",
+            "-master_pl_name",
+            ladder.MANIFESTS["hls"],
+            "-hls_segment_filename",
+            single._ffmpeg_path(f"{temp}/%v/{SEGMENT_PATTERN}"),
+            "-var_stream_map",
+            " ".join(streams),
+            single._ffmpeg_path(f"{temp}/%v/{MEDIA_PLAYLIST}"),
+        ]
     sets = "id=0,streams=v" + (" id=1,streams=a" if audio else "")
-    return ["-f", "dash", "-seg_duration", str(seconds), "-use_template", "1", "-use_timeline", "1",
-            "-adaptation_sets", sets, "-init_seg_name", DASH_INIT, "-media_seg_name", DASH_MEDIA,
-            single._ffmpeg_path(f"{temp}/{ladder.MANIFESTS['dash']}")]  # fmt: skip
+    return [
+        "-f",
+        "dash",
+        "-seg_duration",
+        str(seconds),
+        "-use_template",
+        "1",
+        "-use_timeline",
+        "1",
+        "-adaptation_sets",
+        sets,
+        "-init_seg_name",
+        DASH_INIT,
+        "-media_seg_name",
+        DASH_MEDIA,
+        single._ffmpeg_path(f"{temp}/{ladder.MANIFESTS['dash']}"),
+    ]

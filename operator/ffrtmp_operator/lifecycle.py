@@ -141,8 +141,13 @@ def waiting(
         return None
     was_false = scheduled is not None and scheduled.get("status") == "False"
     since = scheduled.get("lastTransitionTime") if was_false and scheduled else None  # no flip: time stays
-    entry = {"type": "Scheduled", "status": "False", "reason": reason, "message": message,
-             "lastTransitionTime": since or stamp(now)}  # fmt: skip
+    entry = {
+        "type": "Scheduled",
+        "status": "False",
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": since or stamp(now),
+    }
     if generation is not None:
         entry["observedGeneration"] = generation
     others = [dict(c) for c in previous if c.get("type") != "Scheduled"]
@@ -272,8 +277,13 @@ def after_failure(
     """
     text = f"{failure.reason.value}: {failure.message}" if failure.message else failure.reason.value
     if is_disruption(failure.reason):
-        return Outcome(P.QUEUED, failure.reason.value, f"{text}; queued again (a disruption: no retry used)",
-                       None, {"disruptions": disruptions + 1})  # fmt: skip
+        return Outcome(
+            P.QUEUED,
+            failure.reason.value,
+            f"{text}; queued again (a disruption: no retry used)",
+            None,
+            {"disruptions": disruptions + 1},
+        )
     counted = {"failures": failures + 1}
     if failure.reason in api.FINAL_FAILURE_REASONS:
         return Outcome(P.FAILED, failure.reason.value, failure.message, None, counted)
@@ -281,5 +291,6 @@ def after_failure(
         summary = f"{failures + 1} failed run(s), last: {text}"
         return Outcome(P.FAILED, Reason.RETRIES_EXHAUSTED.value, summary, None, counted)
     delay = backoff_seconds(failures + 1, base=base, cap=cap)
-    return Outcome(P.QUEUED, failure.reason.value, f"{text}; retry in {delay:g}s", now + timedelta(seconds=delay),
-                   counted)  # fmt: skip
+    return Outcome(
+        P.QUEUED, failure.reason.value, f"{text}; retry in {delay:g}s", now + timedelta(seconds=delay), counted
+    )

@@ -82,9 +82,13 @@ class LifecycleWriter:
         try:
             for step in steps:
                 change = lifecycle.transition(
-                    status, step.target, reason=step.reason, message=step.message, now=step.now,
+                    status,
+                    step.target,
+                    reason=step.reason,
+                    message=step.message,
+                    now=step.now,
                     generation=job.generation or None,
-                )  # fmt: skip
+                )
                 patch.update(change)
                 status = {**status, **change}
         except InvalidTransition as exc:
@@ -99,16 +103,19 @@ class LifecycleWriter:
             self.recorder.transition(job, old=old, step=step, body=body)
             log.info(
                 "job phase",
-                extra={"job": f"{job.namespace}/{job.name}", "from": old.value, "to": step.target.value,
-                       "reason": step.reason},
-            )  # fmt: skip
+                extra={
+                    "job": f"{job.namespace}/{job.name}",
+                    "from": old.value,
+                    "to": step.target.value,
+                    "reason": step.reason,
+                },
+            )
             old = step.target
             await self._post_event(job, step)
         return True
 
     async def _post_event(self, job: JobRecord, step: Step) -> None:
-        await self.post_event(job, reason=step.reason, message=step.message or step.target.value,
-                              type_=step.event_type)  # fmt: skip
+        await self.post_event(job, reason=step.reason, message=step.message or step.target.value, type_=step.event_type)
 
     async def post_event(self, job: JobRecord, *, reason: str, message: str, type_: str = "Normal") -> None:
         """One Event on the job; a lost Event is logged, never raised (what it reports is written)."""

@@ -47,8 +47,16 @@ ADMISSION_RESULTS = ("admitted", "unschedulable", "conflict", "error")
 SCHEDULING_RESULTS = ("scheduled", "unschedulable", "backoff", "preempting", "error")
 # Reasons a run can fail with (pre-listed so failure panels show 0, not "no data").
 FAILURE_REASONS = tuple(
-    r.value for r in (api.Reason.INPUT_ERROR, api.Reason.ENCODER_ERROR, api.Reason.OUTPUT_ERROR, api.Reason.NODE_LOST,
-                      api.Reason.TIMEOUT, api.Reason.PREEMPTED, api.Reason.POD_ERROR)
+    r.value
+    for r in (
+        api.Reason.INPUT_ERROR,
+        api.Reason.ENCODER_ERROR,
+        api.Reason.OUTPUT_ERROR,
+        api.Reason.NODE_LOST,
+        api.Reason.TIMEOUT,
+        api.Reason.PREEMPTED,
+        api.Reason.POD_ERROR,
+    )
 )
 NODE_STATUSES = api.NODE_STATUSES
 
@@ -99,8 +107,9 @@ def snapshot_families(snap: MetricsSnapshot) -> list[GaugeMetricFamily]:
     running = ["job_namespace", "transcodejob", "node"]
     progress = GaugeMetricFamily("ffrtmp_job_progress_ratio", "Running job progress, 0-1.", labels=running)
     fps = GaugeMetricFamily("ffrtmp_job_frames_per_second", "Running job encode rate in frames/s.", labels=running)
-    speed = GaugeMetricFamily("ffrtmp_job_speed_ratio", "Running job encode speed as a multiple of real time.",
-                              labels=running)
+    speed = GaugeMetricFamily(
+        "ffrtmp_job_speed_ratio", "Running job encode speed as a multiple of real time.", labels=running
+    )
 
     by_phase = Tally((bounded(j.phase, PHASES), bounded(j.queue, QUEUES)) for j in snap.jobs)
     by_queue = Tally(
@@ -162,9 +171,7 @@ class SnapshotCollector(Collector):
         yield self._errors_family()
 
     def _errors_family(self) -> CounterMetricFamily:
-        family = CounterMetricFamily(
-            "ffrtmp_metrics_snapshot_errors", "Scrapes whose job/node snapshot failed."
-        )
+        family = CounterMetricFamily("ffrtmp_metrics_snapshot_errors", "Scrapes whose job/node snapshot failed.")
         family.add_metric([], self.errors)
         return family
 
@@ -184,35 +191,51 @@ class OperatorMetrics:
             PlatformCollector(registry=r)
             GCCollector(registry=r)
         self.transitions = Counter(
-            "ffrtmp_job_transitions_total", "Job phase changes, by the phase entered and reason.",
-            ["phase", "reason"], registry=r,
+            "ffrtmp_job_transitions_total",
+            "Job phase changes, by the phase entered and reason.",
+            ["phase", "reason"],
+            registry=r,
         )
         self.admissions = Counter(
-            "ffrtmp_admissions_total", "Attempts to admit a queued job onto a node, by queue and result.",
-            ["queue", "result"], registry=r,
+            "ffrtmp_admissions_total",
+            "Attempts to admit a queued job onto a node, by queue and result.",
+            ["queue", "result"],
+            registry=r,
         )
         self.scheduling_attempts = Counter(
-            "ffrtmp_scheduling_attempts_total", "Queued jobs considered by a scheduling cycle, by result.",
-            ["result"], registry=r,
+            "ffrtmp_scheduling_attempts_total",
+            "Queued jobs considered by a scheduling cycle, by result.",
+            ["result"],
+            registry=r,
         )
         self.failures = Counter(
             "ffrtmp_job_failures_total", "Failed job attempts (retried or final), by reason.", ["reason"], registry=r
         )
         self.retries = Counter(
-            "ffrtmp_job_retries_total", "Failed attempts that were queued again, by failure reason.", ["reason"],
+            "ffrtmp_job_retries_total",
+            "Failed attempts that were queued again, by failure reason.",
+            ["reason"],
             registry=r,
         )
         self.wait = Histogram(
-            "ffrtmp_job_queue_wait_seconds", "Time from queued to assigned to a node.", ["queue"],
-            buckets=WAIT_BUCKETS, registry=r,
+            "ffrtmp_job_queue_wait_seconds",
+            "Time from queued to assigned to a node.",
+            ["queue"],
+            buckets=WAIT_BUCKETS,
+            registry=r,
         )
         self.run = Histogram(
-            "ffrtmp_job_run_seconds", "Time from start to the end of the run, by queue and final phase.",
-            ["queue", "phase"], buckets=RUN_BUCKETS, registry=r,
+            "ffrtmp_job_run_seconds",
+            "Time from start to the end of the run, by queue and final phase.",
+            ["queue", "phase"],
+            buckets=RUN_BUCKETS,
+            registry=r,
         )
         self.cycle = Histogram(
-            "ffrtmp_scheduling_cycle_duration_seconds", "Duration of one scheduling cycle.",
-            buckets=CYCLE_BUCKETS, registry=r,
+            "ffrtmp_scheduling_cycle_duration_seconds",
+            "Duration of one scheduling cycle.",
+            buckets=CYCLE_BUCKETS,
+            registry=r,
         )
         results = {
             "psnr": ("ffrtmp_job_psnr_decibels", "PSNR of completed jobs' output against input.", PSNR_BUCKETS),
@@ -221,7 +244,9 @@ class OperatorMetrics:
             "qoeScore": ("ffrtmp_job_qoe_score", "QoE score (0-100) of completed jobs.", SCORE_BUCKETS),
             "energyJoules": ("ffrtmp_job_energy_joules", "Energy used per completed job.", ENERGY_BUCKETS),
             "efficiencyScore": (
-                "ffrtmp_job_efficiency_score", "Output media seconds per kJ of completed jobs.", EFFICIENCY_BUCKETS
+                "ffrtmp_job_efficiency_score",
+                "Output media seconds per kJ of completed jobs.",
+                EFFICIENCY_BUCKETS,
             ),
         }
         self.result_histograms = {
@@ -232,13 +257,16 @@ class OperatorMetrics:
             "ffrtmp_job_output_bytes_total", "Bytes written by completed jobs, by encoder.", ["encoder"], registry=r
         )
         self.output_seconds = Counter(
-            "ffrtmp_job_output_media_seconds_total", "Media seconds produced by completed jobs, by encoder.",
-            ["encoder"], registry=r,
+            "ffrtmp_job_output_media_seconds_total",
+            "Media seconds produced by completed jobs, by encoder.",
+            ["encoder"],
+            registry=r,
         )
         self.unavailable = Counter(
             "ffrtmp_job_measurements_unavailable_total",
             "Completed jobs whose node could not take a measure (vmaf, energy, ...), by measure.",
-            ["measure"], registry=r,
+            ["measure"],
+            registry=r,
         )
         self.collector = SnapshotCollector()
         r.register(self.collector)
@@ -262,8 +290,15 @@ class OperatorMetrics:
         self.collector.source = source
 
     def record_transition(
-        self, *, old: str | None, new: str, queue: str, reason: str | None = None,
-        failure: str | None = None, waited_s: float | None = None, ran_s: float | None = None,
+        self,
+        *,
+        old: str | None,
+        new: str,
+        queue: str,
+        reason: str | None = None,
+        failure: str | None = None,
+        waited_s: float | None = None,
+        ran_s: float | None = None,
     ) -> None:
         """Count one phase change. `failure` is the classified failure reason when the change ends a run
         in failure (to Failed, or back to Queued for a retry); waited_s when leaving Queued for a node;

@@ -80,6 +80,7 @@ class NodeLoss:
         self.cache.set_lease(node, fresh)
         if fresh is not None and fresh.alive(self.clock()):
             behind = (fresh.renew_time - cached.renew_time).total_seconds() if cached and cached.renew_time else None
-            log.info("lease renewed in the API, the watch is behind: node kept",
-                     extra={"node": node, "behind_s": behind})  # fmt: skip
+            log.info(
+                "lease renewed in the API, the watch is behind: node kept", extra={"node": node, "behind_s": behind}
+            )
         return True

@@ -37,9 +37,28 @@ PROTOCOLS: dict[str, str] = {
 # sdp, rtsp, ffmetadata), tracker formats (libopenmpt, libmodplug), and lavfi, avisynth and vapoursynth
 # (filter graphs and scripts that read any file or run code).
 SAFE_DEMUXERS = (
-    "mov", "matroska", "webm", "flv", "live_flv", "mpegts", "avi", "asf", "mpeg", "ogg", "wav", "mp3",
-    "aac", "flac", "h264", "hevc", "m4v", "ivf", "mjpeg", "mpegvideo", "yuv4mpegpipe",
-)  # fmt: skip
+    "mov",
+    "matroska",
+    "webm",
+    "flv",
+    "live_flv",
+    "mpegts",
+    "avi",
+    "asf",
+    "mpeg",
+    "ogg",
+    "wav",
+    "mp3",
+    "aac",
+    "flac",
+    "h264",
+    "hevc",
+    "m4v",
+    "ivf",
+    "mjpeg",
+    "mpegvideo",
+    "yuv4mpegpipe",
+)
 # What spec.input.allowPlaylists (the tenant's own flag) adds. Each stays inside what the input may reach:
 # concat runs in ffmpeg's default safe mode (only relative names without "." or ".." components, so a
 # list reaches files in its own folder, or on its own host); hls and dash only on network inputs, whose
@@ -51,9 +70,16 @@ PLAYLIST_PROTOCOLS = ("crypto", "data")  # AES-128 HLS segments (crypto+<allowed
 _FORMAT_NAME = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_")
 
 CONTAINER_BY_EXTENSION = {
-    ".mp4": "mp4", ".m4v": "mp4", ".mkv": "mkv", ".mov": "mov", ".webm": "webm", ".flv": "flv",
-    ".ts": "mpegts", ".m2ts": "mpegts", ".m3u8": "hls",
-}  # fmt: skip
+    ".mp4": "mp4",
+    ".m4v": "mp4",
+    ".mkv": "mkv",
+    ".mov": "mov",
+    ".webm": "webm",
+    ".flv": "flv",
+    ".ts": "mpegts",
+    ".m2ts": "mpegts",
+    ".m3u8": "hls",
+}
 MUXERS = {"mp4": "mp4", "mkv": "matroska", "mov": "mov", "webm": "webm", "flv": "flv", "mpegts": "mpegts", "hls": "hls"}
 AUDIO_ENCODERS = {"aac": "aac", "opus": "libopus", "mp3": "libmp3lame"}
 
@@ -67,11 +93,20 @@ SVTAV1_PRESETS = dict(zip(_X264_PRESETS, ("12", "11", "10", "9", "8", "7", "5", 
 VP9_PRESETS = dict(
     zip(
         _X264_PRESETS,
-        (("realtime", "8"), ("realtime", "7"), ("good", "5"), ("good", "4"), ("good", "3"), ("good", "2"),
-         ("good", "1"), ("good", "0"), ("best", "0")),
+        (
+            ("realtime", "8"),
+            ("realtime", "7"),
+            ("good", "5"),
+            ("good", "4"),
+            ("good", "3"),
+            ("good", "2"),
+            ("good", "1"),
+            ("good", "0"),
+            ("best", "0"),
+        ),
         strict=True,
     )
-)  # fmt: skip
+)
 NETWORK_TIMEOUT_US = "15000000"  # a stalled network input makes ffmpeg exit (the runner reconnects live jobs)
 VAAPI_DEVICE = "/dev/dri/renderD128"
 
@@ -120,13 +155,15 @@ def build_plan(
     if spec.part is not None and spec.part.role != "slice":  # a split job's split, stitch or cleanup child
         from .split_plan import build_part_plan
 
-        return build_part_plan(job, namespace=namespace, name=name, uid=uid, attempt=attempt, encoder=encoder,
-                               extra_formats=extra_formats)  # fmt: skip
+        return build_part_plan(
+            job, namespace=namespace, name=name, uid=uid, attempt=attempt, encoder=encoder, extra_formats=extra_formats
+        )
     if spec.renditions:  # an ABR ladder: its own builder (imported here: it builds on this module)
         from .ladder_plan import build_ladder_plan
 
-        return build_ladder_plan(job, namespace=namespace, name=name, uid=uid, attempt=attempt, encoder=encoder,
-                                 extra_formats=extra_formats)  # fmt: skip
+        return build_ladder_plan(
+            job, namespace=namespace, name=name, uid=uid, attempt=attempt, encoder=encoder, extra_formats=extra_formats
+        )
     live = spec.queue == "live"
     source = _input(spec, live=live, extra_formats=extra_formats)
     output_url, temp_url, container = _output(spec, attempt=attempt)
@@ -199,8 +236,22 @@ def _input(spec: api.TranscodeJobSpec, *, live: bool, extra_formats: Collection[
         options += ["-f", forced]
     # ffprobe opens the input with exactly the options ffmpeg gets: the same whitelists, the same forced
     # demuxer, the same timeouts. A probe is an open like any other.
-    probe = [] if live else ["ffprobe", "-v", "error", *options, "-show_entries", "format=duration",
-                             "-of", "default=noprint_wrappers=1:nokey=1", "-i", ffmpeg_url]  # fmt: skip
+    probe = (
+        []
+        if live
+        else [
+            "ffprobe",
+            "-v",
+            "error",
+            *options,
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "default=noprint_wrappers=1:nokey=1",
+            "-i",
+            ffmpeg_url,
+        ]
+    )
     return InputPlan(options + ["-i", ffmpeg_url], [], ffmpeg_url, path_or_url, probe)
 
 
@@ -300,8 +351,16 @@ def _container_args(container: str, *, final_path: str) -> list[str]:
         return ["-flvflags", "no_duration_filesize"]
     if container == "hls":
         stem = posixpath.splitext(final_path)[0]
-        return ["-hls_playlist_type", "vod", "-hls_time", "4", "-hls_flags", "temp_file",
-                "-hls_segment_filename", _ffmpeg_path(stem + "_%05d.ts")]  # fmt: skip
+        return [
+            "-hls_playlist_type",
+            "vod",
+            "-hls_time",
+            "4",
+            "-hls_flags",
+            "temp_file",
+            "-hls_segment_filename",
+            _ffmpeg_path(stem + "_%05d.ts"),
+        ]
     return []
 
 

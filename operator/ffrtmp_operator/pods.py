@@ -66,8 +66,15 @@ def build_pod(
     spec = job.spec
     rules = settings.policy
     policy.check_host_paths(spec, namespace=namespace, policy=rules)
-    plan = build_plan(job, namespace=namespace, name=name, uid=uid, attempt=attempt, encoder=encoder,
-                      extra_formats=rules.input_formats)  # fmt: skip
+    plan = build_plan(
+        job,
+        namespace=namespace,
+        name=name,
+        uid=uid,
+        attempt=attempt,
+        encoder=encoder,
+        extra_formats=rules.input_formats,
+    )
     plan = plan.model_copy(update={"egressAllow": list(rules.egress_allow)})  # what the runner's gateway allows
     container = {
         "name": api.RUNNER_CONTAINER,

@@ -20,11 +20,21 @@ __all__ = ["PolicyError", "check_host_paths", "parse_quantity", "priority_class"
 
 _QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:([eE][-+]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?)$")
 _SUFFIX = {
-    "": Decimal(1), "m": Decimal("0.001"), "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12, "P": Decimal(10) ** 15, "E": Decimal(10) ** 18, "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40, "Pi": Decimal(2) ** 50,
+    "": Decimal(1),
+    "m": Decimal("0.001"),
+    "k": Decimal(10) ** 3,
+    "M": Decimal(10) ** 6,
+    "G": Decimal(10) ** 9,
+    "T": Decimal(10) ** 12,
+    "P": Decimal(10) ** 15,
+    "E": Decimal(10) ** 18,
+    "Ki": Decimal(2) ** 10,
+    "Mi": Decimal(2) ** 20,
+    "Gi": Decimal(2) ** 30,
+    "Ti": Decimal(2) ** 40,
+    "Pi": Decimal(2) ** 50,
     "Ei": Decimal(2) ** 60,
-}  # fmt: skip
+}
 RESOURCES = ("cpu", "memory")
 
 
@@ -54,11 +64,15 @@ def check_host_paths(spec: api.TranscodeJobSpec, *, namespace: str, policy: JobP
         if problem:
             raise PolicyError(f"{field}: {problem}")
         if not allowed:
-            raise PolicyError(f"{field}: hostPath volumes are not allowed in namespace {namespace} (an admin "
-                              "allows them per namespace and folder: chart value jobPolicy.hostPath)")  # fmt: skip
+            raise PolicyError(
+                f"{field}: hostPath volumes are not allowed in namespace {namespace} (an admin "
+                "allows them per namespace and folder: chart value jobPolicy.hostPath)"
+            )
         if paths.containing_root(vol.hostPath.path, allowed) is None:
-            raise PolicyError(f"{field}: {vol.hostPath.path} is outside the folders namespace {namespace} may "
-                              f"mount ({', '.join(allowed)})")  # fmt: skip
+            raise PolicyError(
+                f"{field}: {vol.hostPath.path} is outside the folders namespace {namespace} may "
+                f"mount ({', '.join(allowed)})"
+            )
 
 
 def priority_class(spec: api.TranscodeJobSpec, *, policy: JobPolicy) -> str:
@@ -68,8 +82,10 @@ def priority_class(spec: api.TranscodeJobSpec, *, policy: JobPolicy) -> str:
         return api.PRIORITY_CLASSES[spec.priority]
     allowed = set(policy.priority_classes) | set(api.PRIORITY_CLASSES.values())
     if name.startswith("system-") or name not in allowed:
-        raise PolicyError(f"spec.priorityClassName: {name} is not a PriorityClass jobs may use (allowed: "
-                          f"{', '.join(sorted(allowed))}; an admin adds classes with jobPolicy.priorityClassNames)")  # fmt: skip
+        raise PolicyError(
+            f"spec.priorityClassName: {name} is not a PriorityClass jobs may use (allowed: "
+            f"{', '.join(sorted(allowed))}; an admin adds classes with jobPolicy.priorityClassNames)"
+        )
     return name
 
 
@@ -93,8 +109,10 @@ def resources(spec_resources: api.Resources | None, *, policy: JobPolicy) -> dic
             limits[name] = limit
         for kind, values in (("requests", requests), ("limits", limits)):
             if name in values and maximum[name] and parse_quantity(values[name]) > parse_quantity(maximum[name]):
-                raise PolicyError(f"spec.resources.{kind}.{name}: {values[name]} is above the maximum {maximum[name]} "
-                                  "an admin allows for a job (chart value jobPolicy.resources.max)")  # fmt: skip
+                raise PolicyError(
+                    f"spec.resources.{kind}.{name}: {values[name]} is above the maximum {maximum[name]} "
+                    "an admin allows for a job (chart value jobPolicy.resources.max)"
+                )
         if name in requests and name in limits and parse_quantity(requests[name]) > parse_quantity(limits[name]):
             raise PolicyError(f"spec.resources.requests.{name}: {requests[name]} is above the limit {limits[name]}")
     return {k: v for k, v in (("requests", requests), ("limits", limits)) if v}
@@ -109,8 +127,10 @@ def volume(vol: api.VolumeSpec, *, policy: JobPolicy) -> dict[str, Any]:
         cap = policy.max_memory_empty_dir if memory else ""
         size = empty.get("sizeLimit") or (cap if memory else policy.empty_dir_size_limit)
         if cap and parse_quantity(size) > parse_quantity(cap):
-            raise PolicyError(f"spec.volumes[{vol.name}].emptyDir.sizeLimit: {size} of RAM is above the {cap} an "
-                              "admin allows for a medium: Memory emptyDir (chart value jobPolicy.emptyDir.maxMemory)")  # fmt: skip
+            raise PolicyError(
+                f"spec.volumes[{vol.name}].emptyDir.sizeLimit: {size} of RAM is above the {cap} an "
+                "admin allows for a medium: Memory emptyDir (chart value jobPolicy.emptyDir.maxMemory)"
+            )
         if size:
             empty["sizeLimit"] = size
     return {"name": vol.name, **source}

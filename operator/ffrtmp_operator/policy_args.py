@@ -35,17 +35,37 @@ _QUANTITIES = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     d = JobPolicy()
     group = parser.add_argument_group("job policy", "what tenants' jobs may ask for (chart values jobPolicy.*)")
-    group.add_argument("--host-path", action="append", default=[], metavar="NAMESPACE=FOLDER",
-                       help="let jobs in NAMESPACE mount hostPath volumes at or under FOLDER (repeatable; "
-                            "default: no hostPath anywhere)")  # fmt: skip
-    group.add_argument("--priority-class", action="append", default=[], metavar="NAME",
-                       help=f"a PriorityClass spec.priorityClassName may name (repeatable; always allowed: "
-                            f"{', '.join(d.priority_classes)})")  # fmt: skip
-    group.add_argument("--input-format", action="append", default=[], metavar="DEMUXER",
-                       help="a demuxer every job may use beyond the safe list (repeatable)")  # fmt: skip
-    group.add_argument("--egress-allow", action="append", default=[], metavar="CIDR|HOST",
-                       help="a network or host name jobs may reach although it is loopback, link-local or "
-                            "private (repeatable; default: public addresses only)")  # fmt: skip
+    group.add_argument(
+        "--host-path",
+        action="append",
+        default=[],
+        metavar="NAMESPACE=FOLDER",
+        help="let jobs in NAMESPACE mount hostPath volumes at or under FOLDER (repeatable; "
+        "default: no hostPath anywhere)",
+    )
+    group.add_argument(
+        "--priority-class",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"a PriorityClass spec.priorityClassName may name (repeatable; always allowed: "
+        f"{', '.join(d.priority_classes)})",
+    )
+    group.add_argument(
+        "--input-format",
+        action="append",
+        default=[],
+        metavar="DEMUXER",
+        help="a demuxer every job may use beyond the safe list (repeatable)",
+    )
+    group.add_argument(
+        "--egress-allow",
+        action="append",
+        default=[],
+        metavar="CIDR|HOST",
+        help="a network or host name jobs may reach although it is loopback, link-local or "
+        "private (repeatable; default: public addresses only)",
+    )
     for flag, (name, text) in _QUANTITIES.items():
         group.add_argument(flag, default=getattr(d, name), metavar="QUANTITY", help=f"{text} ('' = none)")
 

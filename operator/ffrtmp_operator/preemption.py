@@ -27,12 +27,24 @@ class Preemptor:
         failure = lifecycle.Failure(
             Reason.PREEMPTED, f"preempted on {preemption.node} by {by.queue} job {by.namespace}/{by.name}"
         )
-        outcome = lifecycle.after_failure(failure, failures=victim.failures, disruptions=victim.disruptions,
-                                          max_retries=victim.max_retries, now=now, base=0, cap=0)  # fmt: skip
+        outcome = lifecycle.after_failure(
+            failure,
+            failures=victim.failures,
+            disruptions=victim.disruptions,
+            max_retries=victim.max_retries,
+            now=now,
+            base=0,
+            cap=0,
+        )
         done = await self.writer.transition(
-            victim, outcome.phase, reason=outcome.reason, message=outcome.message, now=now, extra=outcome.status(),
+            victim,
+            outcome.phase,
+            reason=outcome.reason,
+            message=outcome.message,
+            now=now,
+            extra=outcome.status(),
             event_type="Warning",
-        )  # fmt: skip
+        )
         if done and victim.pod:
             await self.kube.delete_pod(victim.namespace, victim.pod)
         return done

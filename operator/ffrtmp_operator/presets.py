@@ -48,7 +48,9 @@ PresetKey = tuple[str, str]  # (namespace, name)
 
 
 def _section(preset: Mapping[str, Any], job: Mapping[str, Any]) -> dict[str, Any]:
-    merged = {k: copy.deepcopy(v) for k, v in preset.items() if not (k in _EXCLUSIVE and any(e in job for e in _EXCLUSIVE))}
+    merged = {
+        k: copy.deepcopy(v) for k, v in preset.items() if not (k in _EXCLUSIVE and any(e in job for e in _EXCLUSIVE))
+    }
     merged.update(copy.deepcopy(dict(job)))
     return merged
 
@@ -86,7 +88,9 @@ def resolved_identity(resolved: Any) -> tuple[str, str, int] | None:
     return (str(resolved.get("namespace") or ""), str(resolved["name"]), int(resolved.get("generation") or 0))
 
 
-def lookup(name: str, *, namespace: str, system_namespace: str, presets: Mapping[PresetKey, PresetRecord]) -> PresetRecord | None:
+def lookup(
+    name: str, *, namespace: str, system_namespace: str, presets: Mapping[PresetKey, PresetRecord]
+) -> PresetRecord | None:
     """The preset `name` for a job in `namespace`: its own namespace's first, then the chart's."""
     return presets.get((namespace, name)) or presets.get((system_namespace, name))
 
@@ -100,8 +104,14 @@ def needs_resolution(job: JobRecord) -> bool:
 
 def resolution(record: PresetRecord) -> dict[str, Any]:
     """The status patch recording `record` as the job's resolved preset."""
-    return {"resolvedPreset": {"name": record.name, "namespace": record.namespace, "generation": record.generation,
-                               "spec": copy.deepcopy(record.spec)}}  # fmt: skip
+    return {
+        "resolvedPreset": {
+            "name": record.name,
+            "namespace": record.namespace,
+            "generation": record.generation,
+            "spec": copy.deepcopy(record.spec),
+        }
+    }
 
 
 @dataclass(frozen=True)
@@ -126,9 +136,10 @@ def waiting_on(jobs: Iterable[JobRecord], key: PresetKey, *, system_namespace: s
     """Jobs a change of preset `key` may concern: they name it and have not resolved it."""
     namespace, name = key
     return [
-        j.key for j in jobs
+        j.key
+        for j in jobs
         if j.preset == name and (namespace in (j.namespace, system_namespace)) and needs_resolution(j)
-    ]  # fmt: skip
+    ]
 
 
 def register(registry: kopf.OperatorRegistry, *, cache: Cache, settings: Settings) -> None:
@@ -158,8 +169,9 @@ class PresetResolver:
     """Resolves the presets of jobs a scheduling pass is about to look at (driver.run_pass), through the
     lifecycle writer (the one writer of job status)."""
 
-    def __init__(self, cache: Cache, kube: Kube, writer: LifecycleWriter, *, system_namespace: str,
-                 clock: Clock) -> None:  # fmt: skip
+    def __init__(
+        self, cache: Cache, kube: Kube, writer: LifecycleWriter, *, system_namespace: str, clock: Clock
+    ) -> None:
         self.cache = cache
         self.kube = kube
         self.writer = writer
@@ -171,8 +183,12 @@ class PresetResolver:
             job = self.cache.jobs.get(key)
             if job is None or key[0] in self.cache.terminating or not needs_resolution(job):
                 continue
-            found = lookup(job.preset or "", namespace=job.namespace, system_namespace=self.system_namespace,
-                           presets=self.cache.presets)  # fmt: skip
+            found = lookup(
+                job.preset or "",
+                namespace=job.namespace,
+                system_namespace=self.system_namespace,
+                presets=self.cache.presets,
+            )
             if found is not None:
                 await self._resolved(job, found)
             else:
@@ -182,14 +198,19 @@ class PresetResolver:
         if await self.writer.write_status(job, resolution(found)) is None:
             return  # conflict: looked at again with the newer version
         message = f"took the settings of TranscodePreset {found.namespace}/{found.name} (generation {found.generation})"
-        log.info("preset resolved", extra={"job": f"{job.namespace}/{job.name}", "preset": f"{found.namespace}/{found.name}"})
+        log.info(
+            "preset resolved", extra={"job": f"{job.namespace}/{job.name}", "preset": f"{found.namespace}/{found.name}"}
+        )
         await self._event(job, PRESET_RESOLVED, message, "Normal")
 
     async def _missing(self, job: JobRecord) -> None:
-        where = job.namespace if job.namespace == self.system_namespace else f"{job.namespace} or {self.system_namespace}"
+        where = (
+            job.namespace if job.namespace == self.system_namespace else f"{job.namespace} or {self.system_namespace}"
+        )
         message = f"waiting for TranscodePreset {job.preset} (not found in {where})"
-        patch = lifecycle.waiting(job.status(), reason=PRESET_NOT_FOUND, message=message, now=self.clock(),
-                        generation=job.generation or None)  # fmt: skip
+        patch = lifecycle.waiting(
+            job.status(), reason=PRESET_NOT_FOUND, message=message, now=self.clock(), generation=job.generation or None
+        )
         if patch is None:
             return  # says so already
         if await self.writer.write_status(job, patch) is not None:

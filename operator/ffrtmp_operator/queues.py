@@ -119,11 +119,21 @@ def status(
     else:
         active, reason, message = "True", "Admitting", "jobs are admitted in the queue's order"
     old = next((c for c in current.get("conditions") or [] if isinstance(c, Mapping) and c.get("type") == "Active"), {})
-    condition = {"type": "Active", "status": active, "reason": reason, "message": message,
-                 "lastTransitionTime": old.get("lastTransitionTime") if old.get("status") == active
-                 else api.stamp_seconds(now), "observedGeneration": queue.generation}  # fmt: skip
-    patch = {"pending": pending, "admitted": admitted, "running": running, "conditions": [condition],
-             "observedGeneration": queue.generation}  # fmt: skip
+    condition = {
+        "type": "Active",
+        "status": active,
+        "reason": reason,
+        "message": message,
+        "lastTransitionTime": old.get("lastTransitionTime") if old.get("status") == active else api.stamp_seconds(now),
+        "observedGeneration": queue.generation,
+    }
+    patch = {
+        "pending": pending,
+        "admitted": admitted,
+        "running": running,
+        "conditions": [condition],
+        "observedGeneration": queue.generation,
+    }
     unchanged = all(current.get(k) == patch[k] for k in ("pending", "admitted", "running", "observedGeneration"))
     if unchanged and {k: old.get(k) for k in condition} == condition:
         return None

@@ -69,9 +69,14 @@ def _failed(
     grace: int | None = None,
 ) -> Decision:
     outcome = after_failure(
-        failure, failures=job.failures, disruptions=job.disruptions, max_retries=job.max_retries, now=now,
-        base=base, cap=cap,
-    )  # fmt: skip
+        failure,
+        failures=job.failures,
+        disruptions=job.disruptions,
+        max_retries=job.max_retries,
+        now=now,
+        base=base,
+        cap=cap,
+    )
     # A retry deletes the old pod (its slot and name are done with); a final failure keeps a finished
     # pod for `kubectl logs`.
     retry = outcome.phase == P.QUEUED
@@ -176,20 +181,25 @@ def decide(
         return _failed(job, failure, pods=pods, grace=GRACE_NOW, **retry)
     if pod is not None and pod.phase == "Succeeded":
         if job.has_result:
-            return Decision(P.COMPLETED, Reason.SUCCEEDED.value, f"pod {pod.name} succeeded",
-                            delete_pods=_delete(stale))  # fmt: skip
+            return Decision(
+                P.COMPLETED, Reason.SUCCEEDED.value, f"pod {pod.name} succeeded", delete_pods=_delete(stale)
+            )
         # The runner reports its result before it exits, but the job's watch event may trail the pod's.
         if pod.finished_at is None or now - pod.finished_at <= timedelta(seconds=result_grace):
             return NOTHING
         failure = Failure(Reason.POD_ERROR, f"pod {pod.name} succeeded but its runner reported no result")
         return _failed(job, failure, pods=pods, **retry)
     if pod is not None and pod.phase == "Failed":
-        failure = disruption(pod) or classify_failure(exit_code=pod.exit_code, termination_message=pod.termination_message)
+        failure = disruption(pod) or classify_failure(
+            exit_code=pod.exit_code, termination_message=pod.termination_message
+        )
         return _failed(job, failure, pods=pods, **retry)
     active = active_seconds(since=job.active_since, seconds=job.active_seconds, now=now)
     if job.timeout_seconds and phase in RUNNING_PHASES and active > job.timeout_seconds:
-        failure = Failure(Reason.TIMEOUT, f"held a node longer than spec.timeoutSeconds={job.timeout_seconds} "
-                                          "(time paused not counted)")  # fmt: skip
+        failure = Failure(
+            Reason.TIMEOUT,
+            f"held a node longer than spec.timeoutSeconds={job.timeout_seconds} (time paused not counted)",
+        )
         return _failed(job, failure, pods=pods, **retry)
     if pod is not None and pod.deleting:  # someone else deletes the running pod: a drain, an eviction
         return _failed(job, disruption(pod) or Failure(Reason.EVICTED, f"pod {pod.name} deleted"), pods=pods, **retry)

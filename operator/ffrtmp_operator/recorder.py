@@ -60,10 +60,13 @@ class MetricsRecorder:
         ends_run = step.event_type == "Warning" and target in (Phase.QUEUED, Phase.FAILED)
         queued_at = job.queued_at or (now if old == Phase.QUEUED else None)
         self.metrics.record_transition(
-            old=old.value, new=target.value, queue=job.queue, reason=step.reason,
+            old=old.value,
+            new=target.value,
+            queue=job.queue,
+            reason=step.reason,
             failure=step.reason if ends_run and step.reason != Reason.RETRIES_EXHAUSTED else None,
             waited_s=(now - queued_at).total_seconds() if queued_at and target == Phase.ASSIGNED else None,
             ran_s=(now - job.started_at).total_seconds() if job.started_at else None,
-        )  # fmt: skip
+        )
         if target == Phase.COMPLETED:
             self.metrics.record_result((body.get("status") or {}).get("result"), encoder=job.encoder)

@@ -192,8 +192,13 @@ def job_record(body: Mapping[str, Any], *, previous: JobRecord | None = None) ->
     generation = int(meta.get("generation") or 0)
     uid = meta.get("uid", "")
     resolved = raw_status.get("resolvedPreset")
-    if (previous is not None and previous.uid == uid and previous.generation == generation and generation
-            and previous.resolved_preset == resolved_identity(resolved)):  # fmt: skip
+    if (
+        previous is not None
+        and previous.uid == uid
+        and previous.generation == generation
+        and generation
+        and previous.resolved_preset == resolved_identity(resolved)
+    ):
         spec = _SpecFields(*(getattr(previous, f) for f in _SpecFields._fields))
         spec = spec._replace(broken=None if (previous.broken or "").startswith("invalid status") else previous.broken)
     else:
@@ -266,8 +271,12 @@ def _part(spec: Any) -> Part | None:
     if not isinstance(part, Mapping):
         return None
     try:
-        return Part(str(part.get("parent", "")), str(part.get("role", "")), int(part.get("index") or 0),
-                    float(part.get("seconds") or 0.0))  # fmt: skip
+        return Part(
+            str(part.get("parent", "")),
+            str(part.get("role", "")),
+            int(part.get("index") or 0),
+            float(part.get("seconds") or 0.0),
+        )
     except (TypeError, ValueError):
         return None
 
@@ -390,10 +399,13 @@ def pod_record(body: Mapping[str, Any]) -> PodRecord | None:
         elif (pending := state.get("waiting")) and pending.get("reason"):
             waiting = f"{pending['reason']}: {pending.get('message') or ''}".rstrip(": ")[:512]
     disruption = next(
-        (str(c.get("reason") or "DisruptionTarget") for c in status.get("conditions") or []
-         if isinstance(c, Mapping) and c.get("type") == "DisruptionTarget" and c.get("status") == "True"),
+        (
+            str(c.get("reason") or "DisruptionTarget")
+            for c in status.get("conditions") or []
+            if isinstance(c, Mapping) and c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+        ),
         "",
-    )  # fmt: skip
+    )
     try:
         attempt = int(labels.get(api.LABEL_ATTEMPT, 0))
     except ValueError:

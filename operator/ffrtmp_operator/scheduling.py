@@ -192,10 +192,11 @@ def no_room(job: JobRecord, snapshot: NodeSnapshot) -> tuple[str, str]:
     fitting = [n for n in snapshot.values() if encoder_on(job, n) is not None]
     if fitting:
         slots = sum(n.slots for n in fitting)
-        return (api.Reason.NO_FREE_SLOT.value,
-                f"all {slots} slot(s) of the {len(fitting)} node(s) that can run it are in use")  # fmt: skip
-    return (api.Reason.NO_MATCHING_NODE.value,
-            f"no ready, uncordoned worker node has {_needs(job)}")  # fmt: skip
+        return (
+            api.Reason.NO_FREE_SLOT.value,
+            f"all {slots} slot(s) of the {len(fitting)} node(s) that can run it are in use",
+        )
+    return (api.Reason.NO_MATCHING_NODE.value, f"no ready, uncordoned worker node has {_needs(job)}")
 
 
 def _least_loaded(candidates: list[tuple[NodeState, str]]) -> tuple[NodeState, str]:
@@ -300,10 +301,16 @@ def _preempt(
     for node in nodes:
         if node.releasing > node.claimed:  # a stopping pod's slot comes free soon: wait for it, preempt nobody
             node.claimed += 1
-            return (api.Reason.PREEMPTING.value,
-                    f"waits for a slot on {node.name} that a stopping job's pod still holds")  # fmt: skip
-    found = victims.pick(job, ((v, n.name) for n in nodes for v in n.running if v.key not in taken),
-                         queues=queues, priority_of=priority_of)  # fmt: skip
+            return (
+                api.Reason.PREEMPTING.value,
+                f"waits for a slot on {node.name} that a stopping job's pod still holds",
+            )
+    found = victims.pick(
+        job,
+        ((v, n.name) for n in nodes for v in n.running if v.key not in taken),
+        queues=queues,
+        priority_of=priority_of,
+    )
     if found is None:
         return None
     victim, name = found
@@ -313,8 +320,10 @@ def _preempt(
     node.releasing += 1
     node.claimed += 1
     preemptions.append(Preemption(victim, name, job))
-    return (api.Reason.PREEMPTING.value,
-            f"preempted {victim.namespace}/{victim.name} on {name}; admitted once its slot is released")  # fmt: skip
+    return (
+        api.Reason.PREEMPTING.value,
+        f"preempted {victim.namespace}/{victim.name} on {name}; admitted once its slot is released",
+    )
 
 
 def _blocked(
@@ -322,19 +331,27 @@ def _blocked(
 ) -> tuple[str, str] | None:
     """Why `job` may not be admitted whatever the nodes offer: its queue or its PriorityClass."""
     if queue is None:
-        return (api.Reason.QUEUE_NOT_FOUND.value,
-                f"TranscodeQueue {job.queue} does not exist; the job waits until it does")  # fmt: skip
+        return (
+            api.Reason.QUEUE_NOT_FOUND.value,
+            f"TranscodeQueue {job.queue} does not exist; the job waits until it does",
+        )
     if queue.broken:
         return (api.Reason.QUEUE_PAUSED.value, f"TranscodeQueue {job.queue} admits nothing: {queue.broken}")
     if queue.paused:
-        return (api.Reason.QUEUE_PAUSED.value,
-                f"TranscodeQueue {job.queue} is paused: nothing new is admitted until it is resumed")  # fmt: skip
+        return (
+            api.Reason.QUEUE_PAUSED.value,
+            f"TranscodeQueue {job.queue} is paused: nothing new is admitted until it is resumed",
+        )
     if queue.max_running is not None and admitted[job.queue] >= queue.max_running:
-        return (api.Reason.QUEUE_AT_CAPACITY.value,
-                f"TranscodeQueue {job.queue} has {queue.max_running} job(s) holding a node, its maxRunning")  # fmt: skip
+        return (
+            api.Reason.QUEUE_AT_CAPACITY.value,
+            f"TranscodeQueue {job.queue} has {queue.max_running} job(s) holding a node, its maxRunning",
+        )
     if job.priority_class not in priority_values:
-        return (api.Reason.PRIORITY_CLASS_NOT_FOUND.value,
-                f"PriorityClass {job.priority_class} does not exist; the job waits until it does")  # fmt: skip
+        return (
+            api.Reason.PRIORITY_CLASS_NOT_FOUND.value,
+            f"PriorityClass {job.priority_class} does not exist; the job waits until it does",
+        )
     return None
 
 

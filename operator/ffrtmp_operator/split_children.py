@@ -19,8 +19,22 @@ LABEL_PARENT_UID = "ffrtmp.io/split-parent-uid"
 LABEL_ROLE = "ffrtmp.io/split-role"
 MAX_NAME = 63  # a job's name is a label value on its pods
 # What a child keeps of the parent's spec; the rest (split, preset, renditions, live, canceled) is not its own.
-_INHERITED = ("queue", "priority", "priorityClassName", "input", "output", "video", "audio", "hardware", "volumes",
-              "resources", "nodeSelector", "paused", "maxRetries", "timeoutSeconds")  # fmt: skip
+_INHERITED = (
+    "queue",
+    "priority",
+    "priorityClassName",
+    "input",
+    "output",
+    "video",
+    "audio",
+    "hardware",
+    "volumes",
+    "resources",
+    "nodeSelector",
+    "paused",
+    "maxRetries",
+    "timeoutSeconds",
+)
 
 
 class Parent(NamedTuple):
@@ -32,7 +46,7 @@ class Parent(NamedTuple):
 
 
 def child_name(parent: str, suffix: str) -> str:
-    """"<parent>-<suffix>", kept within 63 characters by a hash of the parent's name where needed."""
+    """ "<parent>-<suffix>", kept within 63 characters by a hash of the parent's name where needed."""
     name = f"{parent}-{suffix}"
     if len(name) <= MAX_NAME:
         return name
@@ -54,11 +68,19 @@ def _manifest(parent: Parent, suffix: str, role: str, spec: dict[str, Any]) -> d
             "name": child_name(parent.name, suffix),
             "namespace": parent.namespace,
             "labels": {LABEL_PARENT_UID: parent.uid, LABEL_ROLE: role, api.LABEL_MANAGED_BY: api.MANAGED_BY},
-            "ownerReferences": [{"apiVersion": api.API_VERSION, "kind": api.KIND, "name": parent.name,
-                                 "uid": parent.uid, "controller": True, "blockOwnerDeletion": True}],
+            "ownerReferences": [
+                {
+                    "apiVersion": api.API_VERSION,
+                    "kind": api.KIND,
+                    "name": parent.name,
+                    "uid": parent.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
         },
         "spec": spec,
-    }  # fmt: skip
+    }
 
 
 def _inherited(parent: Parent) -> dict[str, Any]:
@@ -90,9 +112,14 @@ def stitch_child(parent: Parent, *, segments: int, audio: bool, seconds: float) 
     """Joins the slices and the audio by stream copy into the parent's output; measures quality."""
     spec = _inherited(parent) | {
         "video": {"codec": "copy"},
-        "part": {"parent": parent.name, "role": "stitch", "segments": segments, "audio": audio,
-                 "seconds": round(seconds, 6)},
-    }  # fmt: skip
+        "part": {
+            "parent": parent.name,
+            "role": "stitch",
+            "segments": segments,
+            "audio": audio,
+            "seconds": round(seconds, 6),
+        },
+    }
     if parent.spec.get("quality"):
         spec["quality"] = parent.spec["quality"]
     return _manifest(parent, "stitch", "stitch", spec)

@@ -117,9 +117,13 @@ def _start(parent: JobRecord, children: Children, now: datetime) -> SplitDecisio
 def _started(children: Children) -> JobRecord | None:
     """The first child that holds (or held) a node: from then on the parent is Processing."""
     for child in children.all:
-        if child.part and child.part.role in _WORKERS and (
-            child.phase in (P.ASSIGNED, P.PROCESSING, P.COMPLETED)
-            or (child.phase == P.PAUSED and child.paused_from in (P.ASSIGNED, P.PROCESSING))
+        if (
+            child.part
+            and child.part.role in _WORKERS
+            and (
+                child.phase in (P.ASSIGNED, P.PROCESSING, P.COMPLETED)
+                or (child.phase == P.PAUSED and child.paused_from in (P.ASSIGNED, P.PROCESSING))
+            )
         ):
             return child
     return None
@@ -174,18 +178,26 @@ def decide(
             return _end(parent, children, Step(P.FAILED, reason, message[:1024], now, "Warning"))
     if phase == P.PENDING or (phase == P.PAUSED and parent.paused_from == P.QUEUED):
         if parent.paused:
-            return SplitDecision([Step(P.PAUSED, Reason.PAUSED.value, "created paused", now)]) if phase == P.PENDING \
-                else SplitDecision()  # fmt: skip
+            return (
+                SplitDecision([Step(P.PAUSED, Reason.PAUSED.value, "created paused", now)])
+                if phase == P.PENDING
+                else SplitDecision()
+            )
         return _start(parent, children, now)
     if phase == P.PAUSED:
         if parent.paused:
             return SplitDecision(patch=_follow(children, paused=True))
-        return SplitDecision([Step(P.PROCESSING, Reason.RESUMED.value, "resumed", now)], {},
-                             [], _follow(children, paused=False))  # fmt: skip
+        return SplitDecision(
+            [Step(P.PROCESSING, Reason.RESUMED.value, "resumed", now)], {}, [], _follow(children, paused=False)
+        )
     # Queued (until a child holds a node) or Processing.
     if parent.paused:
-        return SplitDecision([Step(P.PAUSED, Reason.PAUSED.value, "paused: its running child jobs are paused", now)],
-                             {}, [], _follow(children, paused=True))  # fmt: skip
+        return SplitDecision(
+            [Step(P.PAUSED, Reason.PAUSED.value, "paused: its running child jobs are paused", now)],
+            {},
+            [],
+            _follow(children, paused=True),
+        )
     create: list[dict[str, Any]] = []
     steps: list[Step] = []
     if phase == P.QUEUED and (first := _started(children)) is not None:
@@ -204,8 +216,11 @@ def decide(
             seconds_total = sum(c.part.seconds for c in children.slices.values() if c.part)
             create.append(build.stitch_child(_parent(parent), segments=total, audio=audio, seconds=seconds_total))
         elif _done(children.stitch) and stitch_result is not None:
-            status = {"segments": segments_status(children, total), "result": dict(stitch_result),
-                      "progress": {"percent": 100.0}}  # fmt: skip
+            status = {
+                "segments": segments_status(children, total),
+                "result": dict(stitch_result),
+                "progress": {"percent": 100.0},
+            }
             done = Step(P.COMPLETED, Reason.SUCCEEDED.value, f"{total} segments stitched into the output", now)
             return SplitDecision([*steps, done], status)
     status = {"segments": segments_status(children, total), "progress": {"percent": progress_percent(children)}}
@@ -278,8 +293,10 @@ class SplitCoordinator:
             body = await self.kube.create_job(manifest)
             if body is not None:  # known at once, so the next pass does not create it again
                 self.cache.upsert_job(job_record(body))
-            log.info("split child created", extra={"job": f"{parent.namespace}/{parent.name}",
-                                                    "child": manifest["metadata"]["name"]})  # fmt: skip
+            log.info(
+                "split child created",
+                extra={"job": f"{parent.namespace}/{parent.name}", "child": manifest["metadata"]["name"]},
+            )
         for name, patch in decision.patch:
             await self.kube.patch_job_spec(parent.namespace, name, patch)
         status = {k: v for k, v in decision.status.items() if not _unchanged(parent, k, v)}

@@ -46,8 +46,15 @@ def build_part_plan(
     assert part is not None and part.role != "slice"
     # Input options, volumes, probe and timeouts as an ordinary job of this spec would have them.
     plain = spec.model_copy(update={"part": None})
-    base = single.build_plan(job.model_copy(update={"spec": plain}), namespace=namespace, name=name, uid=uid,
-                             attempt=attempt, encoder=encoder, extra_formats=extra_formats)  # fmt: skip
+    base = single.build_plan(
+        job.model_copy(update={"spec": plain}),
+        namespace=namespace,
+        name=name,
+        uid=uid,
+        attempt=attempt,
+        encoder=encoder,
+        extra_formats=extra_formats,
+    )
     work = work_folder(spec)
     if part.role == "split":
         return _split(spec, base, work=work, extra_formats=extra_formats)
@@ -70,19 +77,55 @@ def _split(
     source = single._input(spec, live=False, extra_formats=extra_formats)
     seconds = part.segmentSeconds or 60
     argv = _head() + source.args
-    argv += ["-map", "0:v:0", "-c:v", "copy", "-an", "-sn", "-dn", "-f", "segment", "-segment_time", str(seconds),
-             "-segment_list_type", "csv", "-segment_list", single._ffmpeg_path(f"{work}/{splitting.SOURCE_LIST}"),
-             "-reset_timestamps", "1", "-segment_format", "matroska",
-             single._ffmpeg_path(f"{work}/{splitting.SOURCE_PATTERN}")]  # fmt: skip
+    argv += [
+        "-map",
+        "0:v:0",
+        "-c:v",
+        "copy",
+        "-an",
+        "-sn",
+        "-dn",
+        "-f",
+        "segment",
+        "-segment_time",
+        str(seconds),
+        "-segment_list_type",
+        "csv",
+        "-segment_list",
+        single._ffmpeg_path(f"{work}/{splitting.SOURCE_LIST}"),
+        "-reset_timestamps",
+        "1",
+        "-segment_format",
+        "matroska",
+        single._ffmpeg_path(f"{work}/{splitting.SOURCE_PATTERN}"),
+    ]
     audio = spec.audio.codec != "none"
     if audio:  # last, so that the runner can drop it for an input without audio (split.without_audio_output)
-        argv += ["-map", "0:a:0", "-vn", "-sn", "-dn", *single._audio_args(spec), "-f", "matroska",
-                 single._ffmpeg_path(f"{work}/{splitting.AUDIO_FILE}")]  # fmt: skip
-    return base.model_copy(update={
-        "ffmpegArgs": argv, "outputUrl": work, "tempOutputUrl": None, "outputContainer": "mkv", "encoder": "copy",
-        "optionalAudio": audio, "qualityMetrics": [], "targetWidth": None, "targetHeight": None,
-        "split": splitting.SplitPlan(role="split", workFolder=work, audio=audio),
-    })  # fmt: skip
+        argv += [
+            "-map",
+            "0:a:0",
+            "-vn",
+            "-sn",
+            "-dn",
+            *single._audio_args(spec),
+            "-f",
+            "matroska",
+            single._ffmpeg_path(f"{work}/{splitting.AUDIO_FILE}"),
+        ]
+    return base.model_copy(
+        update={
+            "ffmpegArgs": argv,
+            "outputUrl": work,
+            "tempOutputUrl": None,
+            "outputContainer": "mkv",
+            "encoder": "copy",
+            "optionalAudio": audio,
+            "qualityMetrics": [],
+            "targetWidth": None,
+            "targetHeight": None,
+            "split": splitting.SplitPlan(role="split", workFolder=work, audio=audio),
+        }
+    )
 
 
 def _stitch(spec: api.TranscodeJobSpec, base: api.ExecutionPlan, *, work: str) -> api.ExecutionPlan:
@@ -92,23 +135,48 @@ def _stitch(spec: api.TranscodeJobSpec, base: api.ExecutionPlan, *, work: str) -
         raise PlanError("spec.part.segments: a stitch needs the number of slices")
     container = base.outputContainer
     # The runner writes the concat list (one opened slice per line) and names it and the audio by fd.
-    argv = _head() + ["-f", "concat", "-safe", "0", "-protocol_whitelist", "file",
-                      "-i", single._ffmpeg_path(f"{work}/.{splitting.STITCH_LIST}")]  # fmt: skip
+    argv = _head() + [
+        "-f",
+        "concat",
+        "-safe",
+        "0",
+        "-protocol_whitelist",
+        "file",
+        "-i",
+        single._ffmpeg_path(f"{work}/.{splitting.STITCH_LIST}"),
+    ]
     if part.audio:
         argv += ["-i", single._ffmpeg_path(f"{work}/{splitting.AUDIO_FILE}")]
     argv += ["-map", "0:v:0", *(["-map", "1:a:0"] if part.audio else []), "-c", "copy"]
     argv += single._container_args(container, final_path=base.outputUrl)
     argv += ["-f", single.MUXERS[container], single._ffmpeg_path(base.tempOutputUrl or base.outputUrl)]
-    return base.model_copy(update={
-        "ffmpegArgs": argv, "encoder": "copy", "probeArgs": [], "inputDurationSeconds": part.seconds or None,
-        "split": splitting.SplitPlan(role="stitch", workFolder=work, segments=part.segments, audio=bool(part.audio)),
-    })  # fmt: skip
+    return base.model_copy(
+        update={
+            "ffmpegArgs": argv,
+            "encoder": "copy",
+            "probeArgs": [],
+            "inputDurationSeconds": part.seconds or None,
+            "split": splitting.SplitPlan(
+                role="stitch", workFolder=work, segments=part.segments, audio=bool(part.audio)
+            ),
+        }
+    )
 
 
 def _cleanup(base: api.ExecutionPlan, *, work: str) -> api.ExecutionPlan:
     argv = _head() + ["-f", "lavfi", "-i", "nullsrc=s=16x16:r=1:d=1", "-f", "null", "-"]
-    return base.model_copy(update={
-        "ffmpegArgs": argv, "inputUrl": None, "inputArgs": [], "probeArgs": [], "testSource": None,
-        "inputDurationSeconds": 1.0, "outputUrl": work, "tempOutputUrl": None, "encoder": "copy",
-        "qualityMetrics": [], "split": splitting.SplitPlan(role="cleanup", workFolder=work),
-    })  # fmt: skip
+    return base.model_copy(
+        update={
+            "ffmpegArgs": argv,
+            "inputUrl": None,
+            "inputArgs": [],
+            "probeArgs": [],
+            "testSource": None,
+            "inputDurationSeconds": 1.0,
+            "outputUrl": work,
+            "tempOutputUrl": None,
+            "encoder": "copy",
+            "qualityMetrics": [],
+            "split": splitting.SplitPlan(role="cleanup", workFolder=work),
+        }
+    )

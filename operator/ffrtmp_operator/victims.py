@@ -18,8 +18,13 @@ from .records import JobRecord
 _OLDEST = datetime.min
 
 
-def may_preempt(preemptor: JobRecord, victim: JobRecord, *, queues: Mapping[str, QueueRecord],
-                priority_of: Callable[[JobRecord], int]) -> bool:  # fmt: skip
+def may_preempt(
+    preemptor: JobRecord,
+    victim: JobRecord,
+    *,
+    queues: Mapping[str, QueueRecord],
+    priority_of: Callable[[JobRecord], int],
+) -> bool:
     own, theirs = queues.get(preemptor.queue), queues.get(victim.queue)
     if own is None or theirs is None or victim.key == preemptor.key:
         return False

@@ -43,11 +43,13 @@ class WaitingNotes:
     async def note(self, note: Waiting) -> bool:
         """Write one job's reason and post its Event; False when it said so already or changed meanwhile."""
         job = note.job
-        patch = lifecycle.waiting(job.status(), reason=note.reason, message=note.message, now=self.clock(),
-                                  generation=job.generation or None)  # fmt: skip
+        patch = lifecycle.waiting(
+            job.status(), reason=note.reason, message=note.message, now=self.clock(), generation=job.generation or None
+        )
         if patch is None or await self.writer.write_status(job, patch) is None:
             return False
         log.debug("job waits", extra={"job": f"{job.namespace}/{job.name}", "reason": note.reason})
-        await self.writer.post_event(job, reason=note.reason, message=note.message,
-                                     type_="Warning" if note.reason in WARNINGS else "Normal")  # fmt: skip
+        await self.writer.post_event(
+            job, reason=note.reason, message=note.message, type_="Warning" if note.reason in WARNINGS else "Normal"
+        )
         return True

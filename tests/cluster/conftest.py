@@ -29,8 +29,15 @@ LIVE_EGRESS = "jobPolicy.egress.allow={10.250.0.1/32}"
 
 def _cluster_cli(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'tools'}:{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "ffrtmp_cluster", "--dev-dir", str(DEV), *args], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ffrtmp_cluster", "--dev-dir", str(DEV), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def _version() -> str:
@@ -40,8 +47,9 @@ def _version() -> str:
 
 
 def _bin_dir() -> Path:
-    done = subprocess.run([str(REPO / "tools" / "binaries.sh"), "--check", "--cluster"], capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [str(REPO / "tools" / "binaries.sh"), "--check", "--cluster"], capture_output=True, text=True, check=False
+    )
     if done.returncode != 0:
         pytest.fail(f"cluster suite: {done.stderr.strip()}", pytrace=False)
     return Path(done.stdout.strip().splitlines()[-1])
@@ -54,19 +62,26 @@ def kube() -> Iterator[Kube]:
     if given:
         # `make cluster` of this machine (its apiserver's address): hostPath media works on every node
         local = f"server: {LOCAL_SERVER}" in Path(given).read_text()
-        yield Kube(Path(given), _bin_dir(), image, local=local,
-                   storage_class=os.environ.get("FFRTMP_TEST_STORAGE_CLASS", "standard"))
+        yield Kube(
+            Path(given),
+            _bin_dir(),
+            image,
+            local=local,
+            storage_class=os.environ.get("FFRTMP_TEST_STORAGE_CLASS", "standard"),
+        )
         return
     bin_dir = _bin_dir()
-    for step, args, timeout in (("make image", ("image",), 900),
-                                ("make cluster", ("up", "--nodes", os.environ.get("FFRTMP_TEST_NODES", "2"),
-                                                  "--set", LIVE_EGRESS), 900)):
+    for step, args, timeout in (
+        ("make image", ("image",), 900),
+        ("make cluster", ("up", "--nodes", os.environ.get("FFRTMP_TEST_NODES", "2"), "--set", LIVE_EGRESS), 900),
+    ):
         done = _cluster_cli(*args, timeout=timeout)
         sys.stderr.write(done.stdout + done.stderr)
         if done.returncode != 0:
             _cluster_cli("down", timeout=300)
-            pytest.fail(f"cluster suite: {step} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}",
-                        pytrace=False)
+            pytest.fail(
+                f"cluster suite: {step} failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}", pytrace=False
+            )
     try:
         yield Kube(DEV / "kubeconfig", bin_dir, image, local=True)
     finally:
@@ -78,8 +93,7 @@ def kube() -> Iterator[Kube]:
 @pytest.fixture
 def media_ns(kube: Kube, request: pytest.FixtureRequest) -> Iterator[str]:
     """A PSS-restricted namespace with the claim "media", removed after the test."""
-    ns = media_namespace(kube, request.node.name.split("[")[0][5:25].replace("_", "-").strip("-"),
-                         DEV / "media")
+    ns = media_namespace(kube, request.node.name.split("[")[0][5:25].replace("_", "-").strip("-"), DEV / "media")
     try:
         yield ns
     finally:

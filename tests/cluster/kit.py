@@ -48,15 +48,28 @@ class Kube:
         return {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PATH": f"{self.bin_dir}:{os.environ['PATH']}"}
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True, timeout: float = 120) -> str:
-        done = subprocess.run([str(self.bin_dir / "kubectl"), *args], input=input, capture_output=True, text=True,
-                              env=self.env(), timeout=timeout, check=False)
+        done = subprocess.run(
+            [str(self.bin_dir / "kubectl"), *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=timeout,
+            check=False,
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"kubectl {' '.join(args)} failed: {done.stderr.strip()}")
         return done.stdout
 
     def helm(self, *args: str, check: bool = True, timeout: float = 400) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([str(self.bin_dir / "helm"), *args], capture_output=True, text=True, env=self.env(),
-                              timeout=timeout, check=False)
+        done = subprocess.run(
+            [str(self.bin_dir / "helm"), *args],
+            capture_output=True,
+            text=True,
+            env=self.env(),
+            timeout=timeout,
+            check=False,
+        )
         if check and done.returncode != 0:
             raise AssertionError(f"helm {' '.join(args)} failed: {done.stderr.strip()}")
         return done
@@ -77,8 +90,7 @@ class Kube:
         return self.job(namespace, name).get("status") or {}
 
     def patch_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, name,
-                                                   {"spec": spec})
+        self.custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, name, {"spec": spec})
 
     def job_pods(self, namespace: str, name: str) -> list[client.V1Pod]:
         return self.core.list_namespaced_pod(namespace, label_selector=f"{api.LABEL_JOB}={name}").items
@@ -120,11 +132,18 @@ def media_namespace(kube: Kube, prefix: str, media_root: Path) -> str:
         (path / "out").mkdir(parents=True)
         for p in (path, path / "out"):
             os.chown(p, RUNNER_UID, RUNNER_UID)
-        kube.core.create_persistent_volume({
-            "metadata": {"name": ns, "labels": {"ffrtmp.io/test": "cluster"}},
-            "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteMany"],
-                     "persistentVolumeReclaimPolicy": "Retain", "storageClassName": "",
-                     "hostPath": {"path": str(path), "type": "Directory"}}})  # fmt: skip
+        kube.core.create_persistent_volume(
+            {
+                "metadata": {"name": ns, "labels": {"ffrtmp.io/test": "cluster"}},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadWriteMany"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "storageClassName": "",
+                    "hostPath": {"path": str(path), "type": "Directory"},
+                },
+            }
+        )
         claim.update(storageClassName="", volumeName=ns)
     else:
         claim.update(storageClassName=kube.storage_class, accessModes=["ReadWriteOnce"])
@@ -143,28 +162,50 @@ MEDIA_VOLUME = [{"name": "media", "mountPath": "/media", "persistentVolumeClaim"
 def restricted_pod(kube: Kube, name: str, command: list[str], *, node: str | None = None) -> dict[str, Any]:
     """A pod that passes PSS restricted, on the ffrtmp image, with the media claim at /media."""
     return {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
         "spec": {
             **({"nodeName": node} if node else {}),
             "restartPolicy": "Never",
-            "securityContext": {"runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{"name": "probe", "image": kube.image, "imagePullPolicy": "Never", "command": command,
-                            "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
-                                                "capabilities": {"drop": ["ALL"]}},
-                            "volumeMounts": [{"name": "media", "mountPath": "/media"}]}],
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": RUNNER_UID,
+                "runAsGroup": RUNNER_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "probe",
+                    "image": kube.image,
+                    "imagePullPolicy": "Never",
+                    "command": command,
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                    "volumeMounts": [{"name": "media", "mountPath": "/media"}],
+                }
+            ],
             "volumes": [{"name": "media", "persistentVolumeClaim": {"claimName": "media"}}],
         },
-    }  # fmt: skip
+    }
 
 
 def run_pod(kube: Kube, ns: str, command: list[str], *, node: str | None = None, timeout: float = 90) -> str:
     """Run a restricted probe pod to completion; its log (stdout). Fails with the log if it fails."""
     name = f"probe-{secrets.token_hex(3)}"
     kube.core.create_namespaced_pod(ns, restricted_pod(kube, name, command, node=node))
-    phase = wait_until(lambda: (kube.core.read_namespaced_pod(name, ns).status.phase or "")
-                       if kube.core.read_namespaced_pod(name, ns).status.phase in ("Succeeded", "Failed") else None,
-                       timeout=timeout, what=f"probe pod {name}")
+    phase = wait_until(
+        lambda: (
+            (kube.core.read_namespaced_pod(name, ns).status.phase or "")
+            if kube.core.read_namespaced_pod(name, ns).status.phase in ("Succeeded", "Failed")
+            else None
+        ),
+        timeout=timeout,
+        what=f"probe pod {name}",
+    )
     log = kube.core.read_namespaced_pod_log(name, ns)
     kube.core.delete_namespaced_pod(name, ns, grace_period_seconds=0)
     assert phase == "Succeeded", f"probe {command} failed:\n{log}"
@@ -173,8 +214,10 @@ def run_pod(kube: Kube, ns: str, command: list[str], *, node: str | None = None,
 
 def ffprobe(kube: Kube, ns: str, path: str, *, node: str | None = None) -> dict[str, Any]:
     """ffprobe's JSON for a file on the media claim, plus "uid": the file's owner."""
-    script = (f"ffprobe -v error -show_entries stream=codec_type,codec_name,width,height "
-              f"-show_entries format=duration -of json {path} && stat -c 'uid=%u' {path}")
+    script = (
+        f"ffprobe -v error -show_entries stream=codec_type,codec_name,width,height "
+        f"-show_entries format=duration -of json {path} && stat -c 'uid=%u' {path}"
+    )
     out = run_pod(kube, ns, ["sh", "-c", script], node=node)
     body, _, uid = out.rpartition("uid=")
     probe = json.loads(body)
@@ -184,13 +227,14 @@ def ffprobe(kube: Kube, ns: str, path: str, *, node: str | None = None) -> dict[
 
 def file_job_spec(output: str, *, seconds: int = 6, preset: str = "veryfast") -> dict[str, Any]:
     return {
-        "input": {"testSource": {"pattern": "testsrc2", "width": 1280, "height": 720, "fps": 30,
-                                 "durationSeconds": seconds}},
+        "input": {
+            "testSource": {"pattern": "testsrc2", "width": 1280, "height": 720, "fps": 30, "durationSeconds": seconds}
+        },
         "output": {"url": f"file:///media/out/{output}"},
         "video": {"codec": "h264", "preset": preset, "crf": 23, "width": 640, "height": 360},
         "audio": {"codec": "aac", "bitrate": "96k"},
         "volumes": MEDIA_VOLUME,
-    }  # fmt: skip
+    }
 
 
 def load_yaml(text: str) -> Any:

@@ -32,8 +32,11 @@ def test_given_the_release_then_the_operator_replicas_run_in_cluster_and_one_is_
         assert pod.status.container_statuses[0].ready
         assert pod.status.container_statuses[0].container_id.startswith("containerd://")
     # both start as active for a moment; peering pauses the lower-priority one within seconds
-    wait_until(lambda: sum(kube.is_active(p.metadata.name) for p in kube.operator_pods()) == 1, timeout=60,
-               what="exactly one active operator replica")
+    wait_until(
+        lambda: sum(kube.is_active(p.metadata.name) for p in kube.operator_pods()) == 1,
+        timeout=60,
+        what="exactly one active operator replica",
+    )
 
 
 def test_given_the_agent_daemonset_then_it_probed_labelled_and_heartbeats_each_node(kube: Kube) -> None:
@@ -45,19 +48,34 @@ def test_given_the_agent_daemonset_then_it_probed_labelled_and_heartbeats_each_n
         assert labels.get("ffrtmp.io/encoder.libx264") == "true", labels  # a trial encode inside the container
         lease = f"ffrtmp-agent-{node.metadata.name}"
         first = kube.coordination.read_namespaced_lease(lease, SYSTEM_NS).spec.renew_time
-        wait_until(lambda lease=lease, first=first:
-                   kube.coordination.read_namespaced_lease(lease, SYSTEM_NS).spec.renew_time != first,
-                   timeout=20, what=f"{lease} renewed")
+        wait_until(
+            lambda lease=lease, first=first: (
+                kube.coordination.read_namespaced_lease(lease, SYSTEM_NS).spec.renew_time != first
+            ),
+            timeout=20,
+            what=f"{lease} renewed",
+        )
 
 
 def test_given_the_metrics_services_then_each_answers_with_its_series(kube: Kube) -> None:
-    for service, port, series in ((f"{RELEASE}-operator-metrics", "metrics", "ffrtmp_"),
-                                  (f"{RELEASE}-agent-metrics", "metrics", "ffrtmp_node")):
-        endpoints = kube.kubectl("get", "endpointslices", "-n", SYSTEM_NS, "-l",
-                                 f"kubernetes.io/service-name={service}", "-o",
-                                 "jsonpath={.items[*].endpoints[*].addresses[*]}").split()
+    for service, port, series in (
+        (f"{RELEASE}-operator-metrics", "metrics", "ffrtmp_"),
+        (f"{RELEASE}-agent-metrics", "metrics", "ffrtmp_node"),
+    ):
+        endpoints = kube.kubectl(
+            "get",
+            "endpointslices",
+            "-n",
+            SYSTEM_NS,
+            "-l",
+            f"kubernetes.io/service-name={service}",
+            "-o",
+            "jsonpath={.items[*].endpoints[*].addresses[*]}",
+        ).split()
         assert endpoints, f"{service} has no endpoints"
         for _ in range(3):  # the service proxy picks an endpoint: ask a few times
-            text = kube.kubectl("get", "--raw", f"/api/v1/namespaces/{SYSTEM_NS}/services/{service}:{port}/proxy/metrics")
+            text = kube.kubectl(
+                "get", "--raw", f"/api/v1/namespaces/{SYSTEM_NS}/services/{service}:{port}/proxy/metrics"
+            )
             assert series in text, f"{service}: no {series} series"
             time.sleep(0.2)

@@ -46,9 +46,7 @@ def test_given_a_file_job_in_a_restricted_namespace_then_it_completes_as_a_non_r
     assert probe["uid"] == 65532
 
 
-def test_given_a_running_job_when_deleted_then_the_garbage_collector_removes_its_pod(
-    kube: Kube, media_ns: str
-) -> None:
+def test_given_a_running_job_when_deleted_then_the_garbage_collector_removes_its_pod(kube: Kube, media_ns: str) -> None:
     kube.create_job(media_ns, "doomed", file_job_spec("doomed.mp4", seconds=300, preset="slow"))
     wait_until(lambda: _phase(kube, media_ns, "doomed") == "Processing", timeout=120, what="the job to run")
     kube.custom.delete_namespaced_custom_object("ffrtmp.io", "v1alpha1", media_ns, "transcodejobs", "doomed")
@@ -79,8 +77,11 @@ def test_given_a_running_job_when_paused_resumed_and_canceled_then_the_container
 
     kube.patch_spec(media_ns, "ctl", {"canceled": True})
     wait_until(lambda: _phase(kube, media_ns, "ctl") == "Canceled", timeout=30, what="phase Canceled")
-    wait_until(lambda: all(p.status.phase in ("Succeeded", "Failed") for p in kube.job_pods(media_ns, "ctl")),
-               timeout=30, what="the encoder's container to stop")
+    wait_until(
+        lambda: all(p.status.phase in ("Succeeded", "Failed") for p in kube.job_pods(media_ns, "ctl")),
+        timeout=30,
+        what="the encoder's container to stop",
+    )
 
 
 def test_given_ten_jobs_then_pods_go_from_created_to_running_quickly(kube: Kube, media_ns: str) -> None:
@@ -105,5 +106,8 @@ def test_given_ten_jobs_then_pods_go_from_created_to_running_quickly(kube: Kube,
     p50 = statistics.median(latencies)
     print(f"\njob pod create-to-Running: p50 {p50:.2f} s, max {latencies[-1]:.2f} s over 10 pods")
     assert p50 < 15, latencies
-    wait_until(lambda: all(_phase(kube, media_ns, f"lat-{i}") == "Completed" for i in range(10)), timeout=240,
-               what="all ten jobs completed")
+    wait_until(
+        lambda: all(_phase(kube, media_ns, f"lat-{i}") == "Completed" for i in range(10)),
+        timeout=240,
+        what="all ten jobs completed",
+    )

@@ -62,11 +62,15 @@ rtmp {{
     }}
 }}
 """)
-    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs" / "error.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs" / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
-        wait_until(lambda: _listening(BRIDGE_IP, port) or proc.poll() is not None, timeout=60,
-                   what="nginx rtmp listening")  # fmt: skip
+        wait_until(
+            lambda: _listening(BRIDGE_IP, port) or proc.poll() is not None, timeout=60, what="nginx rtmp listening"
+        )
         assert proc.poll() is None, (prefix / "logs" / "error.log").read_text()
         yield f"rtmp://{BRIDGE_IP}:{port}/live"
     finally:
@@ -81,25 +85,50 @@ def _allow_bridge_egress(kube: Kube) -> None:
     if EGRESS_ALLOW in allow:
         return
     entries = ",".join([*allow, EGRESS_ALLOW])
-    kube.helm("upgrade", RELEASE, str(Path(__file__).resolve().parents[2] / "helm" / "ffrtmp"), "-n", SYSTEM_NS,
-              "--reuse-values", "--set", f"jobPolicy.egress.allow={{{entries}}}", "--wait", "--timeout", "300s")
+    kube.helm(
+        "upgrade",
+        RELEASE,
+        str(Path(__file__).resolve().parents[2] / "helm" / "ffrtmp"),
+        "-n",
+        SYSTEM_NS,
+        "--reuse-values",
+        "--set",
+        f"jobPolicy.egress.allow={{{entries}}}",
+        "--wait",
+        "--timeout",
+        "300s",
+    )
 
 
 def _live_spec(output: str) -> dict[str, Any]:
     return {
         "queue": "live",
-        "input": {"testSource": {"pattern": "testsrc2", "width": 320, "height": 240, "fps": 25,
-                                 "durationSeconds": 0}},
+        "input": {"testSource": {"pattern": "testsrc2", "width": 320, "height": 240, "fps": 25, "durationSeconds": 0}},
         "output": {"url": output},
         "video": {"codec": "h264", "preset": "ultrafast", "bitrate": "300k", "gop": 25},
         "audio": {"codec": "aac", "bitrate": "64k"},
-    }  # fmt: skip
+    }
 
 
 def _ffprobe(url: str) -> dict[str, Any]:
-    done = subprocess.run(["ffprobe", "-v", "error", "-rw_timeout", "10000000", "-show_entries",
-                           "stream=codec_type,codec_name,width,height", "-of", "json", url],
-                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-rw_timeout",
+            "10000000",
+            "-show_entries",
+            "stream=codec_type,codec_name,width,height",
+            "-of",
+            "json",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -125,5 +154,8 @@ def test_given_a_live_test_source_to_rtmp_when_canceled_then_the_stream_was_rece
 
     kube.patch_spec(media_ns, "live", {"canceled": True})
     wait_until(lambda: kube.status(media_ns, "live").get("phase") == "Canceled", timeout=60, what="phase Canceled")
-    wait_until(lambda: all(p.status.phase in ("Succeeded", "Failed") for p in kube.job_pods(media_ns, "live")),
-               timeout=60, what="the live encoder's container to stop")
+    wait_until(
+        lambda: all(p.status.phase in ("Succeeded", "Failed") for p in kube.job_pods(media_ns, "live")),
+        timeout=60,
+        what="the live encoder's container to stop",
+    )

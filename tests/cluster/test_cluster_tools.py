@@ -26,8 +26,15 @@ def _archive(tmp: Path, name: str) -> oci.Image:
     if not (root / "bin" / "hi").exists():
         os.link(root / "bin" / "hello", root / "bin" / "hi")  # a hard link: stored once
     layer = oci.write_layer_from_dir(root, tmp / f"{name}.tar.gz", mtime=1704067200)
-    config = oci.image_config([layer], user="65532:65532", env={"PATH": "/bin"}, cmd=["/bin/hello"], workdir="/",
-                              labels={"org.opencontainers.image.title": "t"}, created="2024-01-01T00:00:00Z")
+    config = oci.image_config(
+        [layer],
+        user="65532:65532",
+        env={"PATH": "/bin"},
+        cmd=["/bin/hello"],
+        workdir="/",
+        labels={"org.opencontainers.image.title": "t"},
+        created="2024-01-01T00:00:00Z",
+    )
     return oci.write_archive(tmp / f"{name}.tar", refs=["localhost/t:1"], layers=[layer], config=config)
 
 
@@ -37,8 +44,11 @@ def test_given_a_tree_when_archived_then_the_tar_is_an_oci_layout_and_a_docker_a
         names = set(tar.getnames())
         index = json.load(tar.extractfile("index.json"))
         docker = json.load(tar.extractfile("manifest.json"))
-        blobs = {n.rsplit("/", 1)[1]: tar.extractfile(n).read() for n in names if n.startswith("blobs/sha256/")
-                 and tar.getmember(n).isfile()}
+        blobs = {
+            n.rsplit("/", 1)[1]: tar.extractfile(n).read()
+            for n in names
+            if n.startswith("blobs/sha256/") and tar.getmember(n).isfile()
+        }
     assert {"oci-layout", "index.json", "manifest.json"} <= names
     for digest, data in blobs.items():  # content addressed: every blob hashes to its name
         assert hashlib.sha256(data).hexdigest() == digest
@@ -73,15 +83,23 @@ def test_given_the_containerfile_then_it_describes_the_image_make_image_builds()
 
 def _cli(dev: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": f"{REPO / 'tools'}:{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "ffrtmp_cluster", "--dev-dir", str(dev), *args], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ffrtmp_cluster", "--dev-dir", str(dev), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_given_no_image_archive_when_the_cluster_starts_then_one_line_says_to_build_it(tmp_path: Path) -> None:
     done = _cli(tmp_path / "dev", "up", "--archive", str(tmp_path / "missing.tar"))
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        f"error: image archive {tmp_path / 'missing.tar'} is missing: run `make image` first"]
+        f"error: image archive {tmp_path / 'missing.tar'} is missing: run `make image` first"
+    ]
 
 
 def test_given_a_running_cluster_when_another_dev_dir_starts_one_then_one_line_names_the_running_one(

@@ -57,8 +57,11 @@ rtmp {{
     }}
 }}
 """)
-    proc = subprocess.Popen([nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs" / "error.log")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [nginx, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "logs" / "error.log")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_until(lambda: _listening(port) or proc.poll() is not None, timeout=60, what="nginx rtmp listening")
         assert proc.poll() is None, (prefix / "logs" / "error.log").read_text()

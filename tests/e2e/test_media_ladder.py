@@ -34,8 +34,13 @@ def _volumes(media: Path) -> list[dict[str, Any]]:
 
 
 def _probe(path: Path, *entries: str) -> dict[str, Any]:
-    done = subprocess.run(["ffprobe", "-v", "error", *entries, "-of", "json", str(path)], capture_output=True,
-                          text=True, timeout=60, check=True)  # fmt: skip
+    done = subprocess.run(
+        ["ffprobe", "-v", "error", *entries, "-of", "json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
@@ -51,8 +56,19 @@ def test_given_an_hls_ladder_of_a_real_file_then_master_media_playlists_and_rend
     stack.agent()
     stack.operator().wait_active()
     stack.wait_agents()
-    stack.create("ladder", input={"url": "file:///media/in/talk.mp4"}, output={"url": "file:///media/out/talk/", "container": "hls", "segmentSeconds": 2}, volumes=_volumes(media), video={"codec": "h264", "preset": "veryfast"}, audio={"codec": "aac", "bitrate": "64k"}, renditions=[{"name": "240p", "width": 426, "height": 240, "bitrate": "300k"},
-                       {"name": "360p", "width": 640, "height": 360, "crf": 24}], quality={"metrics": ["psnr", "ssim"]})  # fmt: skip
+    stack.create(
+        "ladder",
+        input={"url": "file:///media/in/talk.mp4"},
+        output={"url": "file:///media/out/talk/", "container": "hls", "segmentSeconds": 2},
+        volumes=_volumes(media),
+        video={"codec": "h264", "preset": "veryfast"},
+        audio={"codec": "aac", "bitrate": "64k"},
+        renditions=[
+            {"name": "240p", "width": 426, "height": 240, "bitrate": "300k"},
+            {"name": "360p", "width": 640, "height": 360, "crf": 24},
+        ],
+        quality={"metrics": ["psnr", "ssim"]},
+    )
     status = stack.wait_phase("ladder", ("Completed", "Failed"), timeout=240)
     assert status["phase"] == "Completed", (status.get("reason"), status.get("message"))
 
@@ -77,8 +93,11 @@ def test_given_an_hls_ladder_of_a_real_file_then_master_media_playlists_and_rend
     assert abs(sum(durations[0]) - 8) < 0.1
     for uri, segs in segments.items():
         folder = out / uri.split("/")[0]
-        stream = next(s for s in _probe(folder / segs[0].uri, "-show_entries", "stream=codec_type,width,height")[
-            "streams"] if s["codec_type"] == "video")  # fmt: skip
+        stream = next(
+            s
+            for s in _probe(folder / segs[0].uri, "-show_entries", "stream=codec_type,width,height")["streams"]
+            if s["codec_type"] == "video"
+        )
         assert f"{stream['width']}x{stream['height']}" == ("426x240" if uri.startswith("240p") else "640x360")
         assert all(_starts_with_keyframe(folder / s.uri) for s in segs), uri  # every segment opens on a keyframe
     audio = playlists.media_segments((out / "audio" / "index.m3u8").read_text())
@@ -103,7 +122,15 @@ def test_given_a_dash_ladder_then_the_manifest_parses_and_names_every_representa
     stack.agent()
     stack.operator().wait_active()
     stack.wait_agents()
-    stack.create("dash", input={"testSource": {"width": 640, "height": 360, "fps": 25, "durationSeconds": 6, "audio": True}}, output={"url": "file:///media/out/show/", "container": "dash", "segmentSeconds": 2}, volumes=_volumes(media), video={"codec": "h264", "preset": "ultrafast", "crf": 26}, audio={"codec": "aac", "bitrate": "64k"}, renditions=[{"name": "low", "width": 320, "height": 180}, {"name": "high", "width": 640, "height": 360}])  # fmt: skip
+    stack.create(
+        "dash",
+        input={"testSource": {"width": 640, "height": 360, "fps": 25, "durationSeconds": 6, "audio": True}},
+        output={"url": "file:///media/out/show/", "container": "dash", "segmentSeconds": 2},
+        volumes=_volumes(media),
+        video={"codec": "h264", "preset": "ultrafast", "crf": 26},
+        audio={"codec": "aac", "bitrate": "64k"},
+        renditions=[{"name": "low", "width": 320, "height": 180}, {"name": "high", "width": 640, "height": 360}],
+    )
     status = stack.wait_phase("dash", ("Completed", "Failed"), timeout=240)
     assert status["phase"] == "Completed", (status.get("reason"), status.get("message"))
 
@@ -134,16 +161,43 @@ def test_given_a_dash_ladder_then_the_manifest_parses_and_names_every_representa
 
 
 def test_given_an_input_without_audio_then_the_hls_ladder_has_no_audio_rendition(stack: Stack, media: Path) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-                    "testsrc2=size=320x240:rate=25:duration=4", "-c:v", "libx264", "-preset", "ultrafast",
-                    "-pix_fmt", "yuv420p", str(media / "in" / "silent.mp4")], check=True, timeout=120)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25:duration=4",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            str(media / "in" / "silent.mp4"),
+        ],
+        check=True,
+        timeout=120,
+    )
     stack.agent()
     stack.operator().wait_active()
     stack.wait_agents()
-    stack.create("silent", input={"url": "file:///media/in/silent.mp4"}, output={"url": "file:///media/out/silent/", "container": "hls", "segmentSeconds": 2}, volumes=_volumes(media), audio={"codec": "aac"}, renditions=[{"name": "a", "width": 160, "height": 120}, {"name": "b", "width": 320, "height": 240}])  # fmt: skip
+    stack.create(
+        "silent",
+        input={"url": "file:///media/in/silent.mp4"},
+        output={"url": "file:///media/out/silent/", "container": "hls", "segmentSeconds": 2},
+        volumes=_volumes(media),
+        audio={"codec": "aac"},
+        renditions=[{"name": "a", "width": 160, "height": 120}, {"name": "b", "width": 320, "height": 240}],
+    )
     status = stack.wait_phase("silent", ("Completed", "Failed"), timeout=240)
     assert status["phase"] == "Completed", (status.get("reason"), status.get("message"))
     master = (media / "out" / "silent" / "master.m3u8").read_text()
     assert playlists.master_media(master) == []
-    assert all("mp4a" not in v.attributes["CODECS"] and "AUDIO" not in v.attributes
-               for v in playlists.master_variants(master))  # fmt: skip
+    assert all(
+        "mp4a" not in v.attributes["CODECS"] and "AUDIO" not in v.attributes for v in playlists.master_variants(master)
+    )

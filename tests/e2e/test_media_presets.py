@@ -47,15 +47,34 @@ def _job(stack: Stack, media: Path, name: str, preset: str, **overrides: Any) ->
         "preset": preset,
         **overrides,
     }
-    body = {"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name},
-            "spec": {**spec, "nodeSelector": spec.get("nodeSelector", {RUN_LABEL: stack.run_id})}}  # fmt: skip
+    body = {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": name},
+        "spec": {**spec, "nodeSelector": spec.get("nodeSelector", {RUN_LABEL: stack.run_id})},
+    }
     stack.custom.create_namespaced_custom_object(api.GROUP, api.VERSION, stack.ns, api.PLURAL, body)
 
 
 def _streams(path: Path) -> dict[str, dict[str, Any]]:
-    done = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height",
-                           "-show_entries", "format=format_name", "-of", "json", str(path)],
-                          capture_output=True, text=True, check=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,width,height",
+            "-show_entries",
+            "format=format_name",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
     data = json.loads(done.stdout)
     return {s["codec_type"]: s for s in data["streams"]} | {"format": data["format"]}
 
@@ -83,7 +102,11 @@ def test_given_presets_then_jobs_take_them_override_fields_wait_for_missing_ones
         status = stack.wait_phase("uses", ("Completed", "Failed"), timeout=120)
         assert status["phase"] == "Completed", (status.get("reason"), status.get("message"))
         streams = _streams(media / "out" / "uses.mkv")
-        assert (streams["video"]["codec_name"], streams["video"]["width"], streams["video"]["height"]) == ("h264", 320, 180)
+        assert (streams["video"]["codec_name"], streams["video"]["width"], streams["video"]["height"]) == (
+            "h264",
+            320,
+            180,
+        )
         assert streams["audio"]["codec_name"] == "aac" and "matroska" in streams["format"]["format_name"]
         resolved = status["resolvedPreset"]
         assert (resolved["name"], resolved["namespace"], resolved["generation"]) == (small, stack.ns, 1)
@@ -94,7 +117,11 @@ def test_given_presets_then_jobs_take_them_override_fields_wait_for_missing_ones
         status = stack.wait_phase("overrides", ("Completed", "Failed"), timeout=120)
         assert status["phase"] == "Completed", (status.get("reason"), status.get("message"))
         streams = _streams(media / "out" / "overrides.mkv")
-        assert (streams["video"]["width"], streams["video"]["height"], streams["audio"]["codec_name"]) == (160, 90, "opus")
+        assert (streams["video"]["width"], streams["video"]["height"], streams["audio"]["codec_name"]) == (
+            160,
+            90,
+            "opus",
+        )
 
         # A missing preset: the job waits, saying why, and starts when the preset appears (chart's namespace).
         def waiting() -> dict[str, Any] | None:
@@ -104,21 +131,41 @@ def test_given_presets_then_jobs_take_them_override_fields_wait_for_missing_ones
 
         current = wait_until(waiting, timeout=60, what="waits to say PresetNotFound")
         assert current["phase"] == "Queued" and later in next(
-            c["message"] for c in current["conditions"] if c["type"] == "Scheduled")  # fmt: skip
+            c["message"] for c in current["conditions"] if c["type"] == "Scheduled"
+        )
         assert any(e.reason == "PresetNotFound" and e.type == "Warning" for e in _events(stack, "waits"))
         assert not list((media / "out").glob("waits*"))
-        _preset(stack, system, later, {"video": {"codec": "h264", "preset": "ultrafast", "width": 192, "height": 108},
-                                       "output": {"container": "mkv"}})  # fmt: skip
+        _preset(
+            stack,
+            system,
+            later,
+            {
+                "video": {"codec": "h264", "preset": "ultrafast", "width": 192, "height": 108},
+                "output": {"container": "mkv"},
+            },
+        )
         status = stack.wait_phase("waits", ("Completed", "Failed"), timeout=120)
         assert status["phase"] == "Completed" and status["resolvedPreset"]["namespace"] == system, status
         assert _streams(media / "out" / "waits.mkv")["video"]["width"] == 192
 
         # An edit after a job resolved its preset does not change that job.
         assert wait_until(lambda: stack.status("pinned").get("resolvedPreset"), timeout=30, what="pinned resolved")
-        stack.custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, stack.ns, api.PRESET_PLURAL, small,
-                                                    {"spec": {"video": {"width": 240, "height": 136}}})  # fmt: skip
-        stack.custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, stack.ns, api.PLURAL, "pinned",
-                                                    {"spec": {"nodeSelector": {RUN_LABEL: stack.run_id}}})  # fmt: skip
+        stack.custom.patch_namespaced_custom_object(
+            api.GROUP,
+            api.VERSION,
+            stack.ns,
+            api.PRESET_PLURAL,
+            small,
+            {"spec": {"video": {"width": 240, "height": 136}}},
+        )
+        stack.custom.patch_namespaced_custom_object(
+            api.GROUP,
+            api.VERSION,
+            stack.ns,
+            api.PLURAL,
+            "pinned",
+            {"spec": {"nodeSelector": {RUN_LABEL: stack.run_id}}},
+        )
         status = stack.wait_phase("pinned", ("Completed", "Failed"), timeout=120)
         assert status["phase"] == "Completed" and status["resolvedPreset"]["generation"] == 1, status
         assert _streams(media / "out" / "pinned.mkv")["video"]["width"] == 320  # the settings it resolved

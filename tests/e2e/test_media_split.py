@@ -45,16 +45,24 @@ def _spec(media: Path, name: str, **overrides: Any) -> dict[str, Any]:
 
 
 def _probe(path: Path, *args: str) -> dict[str, Any]:
-    done = subprocess.run(["ffprobe", "-v", "error", *args, "-of", "json", str(path)], capture_output=True, text=True,
-                          timeout=120, check=True)  # fmt: skip
+    done = subprocess.run(
+        ["ffprobe", "-v", "error", *args, "-of", "json", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
 def _facts(path: Path) -> dict[str, float]:
     video = _probe(path, "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames,duration")
     audio = _probe(path, "-select_streams", "a:0", "-show_entries", "stream=duration")
-    return {"frames": int(video["streams"][0]["nb_read_frames"]), "video": float(video["streams"][0]["duration"]),
-            "audio": float(audio["streams"][0]["duration"])}  # fmt: skip
+    return {
+        "frames": int(video["streams"][0]["nb_read_frames"]),
+        "video": float(video["streams"][0]["duration"]),
+        "audio": float(audio["streams"][0]["duration"]),
+    }
 
 
 def _monotonic(path: Path) -> bool:
@@ -67,8 +75,13 @@ def _monotonic(path: Path) -> bool:
 
 
 def _decodes_cleanly(path: Path) -> str:
-    done = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"], capture_output=True,
-                          text=True, timeout=300, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     return done.stderr.strip() if done.returncode == 0 else f"exit {done.returncode}: {done.stderr}"
 
 
@@ -96,8 +109,11 @@ def test_given_a_split_job_on_two_nodes_then_segments_ran_on_both_and_the_output
     assert all(c["status"]["phase"] == "Completed" for c in children.values())
     assert split["progress"]["percent"] == 100.0
 
-    source, joined, reference = (_facts(media / "in" / "film.mp4"), _facts(media / "out" / "film.mp4"),
-                                 _facts(media / "out" / "whole.mp4"))  # fmt: skip
+    source, joined, reference = (
+        _facts(media / "in" / "film.mp4"),
+        _facts(media / "out" / "film.mp4"),
+        _facts(media / "out" / "whole.mp4"),
+    )
     assert joined["frames"] == source["frames"] == 24 * FPS, (joined, source)
     assert abs(joined["video"] - source["video"]) <= 1 / FPS, (joined, source)
     assert abs(joined["audio"] - reference["audio"]) <= 0.05, (joined, reference)  # the same audio encode
@@ -126,8 +142,10 @@ def test_given_a_segment_s_encoder_killed_then_that_segment_alone_is_retried(sta
     stack.agent(slots=2)
     stack.operator().wait_active()
     stack.wait_agents()
-    stack.create("film", **_spec(media, "film", split={"segmentSeconds": 4},
-                                 video={"codec": "h264", "preset": "slow", "crf": 23}))  # fmt: skip
+    stack.create(
+        "film",
+        **_spec(media, "film", split={"segmentSeconds": 4}, video={"codec": "h264", "preset": "slow", "crf": 23}),
+    )
     victim = "film-s00001"
     encoder = wait_until(lambda: _encoder_of(victim), timeout=180, interval=0.1, what=f"{victim}'s encoder")
     encoder.kill()
@@ -141,25 +159,31 @@ def test_given_a_segment_s_encoder_killed_then_that_segment_alone_is_retried(sta
     assert victim_status["attempts"] == 2 and victim_status["failures"] == 1, victim_status
 
 
-def test_given_a_split_job_canceled_mid_way_then_no_output_and_no_work_folder_remain(
-    stack: Stack, media: Path
-) -> None:
+def test_given_a_split_job_canceled_mid_way_then_no_output_and_no_work_folder_remain(stack: Stack, media: Path) -> None:
     stack.agent(slots=2)
     stack.operator().wait_active()
     stack.wait_agents()
-    stack.create("film", **_spec(media, "film", split={"segmentSeconds": 4},
-                                 video={"codec": "h264", "preset": "slow", "crf": 23}))  # fmt: skip
-    wait_until(lambda: _encoder_of("film-s00000") or _encoder_of("film-s00001"), timeout=180, interval=0.1,
-               what="a slice encoding")  # fmt: skip
-    stack.custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, stack.ns, api.PLURAL, "film",
-                                                {"spec": {"canceled": True}})  # fmt: skip
+    stack.create(
+        "film",
+        **_spec(media, "film", split={"segmentSeconds": 4}, video={"codec": "h264", "preset": "slow", "crf": 23}),
+    )
+    wait_until(
+        lambda: _encoder_of("film-s00000") or _encoder_of("film-s00001"),
+        timeout=180,
+        interval=0.1,
+        what="a slice encoding",
+    )
+    stack.custom.patch_namespaced_custom_object(
+        api.GROUP, api.VERSION, stack.ns, api.PLURAL, "film", {"spec": {"canceled": True}}
+    )
     assert stack.wait_phase("film", "Canceled", timeout=60)["phase"] == "Canceled"
 
     def settled() -> bool:
         children = _children(stack, "film")
         cleanup = children.get("film-cleanup", {}).get("status", {}).get("phase")
         return cleanup == "Completed" and all(
-            (c.get("status") or {}).get("phase") in ("Completed", "Canceled") for c in children.values())
+            (c.get("status") or {}).get("phase") in ("Completed", "Canceled") for c in children.values()
+        )
 
     wait_until(settled, timeout=120, what="children canceled and the cleanup done")
     out = media / "out"

@@ -44,12 +44,21 @@ def _promql(base: str, path: str, **params: str) -> dict:
         return json.loads(exc.read() or b"{}") or {"status": "error", "error": str(exc)}
 
 
-def _job(name: str, node_selector: dict, *, seconds: float, size: str = "320x240", preset: str = "ultrafast",
-         input_url: str | None = None, quality: list[str] | None = None) -> dict:
+def _job(
+    name: str,
+    node_selector: dict,
+    *,
+    seconds: float,
+    size: str = "320x240",
+    preset: str = "ultrafast",
+    input_url: str | None = None,
+    quality: list[str] | None = None,
+) -> dict:
     width, height = (int(x) for x in size.split("x"))
     spec: dict = {
-        "input": {"url": input_url} if input_url else
-        {"testSource": {"width": width, "height": height, "durationSeconds": seconds}},
+        "input": {"url": input_url}
+        if input_url
+        else {"testSource": {"width": width, "height": height, "durationSeconds": seconds}},
         "output": {"url": f"file:///out/{name}.mp4"},
         "volumes": [{"name": "out", "mountPath": "/out", "emptyDir": {}}],
         "video": {"codec": "h264", "preset": preset},
@@ -69,28 +78,57 @@ def observed_stack(control_plane, api_client, namespace, tmp_path):
     assert prometheus, "prometheus is needed (apt-get install -y prometheus)"
     run_id = secrets.token_hex(3)
     procs: list[subprocess.Popen] = []
-    agents = [AgentProcess(env=control_plane.env(), node=f"prom-{run_id}-{i}", work_dir=tmp_path / f"agent{i}")
-              for i in (1, 2)]
+    agents = [
+        AgentProcess(env=control_plane.env(), node=f"prom-{run_id}-{i}", work_dir=tmp_path / f"agent{i}")
+        for i in (1, 2)
+    ]
     operator_port = free_port()
     operator_log = (tmp_path / "operator.log").open("wb")
-    procs.append(subprocess.Popen(
-        [sys.executable, "-m", "ffrtmp_operator", "--namespace", namespace, "--no-peering",
-         "--metrics-port", str(operator_port), "--tick-seconds", "0.5"], env=control_plane.env(), stdout=operator_log, stderr=subprocess.STDOUT))
+    procs.append(
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ffrtmp_operator",
+                "--namespace",
+                namespace,
+                "--no-peering",
+                "--metrics-port",
+                str(operator_port),
+                "--tick-seconds",
+                "0.5",
+            ],
+            env=control_plane.env(),
+            stdout=operator_log,
+            stderr=subprocess.STDOUT,
+        )
+    )
     prom_port = free_port()
     config = {
         "global": {"scrape_interval": f"{SCRAPE_S}s", "scrape_timeout": f"{SCRAPE_S}s"},
         "scrape_configs": [
             {"job_name": "ffrtmp-operator", "static_configs": [{"targets": [f"127.0.0.1:{operator_port}"]}]},
-            {"job_name": "ffrtmp-agent",
-             "static_configs": [{"targets": [f"127.0.0.1:{a.metrics_port}" for a in agents]}]},
+            {
+                "job_name": "ffrtmp-agent",
+                "static_configs": [{"targets": [f"127.0.0.1:{a.metrics_port}" for a in agents]}],
+            },
         ],
     }
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     prom_log = (tmp_path / "prometheus.log").open("wb")
-    procs.append(subprocess.Popen(
-        [prometheus, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-         f"--web.listen-address=127.0.0.1:{prom_port}", "--storage.tsdb.retention.time=1h"],
-        stdout=prom_log, stderr=subprocess.STDOUT))
+    procs.append(
+        subprocess.Popen(
+            [
+                prometheus,
+                f"--config.file={tmp_path / 'prometheus.yml'}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+                "--storage.tsdb.retention.time=1h",
+            ],
+            stdout=prom_log,
+            stderr=subprocess.STDOUT,
+        )
+    )
     base = f"http://127.0.0.1:{prom_port}"
     try:
         for agent in agents:
@@ -104,9 +142,13 @@ def observed_stack(control_plane, api_client, namespace, tmp_path):
             return len(active) == 3 and all(t["health"] == "up" for t in active)
 
         wait_until(targets_up, timeout=60, interval=0.5, what="Prometheus scraping operator and both agents")
-        yield {"prometheus": base, "operator": f"http://127.0.0.1:{operator_port}/metrics",
-               "agents": [f"http://127.0.0.1:{a.metrics_port}/metrics" for a in agents],
-               "nodes": [a.node for a in agents], "operator_log": tmp_path / "operator.log"}
+        yield {
+            "prometheus": base,
+            "operator": f"http://127.0.0.1:{operator_port}/metrics",
+            "agents": [f"http://127.0.0.1:{a.metrics_port}/metrics" for a in agents],
+            "nodes": [a.node for a in agents],
+            "operator_log": tmp_path / "operator.log",
+        }
     finally:
         for proc in procs:
             proc.terminate()
@@ -129,7 +171,8 @@ def _promtool_check(url: str) -> None:
 
 
 def test_given_jobs_running_under_prometheus_then_every_dashboard_panel_returns_data(
-        observed_stack, api_client, namespace):
+    observed_stack, api_client, namespace
+):
     custom = client.CustomObjectsApi(api_client)
     base = observed_stack["prometheus"]
     start = time.time() - 5
@@ -144,8 +187,9 @@ def test_given_jobs_running_under_prometheus_then_every_dashboard_panel_returns_
         custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, job)
 
     def phase(name: str) -> str | None:
-        return (custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name).get("status")
-                or {}).get("phase")
+        return (custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name).get("status") or {}).get(
+            "phase"
+        )
 
     # A running job's progress reaches Prometheus; check the exposition while per-job series exist.
     wait_until(lambda: phase("long") == "Processing", timeout=90, what="long Processing")
@@ -158,12 +202,23 @@ def test_given_jobs_running_under_prometheus_then_every_dashboard_panel_returns_
     _promtool_check(observed_stack["operator"])
     for url in observed_stack["agents"]:
         _promtool_check(url)
-    custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "long", {"spec": {"canceled": True}},
-                                          _content_type="application/merge-patch+json")
+    custom.patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        "long",
+        {"spec": {"canceled": True}},
+        _content_type="application/merge-patch+json",
+    )
     finals = {"good-1": "Completed", "good-2": "Completed", "bad-input": "Failed", "long": "Canceled"}
     for name, wanted in finals.items():
-        wait_until(lambda name=name: phase(name) in ("Completed", "Failed", "Canceled"), timeout=180, interval=0.5,
-                 what=f"{name} to finish")
+        wait_until(
+            lambda name=name: phase(name) in ("Completed", "Failed", "Canceled"),
+            timeout=180,
+            interval=0.5,
+            what=f"{name} to finish",
+        )
         assert phase(name) == wanted, f"{name}: {phase(name)}\n{observed_stack['operator_log'].read_text()[-3000:]}"
     finished_at = time.time()
 
@@ -173,10 +228,14 @@ def test_given_jobs_running_under_prometheus_then_every_dashboard_panel_returns_
 
     wait_until(scraped_since, timeout=60, interval=0.5, what="the final states scraped")
 
-    results = [custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, n)["status"].get("result")
-               or {} for n in ("good-1", "good-2")]
-    hardware = [json.loads(client.CoreV1Api(api_client).read_node(n).metadata.annotations["ffrtmp.io/hardware"])
-                for n in observed_stack["nodes"]]
+    results = [
+        custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, n)["status"].get("result") or {}
+        for n in ("good-1", "good-2")
+    ]
+    hardware = [
+        json.loads(client.CoreV1Api(api_client).read_node(n).metadata.annotations["ffrtmp.io/hardware"])
+        for n in observed_stack["nodes"]
+    ]
     available = {
         "gpu": any(h.get("gpus") for h in hardware),
         "energy": any(r.get("energyJoules") is not None for r in results),
@@ -203,11 +262,15 @@ def test_given_jobs_running_under_prometheus_then_every_dashboard_panel_returns_
                     empty.append(where)
     assert checked >= 30
     assert not empty, "panels without data:\n" + "\n".join(empty)
-    print(f"{checked} panel queries returned data; without data because this machine lacks the measure:",
-          *unavailable_ok, sep="\n  ")
+    print(
+        f"{checked} panel queries returned data; without data because this machine lacks the measure:",
+        *unavailable_ok,
+        sep="\n  ",
+    )
 
     # The guard this check relies on: a misspelt metric parses but returns nothing; bad syntax is an error.
-    typo = _promql(base, "query_range", query="sum(ffrtmp_queue_depthh)", start=f"{start:.3f}", end=f"{end:.3f}",
-                   step="1")
+    typo = _promql(
+        base, "query_range", query="sum(ffrtmp_queue_depthh)", start=f"{start:.3f}", end=f"{end:.3f}", step="1"
+    )
     assert typo["status"] == "success" and typo["data"]["result"] == []
     assert _promql(base, "query", query="sum by (queue (ffrtmp_queue_depth)")["status"] == "error"

@@ -33,7 +33,8 @@ def own_control_plane(control_plane: Any, tmp_path: Path, monkeypatch: pytest.Mo
 
 @pytest.mark.timeout(480)
 def test_given_running_jobs_when_etcd_and_the_apiserver_restart_then_everything_reconnects_and_all_complete(
-        own_control_plane: ControlPlane, tmp_path: Path) -> None:  # fmt: skip
+    own_control_plane: ControlPlane, tmp_path: Path
+) -> None:
     cp = own_control_plane
     api_client = cp.api_client()
     namespace = "restart"
@@ -49,8 +50,9 @@ def test_given_running_jobs_when_etcd_and_the_apiserver_restart_then_everything_
         names = [f"steady-{i:02d}" for i in range(JOBS)]
         for i, name in enumerate(names):
             seconds = 1 + i % 3
-            stack.create(name, input={"testSource": {"width": 320, "height": 240, "durationSeconds": seconds,
-                                                     "audio": False}})  # fmt: skip
+            stack.create(
+                name, input={"testSource": {"width": 320, "height": 240, "durationSeconds": seconds, "audio": False}}
+            )
 
         def completed() -> int:
             return sum(1 for j in stack.jobs().values() if (j.get("status") or {}).get("phase") == "Completed")
@@ -80,8 +82,10 @@ def test_given_running_jobs_when_etcd_and_the_apiserver_restart_then_everything_
         retried = {n: j["status"]["attempts"] for n, j in final.items() if j["status"]["attempts"] != 1}
         # The outage is shorter than the agents' 15 s heartbeat Lease: no node is lost, nothing reruns.
         assert not retried, retried
-        print(f"\nFIGURE controlplane_restart_downtime_s={downtime_s} all_{JOBS}_completed_after_s={recovered_s} "
-              f"retried={retried}")
+        print(
+            f"\nFIGURE controlplane_restart_downtime_s={downtime_s} all_{JOBS}_completed_after_s={recovered_s} "
+            f"retried={retried}"
+        )
     finally:
         stack.close()
         api_client.close()

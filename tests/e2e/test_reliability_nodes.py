@@ -33,12 +33,13 @@ def media(tmp_path: Path) -> Path:
 
 def _on_media(media: Path, name: str, *, size: tuple[int, int], seconds: float, preset: str) -> dict[str, Any]:
     return {
-        "input": {"testSource": {"width": size[0], "height": size[1], "fps": 25, "durationSeconds": seconds,
-                                 "audio": False}},
+        "input": {
+            "testSource": {"width": size[0], "height": size[1], "fps": 25, "durationSeconds": seconds, "audio": False}
+        },
         "output": {"url": f"file:///media/out/{name}.mp4"},
         "volumes": [{"name": "media", "mountPath": "/media", "hostPath": {"path": str(media)}}],
         "video": {"codec": "h264", "preset": preset},
-    }  # fmt: skip
+    }
 
 
 class FinalNameWatch:
@@ -71,8 +72,12 @@ def _ffprobe_ok(path: Path) -> bool:
 
 
 def test_given_a_node_dies_mid_encode_then_its_job_requeues_and_completes_on_the_other_node(
-        stack: Stack, media: Path) -> None:  # fmt: skip
-    first, second = stack.agent(lease_seconds=LEASE_S, renew_seconds=1), stack.agent(lease_seconds=LEASE_S, renew_seconds=1)
+    stack: Stack, media: Path
+) -> None:
+    first, second = (
+        stack.agent(lease_seconds=LEASE_S, renew_seconds=1),
+        stack.agent(lease_seconds=LEASE_S, renew_seconds=1),
+    )
     stack.operator().wait_active()
     stack.wait_agents()
     stack.create("survivor", **_on_media(media, "survivor", size=(1280, 720), seconds=6, preset="medium"))
@@ -80,8 +85,11 @@ def test_given_a_node_dies_mid_encode_then_its_job_requeues_and_completes_on_the
     status = stack.wait_phase("survivor", "Processing", timeout=60)
     victim = first if status["node"] == first.node else second
     other = second if victim is first else first
-    wait_until(lambda: any((media / "out").glob(".survivor.ffrtmp-1.part*")), timeout=60,
-               what="the encoder writing its temp file")  # fmt: skip
+    wait_until(
+        lambda: any((media / "out").glob(".survivor.ffrtmp-1.part*")),
+        timeout=60,
+        what="the encoder writing its temp file",
+    )
     stack.kill_node(victim)
     killed_at = time.time()
     requeued = stack.wait_phase("survivor", ("Queued", "Assigned", "Processing", "Completed"), timeout=LEASE_S + 20)
@@ -97,22 +105,30 @@ def test_given_a_node_dies_mid_encode_then_its_job_requeues_and_completes_on_the
     leftovers = sorted(p.name for p in (media / "out").iterdir() if p.name != "survivor.mp4")
     assert all(name.startswith(".survivor.ffrtmp-1.part") for name in leftovers), leftovers
     assert requeued
-    print(f"\nFIGURE node_lost_requeue_s={round(queued_at - killed_at, 2)} (lease {LEASE_S}s) "
-          f"node_lost_to_completed_s={elapsed(killed_at)} attempts={final['attempts']}")
+    print(
+        f"\nFIGURE node_lost_requeue_s={round(queued_at - killed_at, 2)} (lease {LEASE_S}s) "
+        f"node_lost_to_completed_s={elapsed(killed_at)} attempts={final['attempts']}"
+    )
 
 
 def test_given_a_cordoned_node_then_no_new_job_goes_there_and_its_running_job_finishes(stack: Stack) -> None:
     cordoned, open_node = stack.agent(slots=2), stack.agent(slots=2)
     stack.operator("--metrics-port", str(port := free_port())).wait_active()
     stack.wait_agents()
-    stack.create("already-there", nodeSelector={"kubernetes.io/hostname": cordoned.node},
-                 input={"testSource": {"width": 640, "height": 360, "durationSeconds": 8, "audio": False}})
+    stack.create(
+        "already-there",
+        nodeSelector={"kubernetes.io/hostname": cordoned.node},
+        input={"testSource": {"width": 640, "height": 360, "durationSeconds": 8, "audio": False}},
+    )
     stack.wait_phase("already-there", "Processing", timeout=60)
     stack.core.patch_node(cordoned.node, {"spec": {"unschedulable": True}})
     # The operator's node watch has the cordon once its gauge counts a cordoned node (nodes of other tests
     # are gone: each test deletes its own).
-    wait_until(lambda: re.search(r'^ffrtmp_nodes\{status="cordoned"\} [1-9]', scrape_metrics(port) or "", re.M),
-               timeout=60, what="the operator to see the cordon")  # fmt: skip
+    wait_until(
+        lambda: re.search(r'^ffrtmp_nodes\{status="cordoned"\} [1-9]', scrape_metrics(port) or "", re.M),
+        timeout=60,
+        what="the operator to see the cordon",
+    )
     names = [f"after-cordon-{i}" for i in range(4)]
     for name in names:
         stack.create(name)
@@ -120,8 +136,11 @@ def test_given_a_cordoned_node_then_no_new_job_goes_there_and_its_running_job_fi
     assert {n: j["status"]["phase"] for n, j in final.items()} == dict.fromkeys(final, "Completed")
     assert {final[n]["status"]["node"] for n in names} == {open_node.node}
     assert final["already-there"]["status"]["node"] == cordoned.node  # cordon is not drain
-    assert not [p for p in stack.pods() if p.spec.node_name == cordoned.node and p.metadata.labels[
-        "ffrtmp.io/job"] != "already-there"]
+    assert not [
+        p
+        for p in stack.pods()
+        if p.spec.node_name == cordoned.node and p.metadata.labels["ffrtmp.io/job"] != "already-there"
+    ]
     stack.core.patch_node(cordoned.node, {"spec": {"unschedulable": False}})
 
 
@@ -136,7 +155,8 @@ def _writes(proc: psutil.Process, fragment: str) -> bool:
 
 
 def test_given_the_encoder_is_sigkilled_every_attempt_then_backoff_retries_then_failed_with_the_reason(
-        stack: Stack, media: Path) -> None:  # fmt: skip
+    stack: Stack, media: Path
+) -> None:
     stack.agent(slots=1)
     stack.operator().wait_active()
     stack.wait_agents()

@@ -64,8 +64,10 @@ def test_given_100_jobs_when_the_operator_is_sigkilled_and_restarted_then_each_r
     assert sorted(runs) == names, f"jobs without a runner log: {sorted(set(names) - set(runs))}"
     wrong = {n: r for n, r in runs.items() if r != {"runners": 1, "encoders": 1, "succeeded": 1}}
     assert not wrong, f"jobs not run exactly once: {wrong}"
-    print(f"\nFIGURE operator_restart_jobs={JOBS} agents={AGENTS}x{SLOTS} phases_at_kill={at_kill} "
-          f"restart_to_active_s={resumed_s} total_s={total_s}")
+    print(
+        f"\nFIGURE operator_restart_jobs={JOBS} agents={AGENTS}x{SLOTS} phases_at_kill={at_kill} "
+        f"restart_to_active_s={resumed_s} total_s={total_s}"
+    )
 
 
 def test_given_two_peered_replicas_when_the_active_one_is_sigkilled_then_the_standby_takes_over(stack: Stack) -> None:
@@ -93,5 +95,7 @@ def test_given_two_peered_replicas_when_the_active_one_is_sigkilled_then_the_sta
     # kopf drops a peer whose entry was not renewed within its lifetime; allow one renewal period on top.
     assert takeover_s <= PEERING_LIFETIME_S + 15, takeover_s
     assert len(stack.pods("after")) == 1 and len(stack.pods("before")) == 1
-    print(f"\nFIGURE peering_takeover_s={takeover_s} first_admission_after_kill_s={first_job_s} "
-          f"peering_lifetime_s={PEERING_LIFETIME_S}")
+    print(
+        f"\nFIGURE peering_takeover_s={takeover_s} first_admission_after_kill_s={first_job_s} "
+        f"peering_lifetime_s={PEERING_LIFETIME_S}"
+    )

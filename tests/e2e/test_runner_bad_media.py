@@ -46,7 +46,9 @@ def prepare(media: Path, case: str) -> str:
     if case == "playlist":
         # A crafted playlist naming another local file: refused unless spec.input.allowPlaylists.
         make_media(inputs / "secret.mp4", seconds=2)
-        (inputs / "list.m3u8").write_text(f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n{inputs}/secret.mp4\n#EXT-X-ENDLIST\n")
+        (inputs / "list.m3u8").write_text(
+            f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n{inputs}/secret.mp4\n#EXT-X-ENDLIST\n"
+        )
         return f"file://{inputs}/list.m3u8"
     if case == "unreachable":
         return f"http://127.0.0.1:{free_port()}/talk.mp4"  # nothing listens there
@@ -69,19 +71,29 @@ def prepare(media: Path, case: str) -> str:
     ],
 )
 def test_given_bad_input_when_run_then_exit_10_input_error_and_no_output(
-    api_client: client.ApiClient, control_plane: Any, namespace: str, tmp_path: Path, http_media: str,
-    case: str, fragment: str,
-) -> None:  # fmt: skip
+    api_client: client.ApiClient,
+    control_plane: Any,
+    namespace: str,
+    tmp_path: Path,
+    http_media: str,
+    case: str,
+    fragment: str,
+) -> None:
     media = tmp_path / "media"
     (media / "in").mkdir(parents=True)
     (media / "out").mkdir()
     url = f"{http_media}/gone.mp4" if case == "http-404" else prepare(media, case)
-    job = create_job(api_client, namespace, "bad", {
-        "input": {"url": url},
-        "output": {"url": f"file://{media}/out/bad.mp4"},
-        "video": {"preset": "ultrafast"},
-        "volumes": [{"name": "media", "mountPath": str(media), "hostPath": {"path": str(media)}}],
-    })  # fmt: skip
+    job = create_job(
+        api_client,
+        namespace,
+        "bad",
+        {
+            "input": {"url": url},
+            "output": {"url": f"file://{media}/out/bad.mp4"},
+            "video": {"preset": "ultrafast"},
+            "volumes": [{"name": "media", "mountPath": str(media), "hostPath": {"path": str(media)}}],
+        },
+    )
     kubeconfig = runner_kubeconfig(api_client, control_plane, namespace, tmp_path / "kubeconfig")
     runner = RunnerProcess(build(job), kubeconfig=kubeconfig, work=tmp_path)
     try:
@@ -101,13 +113,18 @@ def test_given_timeout_when_encode_runs_longer_then_exit_13_and_no_output(
 ) -> None:
     media = tmp_path / "media"
     (media / "out").mkdir(parents=True)
-    job = create_job(api_client, namespace, "slow", {
-        "input": {"testSource": {"width": 1280, "height": 720, "durationSeconds": 600}},
-        "output": {"url": f"file://{media}/out/slow.mp4"},
-        "video": {"preset": "slow"},
-        "timeoutSeconds": 3,
-        "volumes": [{"name": "media", "mountPath": str(media), "hostPath": {"path": str(media)}}],
-    })  # fmt: skip
+    job = create_job(
+        api_client,
+        namespace,
+        "slow",
+        {
+            "input": {"testSource": {"width": 1280, "height": 720, "durationSeconds": 600}},
+            "output": {"url": f"file://{media}/out/slow.mp4"},
+            "video": {"preset": "slow"},
+            "timeoutSeconds": 3,
+            "volumes": [{"name": "media", "mountPath": str(media), "hostPath": {"path": str(media)}}],
+        },
+    )
     kubeconfig = runner_kubeconfig(api_client, control_plane, namespace, tmp_path / "kubeconfig")
     runner = RunnerProcess(build(job), kubeconfig=kubeconfig, work=tmp_path)
     try:

@@ -21,15 +21,22 @@ SLOW_SPEC = {
 }
 
 
-def start(api_client: client.ApiClient, control_plane: Any, namespace: str, tmp_path: Path, name: str) -> tuple[RunnerProcess, Path]:
+def start(
+    api_client: client.ApiClient, control_plane: Any, namespace: str, tmp_path: Path, name: str
+) -> tuple[RunnerProcess, Path]:
     out = tmp_path / "media" / "out"
     out.mkdir(parents=True)
     media = str(tmp_path / "media")
-    job = create_job(api_client, namespace, name, {
-        **SLOW_SPEC,
-        "output": {"url": f"file://{out}/{name}.mp4"},
-        "volumes": [{"name": "media", "mountPath": media, "hostPath": {"path": media}}],
-    })  # fmt: skip
+    job = create_job(
+        api_client,
+        namespace,
+        name,
+        {
+            **SLOW_SPEC,
+            "output": {"url": f"file://{out}/{name}.mp4"},
+            "volumes": [{"name": "media", "mountPath": media, "hostPath": {"path": media}}],
+        },
+    )
     kubeconfig = runner_kubeconfig(api_client, control_plane, namespace, tmp_path / "kubeconfig")
     return RunnerProcess(build(job, interval=0.5), kubeconfig=kubeconfig, work=tmp_path), out
 
@@ -56,8 +63,11 @@ def test_given_running_file_job_when_paused_then_encoder_stopped_and_progress_fr
 
         patch_spec(api_client, namespace, "pausable", {"paused": False})
         wait_until(lambda: ffmpeg.status() != psutil.STATUS_STOPPED, timeout=5, what="ffmpeg continued")
-        wait_until(lambda: progress(api_client, namespace, "pausable").get("frame", 0) > frozen["frame"], timeout=30,
-                 what="progress after resume")  # fmt: skip
+        wait_until(
+            lambda: progress(api_client, namespace, "pausable").get("frame", 0) > frozen["frame"],
+            timeout=30,
+            what="progress after resume",
+        )
         assert runner.encoder() is not None and runner.encoder().pid == ffmpeg.pid  # same process, continued
 
         # Canceling a paused job must work too: SIGTERM reaches a stopped process only once continued.

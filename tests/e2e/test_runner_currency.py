@@ -40,16 +40,25 @@ def test_given_a_run_the_operator_gave_up_when_its_runner_learns_it_then_it_stop
     out = tmp_path / "media" / "out"
     out.mkdir(parents=True)
     media = str(tmp_path / "media")
-    job = create_job(api_client, namespace, "old", {
-        **SLOW_SPEC, "output": {"url": f"file://{out}/old.mp4"},
-        "volumes": [{"name": "media", "mountPath": media, "hostPath": {"path": media}}],
-    })  # fmt: skip
+    job = create_job(
+        api_client,
+        namespace,
+        "old",
+        {
+            **SLOW_SPEC,
+            "output": {"url": f"file://{out}/old.mp4"},
+            "volumes": [{"name": "media", "mountPath": media, "hostPath": {"path": media}}],
+        },
+    )
     set_status(api_client, namespace, "old", {"phase": "Processing", "attempts": 1, "pod": "old-1", "node": "n1"})
     kubeconfig = runner_kubeconfig(api_client, control_plane, namespace, tmp_path / "kubeconfig")
     runner = RunnerProcess(build(job, interval=0.5), kubeconfig=kubeconfig, work=tmp_path)
     try:
-        wait_until(lambda: ((get_job(api_client, namespace, "old").get("status") or {}).get("progress") or {})
-                   .get("frame"), timeout=60, what="the run encoding")  # fmt: skip
+        wait_until(
+            lambda: ((get_job(api_client, namespace, "old").get("status") or {}).get("progress") or {}).get("frame"),
+            timeout=60,
+            what="the run encoding",
+        )
         wait_until(runner.encoder, timeout=10, what="the ffmpeg child")
         set_status(api_client, namespace, "old", taken_over)  # the operator moved on
         assert runner.wait(timeout=30) == 143, runner.log_text()[-2000:]  # a stop, never a success

@@ -34,14 +34,21 @@ def test_given_synthetic_source_when_runner_encodes_to_mp4_then_output_progress_
 ) -> None:
     media = tmp_path / "media"
     (media / "out").mkdir(parents=True)
-    job = create_job(api_client, namespace, "synthetic", {
-        "input": {"testSource": {"pattern": "testsrc2", "width": 640, "height": 360, "fps": 30, "durationSeconds": 12}},
-        "output": {"url": f"file://{media}/out/hello.mp4"},
-        "video": {"codec": "h264", "preset": "medium", "crf": 23, "width": 320, "height": 180},
-        "audio": {"codec": "aac", "bitrate": "96k"},
-        "volumes": volume(media),
-        "quality": {"metrics": ["psnr", "ssim"]},
-    })  # fmt: skip
+    job = create_job(
+        api_client,
+        namespace,
+        "synthetic",
+        {
+            "input": {
+                "testSource": {"pattern": "testsrc2", "width": 640, "height": 360, "fps": 30, "durationSeconds": 12}
+            },
+            "output": {"url": f"file://{media}/out/hello.mp4"},
+            "video": {"codec": "h264", "preset": "medium", "crf": 23, "width": 320, "height": 180},
+            "audio": {"codec": "aac", "bitrate": "96k"},
+            "volumes": volume(media),
+            "quality": {"metrics": ["psnr", "ssim"]},
+        },
+    )
     kubeconfig = runner_kubeconfig(api_client, control_plane, namespace, tmp_path / "kubeconfig")
     runner = RunnerProcess(build(job, interval=0.5), kubeconfig=kubeconfig, work=tmp_path)
     seen: list[float] = []
@@ -101,19 +108,25 @@ def test_given_real_input_file_and_fake_rapl_counters_when_encoded_then_duration
     rapl.mkdir(parents=True)
     (rapl / "max_energy_range_uj").write_text("262143328850\n")
     (rapl / "energy_uj").write_text("1000000\n")
-    job = create_job(api_client, namespace, "real-file", {
-        "input": {"url": f"file://{media}/in/talk.mkv"},
-        "output": {"url": f"file://{media}/out/talk.mp4"},
-        "video": {"codec": "h264", "preset": "veryfast", "bitrate": "300k", "width": 160, "height": 120, "gop": 50},
-        "audio": {"codec": "aac", "bitrate": "64k"},
-        "volumes": volume(media),
-        "quality": {"metrics": ["ssim", "vmaf"]},
-    })  # fmt: skip
+    job = create_job(
+        api_client,
+        namespace,
+        "real-file",
+        {
+            "input": {"url": f"file://{media}/in/talk.mkv"},
+            "output": {"url": f"file://{media}/out/talk.mp4"},
+            "video": {"codec": "h264", "preset": "veryfast", "bitrate": "300k", "width": 160, "height": 120, "gop": 50},
+            "audio": {"codec": "aac", "bitrate": "64k"},
+            "volumes": volume(media),
+            "quality": {"metrics": ["ssim", "vmaf"]},
+        },
+    )
     execution = build(job)
     assert execution.inputDurationSeconds is None and execution.probeArgs  # the runner has to probe it
     kubeconfig = runner_kubeconfig(api_client, control_plane, namespace, tmp_path / "kubeconfig")
-    runner = RunnerProcess(execution, kubeconfig=kubeconfig, work=tmp_path,
-                           env={"FFRTMP_RAPL_ROOT": str(tmp_path / "powercap")})  # fmt: skip
+    runner = RunnerProcess(
+        execution, kubeconfig=kubeconfig, work=tmp_path, env={"FFRTMP_RAPL_ROOT": str(tmp_path / "powercap")}
+    )
     ticking = threading.Event()
 
     def package_draws_power() -> None:  # the counter a real CPU package would advance: 10 J per 0.1 s

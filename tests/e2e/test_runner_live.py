@@ -31,12 +31,43 @@ class Publisher:
 
     def __init__(self, url: str) -> None:
         self.proc = subprocess.Popen(
-            ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi", "-i",
-             "testsrc2=size=320x240:rate=25", "-re", "-f", "lavfi", "-i", "sine=frequency=500:sample_rate=44100",
-             "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p",
-             "-c:a", "aac", "-b:a", "64k", "-f", "flv", url],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=25",
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=500:sample_rate=44100",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+                "-g",
+                "25",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "64k",
+                "-f",
+                "flv",
+                url,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -48,24 +79,49 @@ def progress(api_client: client.ApiClient, namespace: str, name: str) -> dict[st
     return (get_job(api_client, namespace, name).get("status") or {}).get("progress") or {}
 
 
-def live_job(api_client: client.ApiClient, namespace: str, name: str, *, rtmp: str, output: str,
-             extra: dict[str, Any] | None = None) -> Any:  # fmt: skip
-    return create_job(api_client, namespace, name, {
-        "queue": "live",
-        "input": {"url": f"{rtmp}/in"},
-        "output": {"url": output},
-        "video": {"codec": "h264", "preset": "ultrafast", "bitrate": "300k", "width": 160, "height": 120, "gop": 25},
-        "audio": {"codec": "aac", "bitrate": "64k"},
-        **(extra or {}),
-    })  # fmt: skip
+def live_job(
+    api_client: client.ApiClient,
+    namespace: str,
+    name: str,
+    *,
+    rtmp: str,
+    output: str,
+    extra: dict[str, Any] | None = None,
+) -> Any:
+    return create_job(
+        api_client,
+        namespace,
+        name,
+        {
+            "queue": "live",
+            "input": {"url": f"{rtmp}/in"},
+            "output": {"url": output},
+            "video": {
+                "codec": "h264",
+                "preset": "ultrafast",
+                "bitrate": "300k",
+                "width": 160,
+                "height": 120,
+                "gop": 25,
+            },
+            "audio": {"codec": "aac", "bitrate": "64k"},
+            **(extra or {}),
+        },
+    )
 
 
 def test_given_rtmp_in_and_out_when_input_drops_then_runner_reconnects_and_cancel_ends_it(
     api_client: client.ApiClient, control_plane: Any, namespace: str, tmp_path: Path, rtmp_server: str
 ) -> None:
     publisher = Publisher(f"{rtmp_server}/in")
-    job = live_job(api_client, namespace, "relay", rtmp=rtmp_server, output=f"{rtmp_server}/out",
-                   extra={"live": {"durationSeconds": 0, "reconnect": True}})  # fmt: skip
+    job = live_job(
+        api_client,
+        namespace,
+        "relay",
+        rtmp=rtmp_server,
+        output=f"{rtmp_server}/out",
+        extra={"live": {"durationSeconds": 0, "reconnect": True}},
+    )
     kubeconfig = runner_kubeconfig(api_client, control_plane, namespace, tmp_path / "kubeconfig")
     runner = RunnerProcess(build(job, interval=0.5), kubeconfig=kubeconfig, work=tmp_path)
     try:
@@ -78,11 +134,17 @@ def test_given_rtmp_in_and_out_when_input_drops_then_runner_reconnects_and_cance
         publisher.stop()  # the camera drops
         wait_until(lambda: not first.is_running(), timeout=40, what="the live ffmpeg noticing the drop")
         publisher = Publisher(f"{rtmp_server}/in")  # ... and comes back
-        second = wait_until(lambda: (e := runner.encoder()) and e.pid != first.pid and e, timeout=60,
-                          what="a new ffmpeg after the reconnect")  # fmt: skip
+        second = wait_until(
+            lambda: (e := runner.encoder()) and e.pid != first.pid and e,
+            timeout=60,
+            what="a new ffmpeg after the reconnect",
+        )
         before = progress(api_client, namespace, "relay").get("outTimeSeconds", 0)
-        wait_until(lambda: progress(api_client, namespace, "relay").get("outTimeSeconds", 0) > before + 1, timeout=60,
-                 what="media time growing after the reconnect")  # fmt: skip
+        wait_until(
+            lambda: progress(api_client, namespace, "relay").get("outTimeSeconds", 0) > before + 1,
+            timeout=60,
+            what="media time growing after the reconnect",
+        )
         assert video_stream(ffprobe(f"{rtmp_server}/out", extra=["-rw_timeout", "10000000"]))["width"] == 160
 
         patch_spec(api_client, namespace, "relay", {"canceled": True})
@@ -100,14 +162,23 @@ def test_given_rtmp_to_file_with_duration_when_paused_midway_then_parts_joined_i
     media = tmp_path / "media"
     (media / "out").mkdir(parents=True)
     publisher = Publisher(f"{rtmp_server}/in")
-    job = live_job(api_client, namespace, "record", rtmp=rtmp_server, output=f"file://{media}/out/rec.flv",
-                   extra={"live": {"durationSeconds": 14},
-                          "volumes": [{"name": "media", "mountPath": str(media), "hostPath": {"path": str(media)}}]})
+    job = live_job(
+        api_client,
+        namespace,
+        "record",
+        rtmp=rtmp_server,
+        output=f"file://{media}/out/rec.flv",
+        extra={
+            "live": {"durationSeconds": 14},
+            "volumes": [{"name": "media", "mountPath": str(media), "hostPath": {"path": str(media)}}],
+        },
+    )
     kubeconfig = runner_kubeconfig(api_client, control_plane, namespace, tmp_path / "kubeconfig")
     runner = RunnerProcess(build(job, interval=0.5), kubeconfig=kubeconfig, work=tmp_path)
     try:
-        wait_until(lambda: progress(api_client, namespace, "record").get("outTimeSeconds", 0) > 1, timeout=60,
-                 what="recording")  # fmt: skip
+        wait_until(
+            lambda: progress(api_client, namespace, "record").get("outTimeSeconds", 0) > 1, timeout=60, what="recording"
+        )
         patch_spec(api_client, namespace, "record", {"paused": True})
         wait_until(lambda: runner.encoder() is None, timeout=15, what="live ffmpeg stopped on pause")
         time.sleep(2)

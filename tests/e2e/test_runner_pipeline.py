@@ -22,8 +22,7 @@ from tests.support.runner import ffprobe, get_job, video_stream
 
 
 def spawn(argv: list[str], *, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(argv, env=env | {"PYTHONUNBUFFERED": "1"}, stdout=open(log, "ab"),
-                            stderr=subprocess.STDOUT)  # fmt: skip
+    return subprocess.Popen(argv, env=env | {"PYTHONUNBUFFERED": "1"}, stdout=open(log, "ab"), stderr=subprocess.STDOUT)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
@@ -43,13 +42,46 @@ def test_given_a_job_applied_with_kubectl_when_operator_and_agent_run_it_then_co
     media = tmp_path / "media"
     shared_folder(media / "out")  # the job pod runs as its non-root user
     env = control_plane.env()
-    operator = spawn([sys.executable, "-m", "ffrtmp_operator", "--namespace", namespace, "--no-peering",
-                      "--metrics-port", "0", "--tick-seconds", "0.5", "--host-path", f"{namespace}={media}"],
-                     env=env, log=tmp_path / "operator.log")
-    agent = spawn([sys.executable, "-m", "ffrtmp_agent", "--standalone", "--node-name", node, "--slots", "1",
-                   "--metrics-port", "0", "--work-dir", str(tmp_path / "agent")], env=env, log=tmp_path / "agent.log")
+    operator = spawn(
+        [
+            sys.executable,
+            "-m",
+            "ffrtmp_operator",
+            "--namespace",
+            namespace,
+            "--no-peering",
+            "--metrics-port",
+            "0",
+            "--tick-seconds",
+            "0.5",
+            "--host-path",
+            f"{namespace}={media}",
+        ],
+        env=env,
+        log=tmp_path / "operator.log",
+    )
+    agent = spawn(
+        [
+            sys.executable,
+            "-m",
+            "ffrtmp_agent",
+            "--standalone",
+            "--node-name",
+            node,
+            "--slots",
+            "1",
+            "--metrics-port",
+            "0",
+            "--work-dir",
+            str(tmp_path / "agent"),
+        ],
+        env=env,
+        log=tmp_path / "agent.log",
+    )
     job = {
-        "apiVersion": "ffrtmp.io/v1alpha1", "kind": "TranscodeJob", "metadata": {"name": "hello"},
+        "apiVersion": "ffrtmp.io/v1alpha1",
+        "kind": "TranscodeJob",
+        "metadata": {"name": "hello"},
         "spec": {
             "input": {"testSource": {"width": 640, "height": 360, "fps": 25, "durationSeconds": 5}},
             "output": {"url": "file:///media/out/hello.mp4"},
@@ -59,11 +91,12 @@ def test_given_a_job_applied_with_kubectl_when_operator_and_agent_run_it_then_co
             "quality": {"metrics": ["psnr", "ssim"]},
             "nodeSelector": {"kubernetes.io/hostname": node},
         },
-    }  # fmt: skip
+    }
     try:
         kubectl("apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(job))
-        done = kubectl("wait", "-n", namespace, "--for=condition=Complete", "tj/hello", "--timeout=180s", check=False,
-                       timeout=200)  # fmt: skip
+        done = kubectl(
+            "wait", "-n", namespace, "--for=condition=Complete", "tj/hello", "--timeout=180s", check=False, timeout=200
+        )
         status = get_job(api_client, namespace, "hello").get("status") or {}
         assert done.returncode == 0, (
             f"{json.dumps(status)[-2000:]}\n--- operator\n{(tmp_path / 'operator.log').read_text()[-2500:]}"

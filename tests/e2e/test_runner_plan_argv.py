@@ -36,18 +36,43 @@ def run_plan(tmp_path: Path, *, output: str, encoder: str, **spec: Any) -> api.E
     ("name", "output", "encoder", "spec", "codec", "audio"),
     [
         ("given h264 mp4 then h264 + aac", "a.mp4", "libx264", {"video": {"preset": "fast", "crf": 30}}, "h264", "aac"),
-        ("given hevc mkv then hevc + opus", "b.mkv", "libx265",
-         {"video": {"codec": "hevc", "preset": "ultrafast", "crf": 32}, "audio": {"codec": "opus", "bitrate": "64k"}},
-         "hevc", "opus"),
-        ("given vp9 webm then vp9 + opus", "c.webm", "libvpx-vp9",
-         {"video": {"codec": "vp9", "preset": "ultrafast", "crf": 40}, "audio": {"codec": "opus"}}, "vp9", "opus"),
-        ("given av1 mp4 then av1", "d.mp4", "libsvtav1", {"video": {"codec": "av1", "preset": "ultrafast", "crf": 45}},
-         "av1", "aac"),
-        ("given mpegts with mp3 then h264 + mp3", "e.ts", "libx264",
-         {"video": {"bitrate": "300k", "gop": 25}, "audio": {"codec": "mp3", "sampleRate": 44100, "channels": 1}},
-         "h264", "mp3"),
+        (
+            "given hevc mkv then hevc + opus",
+            "b.mkv",
+            "libx265",
+            {
+                "video": {"codec": "hevc", "preset": "ultrafast", "crf": 32},
+                "audio": {"codec": "opus", "bitrate": "64k"},
+            },
+            "hevc",
+            "opus",
+        ),
+        (
+            "given vp9 webm then vp9 + opus",
+            "c.webm",
+            "libvpx-vp9",
+            {"video": {"codec": "vp9", "preset": "ultrafast", "crf": 40}, "audio": {"codec": "opus"}},
+            "vp9",
+            "opus",
+        ),
+        (
+            "given av1 mp4 then av1",
+            "d.mp4",
+            "libsvtav1",
+            {"video": {"codec": "av1", "preset": "ultrafast", "crf": 45}},
+            "av1",
+            "aac",
+        ),
+        (
+            "given mpegts with mp3 then h264 + mp3",
+            "e.ts",
+            "libx264",
+            {"video": {"bitrate": "300k", "gop": 25}, "audio": {"codec": "mp3", "sampleRate": 44100, "channels": 1}},
+            "h264",
+            "mp3",
+        ),
         ("given mov without audio then video only", "f.mov", "libx264", {"audio": {"codec": "none"}}, "h264", None),
-    ],  # fmt: skip
+    ],
 )
 def test_plan_argv_runs_in_real_ffmpeg(
     tmp_path: Path, name: str, output: str, encoder: str, spec: dict[str, Any], codec: str, audio: str | None
@@ -60,10 +85,26 @@ def test_plan_argv_runs_in_real_ffmpeg(
 
 
 def test_given_scale_and_fps_when_run_then_output_has_them(tmp_path: Path) -> None:
-    built = run_plan(tmp_path, output="s.mp4", encoder="libx264", video={"width": 160, "fps": 10, "preset": "ultrafast"})
-    done = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-                           "stream=width,height,r_frame_rate", "-of", "csv=p=0", f"file:{built.outputUrl}"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    built = run_plan(
+        tmp_path, output="s.mp4", encoder="libx264", video={"width": 160, "fps": 10, "preset": "ultrafast"}
+    )
+    done = subprocess.run(
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height,r_frame_rate",
+            "-of",
+            "csv=p=0",
+            f"file:{built.outputUrl}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert done.stdout.strip() == "160,120,10/1"
 
 

@@ -45,8 +45,10 @@ def show_gpus() -> probe.GpuProbe:
         print(f"  none: {found.error or 'NVML reports no GPU'}")
     for g in found.gpus:
         mem = f"{g.memoryTotalBytes / 2**30:.0f} GiB" if g.memoryTotalBytes else "?"
-        print(f"  [{g.index}] {g.name}, {mem}, driver {g.driverVersion}, encoder capacity {g.encoderCapacity or 'n/a'}, "
-              f"sessions {g.encoderSessions}, decoder util {g.decoderUtilizationPercent}%")
+        print(
+            f"  [{g.index}] {g.name}, {mem}, driver {g.driverVersion}, encoder capacity {g.encoderCapacity or 'n/a'}, "
+            f"sessions {g.encoderSessions}, decoder util {g.decoderUtilizationPercent}%"
+        )
     if shutil.which("nvidia-smi"):
         out = run(["nvidia-smi", "-L"])
         if out is not None:
@@ -61,21 +63,68 @@ def show_decoders(ffmpeg: str) -> None:
     print(f"  cuvid decoders listed by ffmpeg: {', '.join(cuvid) or 'none'}")
     with tempfile.TemporaryDirectory() as tmp:
         sample = str(Path(tmp) / "sample.mp4")
-        made = run([ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-                    "testsrc2=size=640x360:rate=25", "-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-y", sample])
+        made = run(
+            [
+                ffmpeg,
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=640x360:rate=25",
+                "-t",
+                "1",
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+                "-y",
+                sample,
+            ]
+        )
         if made is None or made.returncode != 0:
             print(f"  cannot make a sample with libx264: {tail(made.stderr) if made else 'ffmpeg missing'}")
             return
         trials = {
-            "-hwaccel cuda": [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "verbose", "-hwaccel", "cuda",
-                              "-hwaccel_output_format", "cuda", "-i", sample, "-f", "null", "-"],
-            "h264_cuvid": [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-c:v", "h264_cuvid",
-                           "-i", sample, "-f", "null", "-"],
+            "-hwaccel cuda": [
+                ffmpeg,
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "verbose",
+                "-hwaccel",
+                "cuda",
+                "-hwaccel_output_format",
+                "cuda",
+                "-i",
+                sample,
+                "-f",
+                "null",
+                "-",
+            ],
+            "h264_cuvid": [
+                ffmpeg,
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-c:v",
+                "h264_cuvid",
+                "-i",
+                sample,
+                "-f",
+                "null",
+                "-",
+            ],
         }
         for name, argv in trials.items():
             res = run(argv)
             # -hwaccel falls back to software decoding when CUDA cannot be set up: look for that too.
-            fell_back = res is not None and ("Failed setup" in res.stderr or "initialisation returned error" in res.stderr)
+            fell_back = res is not None and (
+                "Failed setup" in res.stderr or "initialisation returned error" in res.stderr
+            )
             ok = res is not None and res.returncode == 0 and not fell_back
             why = "" if ok else f": {tail(res.stderr) if res else 'did not run'}"
             print(f"  NVDEC decode trial ({name}): {'proven' if ok else 'not proven'}{why}")

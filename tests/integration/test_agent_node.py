@@ -20,10 +20,15 @@ from tests.support import AgentProcess, registered_agent, scrape_metrics, wait_u
 
 
 @pytest.fixture(scope="module")
-def agent(control_plane: Any, api_client: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[AgentProcess]:
-    with registered_agent(control_plane.env(), client.CoreV1Api(api_client), node=f"agent-node-{secrets.token_hex(3)}",
-                          work_dir=tmp_path_factory.mktemp("agent")) as proc:
+def agent(
+    control_plane: Any, api_client: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AgentProcess]:
+    with registered_agent(
+        control_plane.env(),
+        client.CoreV1Api(api_client),
+        node=f"agent-node-{secrets.token_hex(3)}",
+        work_dir=tmp_path_factory.mktemp("agent"),
+    ) as proc:
         yield proc
 
 
@@ -32,8 +37,9 @@ def _node(api_client: client.ApiClient, name: str) -> dict[str, Any]:
 
 
 def _lease(api_client: client.ApiClient, node: str) -> dict[str, Any]:
-    lease = client.CoordinationV1Api(api_client).read_namespaced_lease(api.LEASE_PREFIX + node,
-                                                                      api.DEFAULT_SYSTEM_NAMESPACE)
+    lease = client.CoordinationV1Api(api_client).read_namespaced_lease(
+        api.LEASE_PREFIX + node, api.DEFAULT_SYSTEM_NAMESPACE
+    )
     return api_client.sanitize_for_serialization(lease)
 
 
@@ -97,7 +103,8 @@ def test_given_a_running_agent_then_node_metrics_are_served(agent):
 
 
 def test_given_a_kubelet_node_with_a_stale_nvenc_label_when_the_daemonset_agent_starts_then_it_is_corrected(
-        control_plane, api_client, tmp_path):
+    control_plane, api_client, tmp_path
+):
     core = client.CoreV1Api(api_client)
     name = f"kubelet-node-{secrets.token_hex(3)}"
     stale = api.LABEL_ENCODER_PREFIX + "h264_nvenc"

@@ -30,11 +30,15 @@ def shim() -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def agent(control_plane: Any, api_client: client.ApiClient, tmp_path_factory: pytest.TempPathFactory, shim: Path
-          ) -> Iterator[AgentProcess]:
-    with registered_agent(agent_env(control_plane.env(), shim), client.CoreV1Api(api_client),
-                          node=f"standalone-{secrets.token_hex(3)}", work_dir=tmp_path_factory.mktemp("standalone")
-                          ) as proc:  # fmt: skip
+def agent(
+    control_plane: Any, api_client: client.ApiClient, tmp_path_factory: pytest.TempPathFactory, shim: Path
+) -> Iterator[AgentProcess]:
+    with registered_agent(
+        agent_env(control_plane.env(), shim),
+        client.CoreV1Api(api_client),
+        node=f"standalone-{secrets.token_hex(3)}",
+        work_dir=tmp_path_factory.mktemp("standalone"),
+    ) as proc:
         yield proc
 
 
@@ -52,8 +56,9 @@ def read_pod(core: client.CoreV1Api, namespace: str, name: str) -> dict[str, Any
         raise
 
 
-def wait_phase(core: client.CoreV1Api, namespace: str, name: str, phases: set[str], timeout: float = 60
-               ) -> dict[str, Any]:
+def wait_phase(
+    core: client.CoreV1Api, namespace: str, name: str, phases: set[str], timeout: float = 60
+) -> dict[str, Any]:
     def reached() -> dict[str, Any] | None:
         pod = read_pod(core, namespace, name)
         return pod if pod and (pod.get("status") or {}).get("phase") in phases else None
@@ -66,20 +71,41 @@ def terminated(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def ffmpeg_testsrc(output: str, *, seconds: float = 1) -> list[str]:
-    return ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi",
-            "-i", "testsrc2=size=160x120:rate=10", "-t", str(seconds), "-c:v", "libx264", "-y", output]
+    return [
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=160x120:rate=10",
+        "-t",
+        str(seconds),
+        "-c:v",
+        "libx264",
+        "-y",
+        output,
+    ]
 
 
 def test_given_a_job_pod_with_a_hostpath_volume_then_ffmpeg_writes_through_the_mount_and_it_succeeds(
-        agent, api_client, core, namespace, tmp_path):
+    agent, api_client, core, namespace, tmp_path
+):
     job = make_job(api_client, namespace)
     host_dir = tmp_path / "host-media"
     host_dir.mkdir()
     os.chown(host_dir, jobpods.RUNNER_UID, jobpods.RUNNER_UID)  # the admin's folder, writable by the pods' user
     mount_path = jobpods.mount_point()  # outside pytest's folders, which its pods' user cannot pass through
-    pod = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=ffmpeg_testsrc(f"{mount_path}/out.mp4"),
-                  volumes=[{"name": "media", "hostPath": {"path": str(host_dir), "type": "Directory"}}],
-                  mounts=[{"name": "media", "mountPath": str(mount_path)}])
+    pod = jobpods.job_pod(
+        job,
+        api_client=api_client,
+        node=agent.node,
+        command=ffmpeg_testsrc(f"{mount_path}/out.mp4"),
+        volumes=[{"name": "media", "hostPath": {"path": str(host_dir), "type": "Directory"}}],
+        mounts=[{"name": "media", "mountPath": str(mount_path)}],
+    )
     core.create_namespaced_pod(namespace, pod)
 
     done = wait_phase(core, namespace, pod["metadata"]["name"], {"Succeeded", "Failed"})
@@ -93,11 +119,14 @@ def test_given_a_job_pod_with_a_hostpath_volume_then_ffmpeg_writes_through_the_m
     assert (host_dir / "out.mp4").stat().st_uid == jobpods.RUNNER_UID, "written as the pod's user, not root"
 
 
-def test_given_a_failing_command_then_the_pod_fails_with_its_exit_code_and_log_tail(
-        agent, api_client, core, namespace):
+def test_given_a_failing_command_then_the_pod_fails_with_its_exit_code_and_log_tail(agent, api_client, core, namespace):
     job = make_job(api_client, namespace)
-    pod = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=["ffmpeg", "-hide_banner", "-nostdin", "-i", "/nonexistent.mp4",
-                                                   "-f", "null", "-"])
+    pod = jobpods.job_pod(
+        job,
+        api_client=api_client,
+        node=agent.node,
+        command=["ffmpeg", "-hide_banner", "-nostdin", "-i", "/nonexistent.mp4", "-f", "null", "-"],
+    )
     core.create_namespaced_pod(namespace, pod)
 
     done = wait_phase(core, namespace, pod["metadata"]["name"], {"Succeeded", "Failed"})
@@ -110,8 +139,10 @@ def test_given_a_failing_command_then_the_pod_fails_with_its_exit_code_and_log_t
 
 def test_given_a_termination_log_then_it_is_the_message(agent, api_client, core, namespace):
     job = make_job(api_client, namespace)
-    script = ("import json, os, sys; open(os.environ['FFRTMP_TERMINATION_LOG'], 'w').write("
-              "json.dumps({'reason': 'EncoderError', 'message': 'boom'})); sys.exit(11)")
+    script = (
+        "import json, os, sys; open(os.environ['FFRTMP_TERMINATION_LOG'], 'w').write("
+        "json.dumps({'reason': 'EncoderError', 'message': 'boom'})); sys.exit(11)"
+    )
     pod = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=[sys.executable, "-c", script])
     core.create_namespaced_pod(namespace, pod)
 
@@ -122,11 +153,29 @@ def test_given_a_termination_log_then_it_is_the_message(agent, api_client, core,
 
 
 def test_given_a_running_pod_when_deleted_then_the_process_dies_within_5s_and_the_pod_is_gone(
-        agent, api_client, core, namespace):
+    agent, api_client, core, namespace
+):
     job = make_job(api_client, namespace)
-    pod = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
-                                                   "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=10",
-                                                   "-f", "null", "-"])
+    pod = jobpods.job_pod(
+        job,
+        api_client=api_client,
+        node=agent.node,
+        command=[
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=10",
+            "-f",
+            "null",
+            "-",
+        ],
+    )
     name = pod["metadata"]["name"]
     core.create_namespaced_pod(namespace, pod)
     running = wait_phase(core, namespace, name, {"Running"})
@@ -139,28 +188,51 @@ def test_given_a_running_pod_when_deleted_then_the_process_dies_within_5s_and_th
     job_series = f'ffrtmp_agent_job_cpu_seconds_total{{job="job",namespace="{namespace}",node="{agent.node}"}}'
     # The sampler runs every 2 s, so earlier tests' finished jobs may linger in one scrape: wait for a fresh one.
     used_one = f'ffrtmp_agent_slots_used{{node="{agent.node}"}} 1.0'
-    body = wait_until(lambda: (lambda b: b if job_series in b and used_one in b else None)(
-        scrape_metrics(agent.metrics_port) or ""), timeout=15, what="per-job metrics for the running pod")
+    body = wait_until(
+        lambda: (lambda b: b if job_series in b and used_one in b else None)(scrape_metrics(agent.metrics_port) or ""),
+        timeout=15,
+        what="per-job metrics for the running pod",
+    )
     assert f'ffrtmp_agent_job_memory_bytes{{job="job",namespace="{namespace}",node="{agent.node}"}}' in body
 
     core.delete_namespaced_pod(name, namespace)
 
-    wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
-             timeout=5, interval=0.1, what="the ffmpeg process to exit")
+    wait_until(
+        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        timeout=5,
+        interval=0.1,
+        what="the ffmpeg process to exit",
+    )
     wait_until(lambda: read_pod(core, namespace, name) is None, timeout=5, interval=0.1, what="the pod to be gone")
 
 
 def test_given_pods_that_are_not_ffrtmp_job_pods_then_they_are_not_run(agent, api_client, core, namespace, tmp_path):
     job = make_job(api_client, namespace)
     cmd = ["ffmpeg", "-nostdin", "-f", "lavfi", "-i", "testsrc2=size=64x64:rate=1", "-frames:v", "1"]
-    foreign = [jobpods.job_pod(job, api_client=api_client, node=agent.node, command=[*cmd, str(tmp_path / "ran-1.png")], managed=False,
-                       name="unlabelled"),
-               jobpods.job_pod(job, api_client=api_client, node=agent.node, command=[*cmd, str(tmp_path / "ran-2.png")], owned=False,
-                       name="unowned")]
+    foreign = [
+        jobpods.job_pod(
+            job,
+            api_client=api_client,
+            node=agent.node,
+            command=[*cmd, str(tmp_path / "ran-1.png")],
+            managed=False,
+            name="unlabelled",
+        ),
+        jobpods.job_pod(
+            job,
+            api_client=api_client,
+            node=agent.node,
+            command=[*cmd, str(tmp_path / "ran-2.png")],
+            owned=False,
+            name="unowned",
+        ),
+    ]
     for pod in foreign:
         core.create_namespaced_pod(namespace, pod)
     # A job pod created after them runs to the end: by then the agent has seen the others too.
-    control = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=[sys.executable, "-c", "pass"], name="control")
+    control = jobpods.job_pod(
+        job, api_client=api_client, node=agent.node, command=[sys.executable, "-c", "pass"], name="control"
+    )
     core.create_namespaced_pod(namespace, control)
     wait_phase(core, namespace, "control", {"Succeeded"})
 
@@ -171,28 +243,47 @@ def test_given_pods_that_are_not_ffrtmp_job_pods_then_they_are_not_run(agent, ap
 
 
 def test_given_a_pvc_bound_to_a_hostpath_pv_then_it_is_mounted_at_the_mount_path(
-        agent, api_client, core, namespace, tmp_path):
+    agent, api_client, core, namespace, tmp_path
+):
     job = make_job(api_client, namespace)
     pv_dir = tmp_path / "pv"
     pv_dir.mkdir()
     os.chown(pv_dir, jobpods.RUNNER_UID, jobpods.RUNNER_UID)
     (pv_dir / "in.txt").write_text("from the PV")
     pv_name = f"pv-{namespace}"
-    core.create_persistent_volume({
-        "metadata": {"name": pv_name},
-        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"], "storageClassName": "",
-                 "hostPath": {"path": str(pv_dir)}},
-    })
+    core.create_persistent_volume(
+        {
+            "metadata": {"name": pv_name},
+            "spec": {
+                "capacity": {"storage": "1Gi"},
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "",
+                "hostPath": {"path": str(pv_dir)},
+            },
+        }
+    )
     try:
-        core.create_namespaced_persistent_volume_claim(namespace, {
-            "metadata": {"name": "media"},
-            "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "", "volumeName": pv_name,
-                     "resources": {"requests": {"storage": "1Gi"}}},
-        })
+        core.create_namespaced_persistent_volume_claim(
+            namespace,
+            {
+                "metadata": {"name": "media"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": "",
+                    "volumeName": pv_name,
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        )
         mount = jobpods.mount_point()
-        pod = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=ffmpeg_testsrc(f"{mount}/out.mkv"),
-                      volumes=[{"name": "media", "persistentVolumeClaim": {"claimName": "media"}}],
-                      mounts=[{"name": "media", "mountPath": str(mount)}])
+        pod = jobpods.job_pod(
+            job,
+            api_client=api_client,
+            node=agent.node,
+            command=ffmpeg_testsrc(f"{mount}/out.mkv"),
+            volumes=[{"name": "media", "persistentVolumeClaim": {"claimName": "media"}}],
+            mounts=[{"name": "media", "mountPath": str(mount)}],
+        )
         core.create_namespaced_pod(namespace, pod)
 
         done = wait_phase(core, namespace, pod["metadata"]["name"], {"Succeeded", "Failed"})
@@ -205,13 +296,21 @@ def test_given_a_pvc_bound_to_a_hostpath_pv_then_it_is_mounted_at_the_mount_path
 
 def test_given_an_unbound_pvc_then_the_pod_fails_saying_so(agent, api_client, core, namespace):
     job = make_job(api_client, namespace)
-    core.create_namespaced_persistent_volume_claim(namespace, {
-        "metadata": {"name": "loose"},
-        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
-    })
-    pod = jobpods.job_pod(job, api_client=api_client, node=agent.node, command=["true"],
-                  volumes=[{"name": "media", "persistentVolumeClaim": {"claimName": "loose"}}],
-                  mounts=[{"name": "media", "mountPath": "/media"}])
+    core.create_namespaced_persistent_volume_claim(
+        namespace,
+        {
+            "metadata": {"name": "loose"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        },
+    )
+    pod = jobpods.job_pod(
+        job,
+        api_client=api_client,
+        node=agent.node,
+        command=["true"],
+        volumes=[{"name": "media", "persistentVolumeClaim": {"claimName": "loose"}}],
+        mounts=[{"name": "media", "mountPath": "/media"}],
+    )
     core.create_namespaced_pod(namespace, pod)
 
     done = wait_phase(core, namespace, pod["metadata"]["name"], {"Failed"})
@@ -221,7 +320,8 @@ def test_given_an_unbound_pvc_then_the_pod_fails_saying_so(agent, api_client, co
 
 
 def test_given_a_job_pod_then_its_kubeconfig_token_is_its_jobs_own_service_account(
-        agent, api_client, core, namespace, control_plane):
+    agent, api_client, core, namespace, control_plane
+):
     job = make_job(api_client, namespace)
     kubectl = str(Path(control_plane.bin_dir) / "kubectl")
     make_job(api_client, namespace, "other")
@@ -234,7 +334,9 @@ def test_given_a_job_pod_then_its_kubeconfig_token_is_its_jobs_own_service_accou
         "can-list-secrets": [kubectl, "auth", "can-i", "list", "secrets"],
     }
     for name, cmd in checks.items():
-        core.create_namespaced_pod(namespace, jobpods.job_pod(job, api_client=api_client, node=agent.node, command=cmd, name=name))
+        core.create_namespaced_pod(
+            namespace, jobpods.job_pod(job, api_client=api_client, node=agent.node, command=cmd, name=name)
+        )
     logs = {}
     for name in checks:
         done = wait_phase(core, namespace, name, {"Succeeded", "Failed"})
@@ -250,15 +352,33 @@ def test_given_a_job_pod_then_its_kubeconfig_token_is_its_jobs_own_service_accou
 def _running_endless_encode(api_client, core, namespace: str, *, node: str) -> tuple[dict[str, Any], int]:
     """A job pod encoding forever on `node`, once Running, and the pid of its process."""
     job = make_job(api_client, namespace)
-    pod = jobpods.job_pod(job, node=node, api_client=api_client, command=["ffmpeg", "-nostdin", "-loglevel", "error", "-re", "-f", "lavfi",
-                                             "-i", "testsrc2=size=160x120:rate=10", "-f", "null", "-"])
+    pod = jobpods.job_pod(
+        job,
+        node=node,
+        api_client=api_client,
+        command=[
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=10",
+            "-f",
+            "null",
+            "-",
+        ],
+    )
     core.create_namespaced_pod(namespace, pod)
     running = wait_phase(core, namespace, pod["metadata"]["name"], {"Running"})
     return pod, int(running["status"]["containerStatuses"][0]["containerID"].rsplit("/", 1)[1])
 
 
 def test_given_a_graceful_agent_stop_then_running_pods_fail_as_node_shutdown_and_the_node_is_not_ready(
-        control_plane, api_client, core, namespace, tmp_path, shim):
+    control_plane, api_client, core, namespace, tmp_path, shim
+):
     node = f"shutdown-{secrets.token_hex(3)}"
     agent = AgentProcess(env=agent_env(control_plane.env(), shim), node=node, work_dir=tmp_path)
     try:
@@ -278,7 +398,8 @@ def test_given_a_graceful_agent_stop_then_running_pods_fail_as_node_shutdown_and
 
 
 def test_given_an_agent_restart_then_its_running_pods_are_failed_and_their_processes_killed(
-        control_plane, api_client, core, namespace, tmp_path, shim):
+    control_plane, api_client, core, namespace, tmp_path, shim
+):
     node = f"restart-{secrets.token_hex(3)}"
     first = AgentProcess(env=agent_env(control_plane.env(), shim), node=node, work_dir=tmp_path)
     try:
@@ -291,8 +412,11 @@ def test_given_an_agent_restart_then_its_running_pods_are_failed_and_their_proce
             failed = wait_phase(core, namespace, pod["metadata"]["name"], {"Failed"}, timeout=60)
             assert failed["status"]["reason"] == "NodeLost"
             assert "agent restarted" in failed["status"]["message"]
-            wait_until(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
-                     timeout=5, what="the orphaned ffmpeg to be killed")
+            wait_until(
+                lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+                timeout=5,
+                what="the orphaned ffmpeg to be killed",
+            )
         finally:
             second.stop()
     finally:
@@ -302,7 +426,8 @@ def test_given_an_agent_restart_then_its_running_pods_are_failed_and_their_proce
 
 
 def test_given_a_machine_without_ffrtmp_runner_then_the_pod_fails_with_start_error(
-        control_plane, api_client, core, namespace, tmp_path):
+    control_plane, api_client, core, namespace, tmp_path
+):
     node = f"norunner-{secrets.token_hex(3)}"
     with registered_agent(control_plane.env() | {"PATH": "/usr/bin:/bin"}, core, node=node, work_dir=tmp_path):
         job = make_job(api_client, namespace)
@@ -317,7 +442,8 @@ def test_given_a_machine_without_ffrtmp_runner_then_the_pod_fails_with_start_err
 
 
 def test_given_an_agent_without_mount_namespaces_then_a_pod_with_volumes_fails_with_a_clear_message(
-        control_plane, api_client, core, namespace, tmp_path, shim):
+    control_plane, api_client, core, namespace, tmp_path, shim
+):
     node = f"nocap-{secrets.token_hex(3)}"
     # Root without CAP_SYS_ADMIN: `unshare --mount` is refused, as in an unprivileged container.
     no_sys_admin = ("setpriv", "--bounding-set=-sys_admin", "--inh-caps=-sys_admin", "--")
@@ -325,8 +451,14 @@ def test_given_an_agent_without_mount_namespaces_then_a_pod_with_volumes_fails_w
     try:
         agent.wait_registered(core)
         job = make_job(api_client, namespace)
-        pod = jobpods.job_pod(job, node=node, command=ffmpeg_testsrc("/media/out.mp4"), api_client=api_client,
-                      volumes=[{"name": "media", "emptyDir": {}}], mounts=[{"name": "media", "mountPath": "/media"}])
+        pod = jobpods.job_pod(
+            job,
+            node=node,
+            command=ffmpeg_testsrc("/media/out.mp4"),
+            api_client=api_client,
+            volumes=[{"name": "media", "emptyDir": {}}],
+            mounts=[{"name": "media", "mountPath": "/media"}],
+        )
         core.create_namespaced_pod(namespace, pod)
 
         done = wait_phase(core, namespace, pod["metadata"]["name"], {"Failed"})

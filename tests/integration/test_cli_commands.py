@@ -32,7 +32,10 @@ def stack(control_plane, api_client, tmp_path_factory):
     with log_path.open("wb") as log:
         operator = subprocess.Popen(
             [sys.executable, "-m", "ffrtmp_operator", "--no-peering", "--metrics-port", "0", "--tick-seconds", "0.5"],
-            env=control_plane.env(), stdout=log, stderr=subprocess.STDOUT)
+            env=control_plane.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         agent.wait_registered(client.CoreV1Api(api_client))
         yield {"node": node, "operator_log": log_path, "agent": agent}
@@ -49,11 +52,13 @@ def stack(control_plane, api_client, tmp_path_factory):
 def cli(control_plane, namespace):
     """cli(*args, input=None, timeout=120, exe=FFRTMP) -> CompletedProcess; runs in the test's namespace."""
 
-    def run(*args: str, input: str | None = None, timeout: float = 120,
-            exe: str = FFRTMP) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, input: str | None = None, timeout: float = 120, exe: str = FFRTMP
+    ) -> subprocess.CompletedProcess[str]:
         argv = [exe, *args, "-n", namespace]
-        return subprocess.run(argv, input=input, capture_output=True, text=True, env=control_plane.env(),
-                              timeout=timeout)
+        return subprocess.run(
+            argv, input=input, capture_output=True, text=True, env=control_plane.env(), timeout=timeout
+        )
 
     return run
 
@@ -83,10 +88,31 @@ def _no_traceback(done: subprocess.CompletedProcess[str]) -> None:
 
 
 def test_given_flags_when_submitting_with_follow_then_progress_is_shown_and_exit_is_zero(stack, cli, namespace):
-    done = cli("submit", "--name", "from-flags", "--test-source", "testsrc2", "--source-size", "320x240",
-               "--duration", "3", "--output", "file:///out/from-flags.mp4", "--volume", "out:/out:emptyDir",
-               "--codec", "h264", "--preset", "ultrafast", "--accelerator", "none", "--quality", "psnr",
-               "--follow", timeout=180)
+    done = cli(
+        "submit",
+        "--name",
+        "from-flags",
+        "--test-source",
+        "testsrc2",
+        "--source-size",
+        "320x240",
+        "--duration",
+        "3",
+        "--output",
+        "file:///out/from-flags.mp4",
+        "--volume",
+        "out:/out:emptyDir",
+        "--codec",
+        "h264",
+        "--preset",
+        "ultrafast",
+        "--accelerator",
+        "none",
+        "--quality",
+        "psnr",
+        "--follow",
+        timeout=180,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "transcodejob.ffrtmp.io/from-flags created"
@@ -114,10 +140,13 @@ def test_given_a_file_then_submit_list_status_and_logs_show_the_job(stack, cli, 
     assert "ffmpeg" in logs.stdout.lower() or "progress" in logs.stdout.lower(), logs.stdout[-2000:]
 
 
-def test_given_a_running_job_then_pause_resume_and_cancel_patch_the_spec(stack, cli, namespace, kubectl,
-                                                                         control_plane):
-    assert cli("submit", "-f", "-", input=_job_yaml("long", stack["node"], seconds=600, size="1280x720",
-                                                    preset="medium")).returncode == 0
+def test_given_a_running_job_then_pause_resume_and_cancel_patch_the_spec(stack, cli, namespace, kubectl, control_plane):
+    assert (
+        cli(
+            "submit", "-f", "-", input=_job_yaml("long", stack["node"], seconds=600, size="1280x720", preset="medium")
+        ).returncode
+        == 0
+    )
     wait_until(lambda: _phase(kubectl, namespace, "long") == "Processing", timeout=90, what="long Processing")
     paused = cli("pause", "long")
     assert paused.returncode == 0 and paused.stdout.strip() == "transcodejob.ffrtmp.io/long paused"
@@ -126,8 +155,13 @@ def test_given_a_running_job_then_pause_resume_and_cancel_patch_the_spec(stack, 
     assert cli("resume", "long").returncode == 0
     assert kubectl("get", "tj", "long", "-n", namespace, "-o", "jsonpath={.spec.paused}").stdout == "false"
     wait_until(lambda: _phase(kubectl, namespace, "long") == "Processing", timeout=60, what="long resumed")
-    follow = subprocess.Popen([FFRTMP, "status", "long", "--follow", "-n", namespace], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=control_plane.env())
+    follow = subprocess.Popen(
+        [FFRTMP, "status", "long", "--follow", "-n", namespace],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=control_plane.env(),
+    )
     time.sleep(2)
     canceled = cli("cancel", "long")
     assert canceled.returncode == 0 and canceled.stdout.strip() == "transcodejob.ffrtmp.io/long canceled"
@@ -156,8 +190,12 @@ def test_given_mistakes_then_errors_are_one_line_with_a_nonzero_exit(stack, cli,
     assert missing.returncode == 1
     assert missing.stderr.strip() == f'error: transcodejob "nope" not found in namespace "{namespace}"'
     # A file is sent as it is, so the API server's CEL rule refuses it (file output outside any volume).
-    refused = cli("submit", "-f", "-", input=_job_yaml("refused", stack["node"], seconds=1).replace(
-        "file:///out/", "file:///elsewhere/"))
+    refused = cli(
+        "submit",
+        "-f",
+        "-",
+        input=_job_yaml("refused", stack["node"], seconds=1).replace("file:///out/", "file:///elsewhere/"),
+    )
     assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "spec.output.url" in refused.stderr
     usage = cli("submit", "--output", "file:///o.mp4")
@@ -167,8 +205,9 @@ def test_given_mistakes_then_errors_are_one_line_with_a_nonzero_exit(stack, cli,
     no_config = cli("list", "--kubeconfig", str(tmp_path / "none"))
     assert no_config.returncode == 1 and "does not exist" in no_config.stderr
     unreachable = tmp_path / "down.kubeconfig"
-    unreachable.write_text(Path(control_plane.kubeconfig).read_text().replace(
-        control_plane.server, "https://127.0.0.1:1"))
+    unreachable.write_text(
+        Path(control_plane.kubeconfig).read_text().replace(control_plane.server, "https://127.0.0.1:1")
+    )
     down = cli("list", "--kubeconfig", str(unreachable), timeout=60)
     assert down.returncode == 1 and down.stderr.startswith("error: cannot reach the API server")
     for done in (missing, refused, usage, bad_file, no_config, down):
@@ -178,10 +217,20 @@ def test_given_mistakes_then_errors_are_one_line_with_a_nonzero_exit(stack, cli,
 def test_given_the_kubectl_plugin_then_kubectl_transcode_runs_the_same_cli(stack, cli, namespace, control_plane):
     env = control_plane.env()
     env["PATH"] = f"{Path(PLUGIN).parent}{os.pathsep}{env['PATH']}"
-    plugins = subprocess.run([str(Path(control_plane.bin_dir) / "kubectl"), "plugin", "list"], capture_output=True,
-                             text=True, env=env, timeout=30)
+    plugins = subprocess.run(
+        [str(Path(control_plane.bin_dir) / "kubectl"), "plugin", "list"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
     assert "kubectl-transcode" in plugins.stdout, plugins.stdout + plugins.stderr
-    listed = subprocess.run([str(Path(control_plane.bin_dir) / "kubectl"), "transcode", "list", "-n", namespace],
-                            capture_output=True, text=True, env=env, timeout=60)
+    listed = subprocess.run(
+        [str(Path(control_plane.bin_dir) / "kubectl"), "transcode", "list", "-n", namespace],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert listed.returncode == 0, listed.stderr
     assert f"No transcodejobs found in namespace {namespace}." in listed.stderr

@@ -40,8 +40,13 @@ def _kubectl_tab(control_plane, *words: str) -> list[str]:
     """kubectl's own completion request for `kubectl transcode WORDS...` (the last word is completed)."""
     env = control_plane.env()
     env["PATH"] = f"{Path(PLUGIN).parent}{os.pathsep}{env['PATH']}"
-    done = subprocess.run([str(Path(control_plane.bin_dir) / "kubectl"), "__complete", "transcode", *words],
-                          capture_output=True, text=True, env=env, timeout=60)
+    done = subprocess.run(
+        [str(Path(control_plane.bin_dir) / "kubectl"), "__complete", "transcode", *words],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[-1] == ":4", lines  # no file completion
@@ -55,8 +60,18 @@ def env(control_plane) -> dict[str, str]:
 
 def test_given_a_partial_command_line_then_commands_flags_and_values_complete(env):
     assert _tab("ffrtmp st", env) == ["status"]
-    assert _tab("ffrtmp ", env) == ["submit", "list", "ls", "status", "pause", "resume", "cancel", "logs", "queues",
-                                   "nodes"]
+    assert _tab("ffrtmp ", env) == [
+        "submit",
+        "list",
+        "ls",
+        "status",
+        "pause",
+        "resume",
+        "cancel",
+        "logs",
+        "queues",
+        "nodes",
+    ]
     assert {"--kubeconfig", "--namespace", "-n", "--help"} <= set(_tab("ffrtmp -", env))
     assert _tab("ffrtmp nodes d", env) == ["describe"]
     assert _tab("ffrtmp submit --acc", env) == ["--accelerator"]
@@ -75,8 +90,7 @@ def test_given_jobs_in_the_namespace_then_their_names_complete(control_plane, en
     assert _tab(f"ffrtmp pause -n {namespace} enc", env) == ["encode-a", "encode-b"]  # not the finished one
     assert _tab(f"ffrtmp --namespace {namespace} resume o", env) == ["other"]  # the flag before the command
     assert _tab("ffrtmp status -n no-such-namespace ", env) == []
-    assert _kubectl_tab(control_plane, "status", "-n", namespace, "encode-") == [
-        "encode-a", "encode-b", "encode-done"]
+    assert _kubectl_tab(control_plane, "status", "-n", namespace, "encode-") == ["encode-a", "encode-b", "encode-done"]
 
 
 def test_given_worker_nodes_then_nodes_describe_completes_their_names(env, api_client):

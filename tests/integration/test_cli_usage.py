@@ -37,12 +37,20 @@ COMMANDS = list(_command_paths(build_parser()))
 def no_cluster(tmp_path: Path) -> dict[str, str]:
     """An environment whose kubeconfig names a server on a closed loopback port."""
     kubeconfig = tmp_path / "down.kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "down",
-        "clusters": [{"name": "down", "cluster": {"server": "https://127.0.0.1:1", "insecure-skip-tls-verify": True}}],
-        "users": [{"name": "u", "user": {"token": "t"}}],
-        "contexts": [{"name": "down", "context": {"cluster": "down", "user": "u"}}],
-    }))  # fmt: skip
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "down",
+                "clusters": [
+                    {"name": "down", "cluster": {"server": "https://127.0.0.1:1", "insecure-skip-tls-verify": True}}
+                ],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "down", "context": {"cluster": "down", "user": "u"}}],
+            }
+        )
+    )
     return {**os.environ, "KUBECONFIG": str(kubeconfig)}
 
 
@@ -65,8 +73,9 @@ def test_given_the_kubectl_plugin_then_kubectl_transcode_help_works_for_every_co
     env = control_plane.env()
     env["PATH"] = f"{Path(PLUGIN).parent}{os.pathsep}{env['PATH']}"
     for path in COMMANDS:
-        done = subprocess.run([kubectl, "transcode", *path, "--help"], capture_output=True, text=True, env=env,
-                              timeout=60)
+        done = subprocess.run(
+            [kubectl, "transcode", *path, "--help"], capture_output=True, text=True, env=env, timeout=60
+        )
         assert done.returncode == 0, (path, done.stderr)
         assert done.stdout.startswith(f"usage: {' '.join(('kubectl transcode', *path))} "), done.stdout[:200]
 
@@ -74,24 +83,33 @@ def test_given_the_kubectl_plugin_then_kubectl_transcode_help_works_for_every_co
 # -------------------------------------------------------------------------------- mistakes, no cluster
 
 
-@pytest.mark.parametrize(("args", "starts"), [
-    (("submit", "--bogus"), "ffrtmp submit: error: unrecognized arguments: --bogus (see 'ffrtmp submit --help')"),
-    (("frobnicate",), "ffrtmp: error: argument COMMAND: invalid choice: 'frobnicate'"),
-    (("status",), "ffrtmp status: error: the following arguments are required: name"),
-    (("list", "--phase", "queued"), "ffrtmp list: error: argument --phase: invalid choice: 'queued'"),
-    (("nodes",), "ffrtmp nodes: error: the following arguments are required: SUBCOMMAND"),
-    (("nodes", "describe", "a", "b"), "ffrtmp nodes describe: error: unrecognized arguments: b"),
-    (("status", "x", "--interval", "soon"), "ffrtmp status: error: argument --interval: invalid float value"),
-    (("submit", "--output", "file:///o.mp4"), "ffrtmp submit: error: give exactly one of --input"),
-    (("submit", "--test-source", "testsrc2", "--output", "rtmp://h/l/k", "--volume", "m:/m:nfs=x"),
-     "ffrtmp submit: error: --volume 'm:/m:nfs=x': the source 'nfs=x' must be pvc=CLAIM"),
-    # Checked before any request: the kubeconfig's server is unreachable, yet the hint comes first.
-    (("submit", "--test-source", "testsrc2", "--output", "file:///media/out/o.mp4"),
-     "ffrtmp submit: error: --output file:///media/out/o.mp4 lies under no volume (mounted: none); "
-     "add --volume media:/media:SOURCE"),
-    (("submit", "--input", "file:///in/a.mov", "--output", "file:///out/o.mp4", "--volume", "out:/out:emptyDir"),
-     "ffrtmp submit: error: --input file:///in/a.mov lies under no volume (mounted: /out)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("args", "starts"),
+    [
+        (("submit", "--bogus"), "ffrtmp submit: error: unrecognized arguments: --bogus (see 'ffrtmp submit --help')"),
+        (("frobnicate",), "ffrtmp: error: argument COMMAND: invalid choice: 'frobnicate'"),
+        (("status",), "ffrtmp status: error: the following arguments are required: name"),
+        (("list", "--phase", "queued"), "ffrtmp list: error: argument --phase: invalid choice: 'queued'"),
+        (("nodes",), "ffrtmp nodes: error: the following arguments are required: SUBCOMMAND"),
+        (("nodes", "describe", "a", "b"), "ffrtmp nodes describe: error: unrecognized arguments: b"),
+        (("status", "x", "--interval", "soon"), "ffrtmp status: error: argument --interval: invalid float value"),
+        (("submit", "--output", "file:///o.mp4"), "ffrtmp submit: error: give exactly one of --input"),
+        (
+            ("submit", "--test-source", "testsrc2", "--output", "rtmp://h/l/k", "--volume", "m:/m:nfs=x"),
+            "ffrtmp submit: error: --volume 'm:/m:nfs=x': the source 'nfs=x' must be pvc=CLAIM",
+        ),
+        # Checked before any request: the kubeconfig's server is unreachable, yet the hint comes first.
+        (
+            ("submit", "--test-source", "testsrc2", "--output", "file:///media/out/o.mp4"),
+            "ffrtmp submit: error: --output file:///media/out/o.mp4 lies under no volume (mounted: none); "
+            "add --volume media:/media:SOURCE",
+        ),
+        (
+            ("submit", "--input", "file:///in/a.mov", "--output", "file:///out/o.mp4", "--volume", "out:/out:emptyDir"),
+            "ffrtmp submit: error: --input file:///in/a.mov lies under no volume (mounted: /out)",
+        ),
+    ],
+)
 def test_given_a_bad_command_line_then_one_line_and_exit_2(no_cluster, args, starts):
     one_line_error(run_cli(*args, env=no_cluster), 2, starts)
 
@@ -132,8 +150,12 @@ def test_given_a_finished_job_then_pause_resume_and_cancel_refuse_in_one_line(cl
     for verb in ("pause", "resume", "cancel"):
         assert one_line_error(cli(verb, "done"), 1, "error: ") == "error: transcodejob done is already Completed"
         assert one_line_error(cli(verb, "broke"), 1, "error: ") == "error: transcodejob broke is already Failed"
-    one_line_error(cli("status", "broke", "--follow"), 1, "error: transcodejob broke Failed",
-                    stdout=f"Failed      [{'-' * 30}]    0.0%\n")  # the progress line, then the error
+    one_line_error(
+        cli("status", "broke", "--follow"),
+        1,
+        "error: transcodejob broke Failed",
+        stdout=f"Failed      [{'-' * 30}]    0.0%\n",
+    )  # the progress line, then the error
 
 
 def test_given_a_job_the_api_server_refuses_then_its_message_is_one_line(cli):
@@ -156,8 +178,19 @@ VOLUME_FORMS = [  # each form the README documents, and the spellings it accepts
 def test_given_each_volume_form_then_the_job_reaches_the_api_with_that_volume(cli, kubectl, namespace):
     for i, (flag, source) in enumerate(VOLUME_FORMS):
         name = f"vol-{i}"
-        done = cli("submit", "--name", name, "--test-source", "testsrc2", "--duration", "1",
-                   "--output", f"file:///media/out/{name}.mp4", "--volume", flag)
+        done = cli(
+            "submit",
+            "--name",
+            name,
+            "--test-source",
+            "testsrc2",
+            "--duration",
+            "1",
+            "--output",
+            f"file:///media/out/{name}.mp4",
+            "--volume",
+            flag,
+        )
         assert done.returncode == 0, (flag, done.stderr)
         assert done.stdout.strip() == f"transcodejob.ffrtmp.io/{name} created"
         spec = json.loads(kubectl("get", "tj", name, "-n", namespace, "-o", "json").stdout)["spec"]

@@ -35,16 +35,29 @@ def test_given_the_chart_when_installed_then_its_objects_exist_as_rendered(relea
     kubectl("get", "daemonset", f"{name}-ffrtmp-agent", "-n", SYSTEM_NS)
     kubectl("get", "clusterrole", f"{name}-ffrtmp-operator")
     kubectl("get", "clusterkopfpeering", release["peering"])
-    services = kubectl("get", "services", "-n", SYSTEM_NS, "-l", f"app.kubernetes.io/instance={name}",
-                       "-o", "name").stdout.split()
+    services = kubectl(
+        "get", "services", "-n", SYSTEM_NS, "-l", f"app.kubernetes.io/instance={name}", "-o", "name"
+    ).stdout.split()
     assert sorted(services) == [f"service/{name}-ffrtmp-agent-metrics", f"service/{name}-ffrtmp-operator-metrics"]
-    dashboards = kubectl("get", "configmaps", "-n", SYSTEM_NS, "-l", "grafana_dashboard=1,"
-                         f"app.kubernetes.io/instance={name}", "-o", "name").stdout.split()
+    dashboards = kubectl(
+        "get",
+        "configmaps",
+        "-n",
+        SYSTEM_NS,
+        "-l",
+        f"grafana_dashboard=1,app.kubernetes.io/instance={name}",
+        "-o",
+        "name",
+    ).stdout.split()
     assert len(dashboards) == len(list((REPO / "grafana").glob("*.json")))
-    classes = json.loads(kubectl("get", "priorityclasses", "ffrtmp-high", "ffrtmp-medium", "ffrtmp-low",
-                                 "-o", "json").stdout)["items"]
+    classes = json.loads(
+        kubectl("get", "priorityclasses", "ffrtmp-high", "ffrtmp-medium", "ffrtmp-low", "-o", "json").stdout
+    )["items"]
     assert {c["metadata"]["name"]: c["value"] for c in classes} == {
-        "ffrtmp-high": 1000, "ffrtmp-medium": 500, "ffrtmp-low": 100}
+        "ffrtmp-high": 1000,
+        "ffrtmp-medium": 500,
+        "ffrtmp-low": 100,
+    }
     # No monitoring.coreos.com API on this cluster, so the release holds no ServiceMonitor.
     assert not kubectl("api-resources", "--api-group=monitoring.coreos.com", "-o", "name").stdout.strip()
     manifest = helm(control_plane, "get", "manifest", name, "-n", SYSTEM_NS).stdout
@@ -55,35 +68,64 @@ def test_given_the_chart_when_installed_then_its_objects_exist_as_rendered(relea
 
 
 def test_given_the_chart_sa_token_when_the_operator_runs_then_a_job_completes(
-        release, control_plane, api_client, namespace, tmp_path):
+    release, control_plane, api_client, namespace, tmp_path
+):
     """The operator holds only the chart's RBAC; the agent (standing in for a kubelet) runs as admin."""
-    kubeconfig = sa_kubeconfig(control_plane, api_client, namespace=SYSTEM_NS,
-                                service_account=release["operator_sa"], path=tmp_path / "operator.kubeconfig")
+    kubeconfig = sa_kubeconfig(
+        control_plane,
+        api_client,
+        namespace=SYSTEM_NS,
+        service_account=release["operator_sa"],
+        path=tmp_path / "operator.kubeconfig",
+    )
     env = {**control_plane.env(), "KUBECONFIG": str(kubeconfig)}
     log_path = tmp_path / "operator.log"
     node = f"helm-node-{secrets.token_hex(3)}"
     agent = AgentProcess(env=control_plane.env(), node=node, work_dir=tmp_path / "agent")
     with log_path.open("wb") as log:
         operator = subprocess.Popen(
-            [sys.executable, "-m", "ffrtmp_operator", "--system-namespace", SYSTEM_NS, "--metrics-port", "0",
-             "--peering", release["peering"], "--tick-seconds", "0.5", "--verbose"],
-            env=env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "ffrtmp_operator",
+                "--system-namespace",
+                SYSTEM_NS,
+                "--metrics-port",
+                "0",
+                "--peering",
+                release["peering"],
+                "--tick-seconds",
+                "0.5",
+                "--verbose",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     custom = client.CustomObjectsApi(api_client)
     try:
         agent.wait_registered(client.CoreV1Api(api_client))
-        job = {"apiVersion": "ffrtmp.io/v1alpha1", "kind": "TranscodeJob", "metadata": {"name": "via-chart-rbac"},
-               "spec": {"input": {"testSource": {"width": 320, "height": 240, "durationSeconds": 2}},
-                        "output": {"url": "file:///out/via-chart-rbac.mp4"},
-                        "volumes": [{"name": "out", "mountPath": "/out", "emptyDir": {}}],
-                        "video": {"codec": "h264", "preset": "ultrafast"}, "hardware": {"accelerator": "none"},
-                        "nodeSelector": {"kubernetes.io/hostname": node}}}
+        job = {
+            "apiVersion": "ffrtmp.io/v1alpha1",
+            "kind": "TranscodeJob",
+            "metadata": {"name": "via-chart-rbac"},
+            "spec": {
+                "input": {"testSource": {"width": 320, "height": 240, "durationSeconds": 2}},
+                "output": {"url": "file:///out/via-chart-rbac.mp4"},
+                "volumes": [{"name": "out", "mountPath": "/out", "emptyDir": {}}],
+                "video": {"codec": "h264", "preset": "ultrafast"},
+                "hardware": {"accelerator": "none"},
+                "nodeSelector": {"kubernetes.io/hostname": node},
+            },
+        }
         custom.create_namespaced_custom_object("ffrtmp.io", "v1alpha1", namespace, "transcodejobs", job)
 
         def phase() -> str | None:
             if operator.poll() is not None:
                 raise AssertionError(f"operator exited {operator.returncode}:\n{log_path.read_text()[-3000:]}")
-            obj = custom.get_namespaced_custom_object("ffrtmp.io", "v1alpha1", namespace, "transcodejobs",
-                                                      "via-chart-rbac")
+            obj = custom.get_namespaced_custom_object(
+                "ffrtmp.io", "v1alpha1", namespace, "transcodejobs", "via-chart-rbac"
+            )
             current = (obj.get("status") or {}).get("phase")
             return current if current in ("Completed", "Failed", "Canceled") else None
 
@@ -92,11 +134,15 @@ def test_given_the_chart_sa_token_when_the_operator_runs_then_a_job_completes(
         except AssertionError as exc:
             raise AssertionError(f"{exc}\noperator log:\n{log_path.read_text()[-4000:]}") from None
         assert final == "Completed", log_path.read_text()[-4000:]
-        status = custom.get_namespaced_custom_object("ffrtmp.io", "v1alpha1", namespace, "transcodejobs",
-                                                     "via-chart-rbac")["status"]
+        status = custom.get_namespaced_custom_object(
+            "ffrtmp.io", "v1alpha1", namespace, "transcodejobs", "via-chart-rbac"
+        )["status"]
         assert status["node"] == node
-        events = client.CoreV1Api(api_client).list_namespaced_event(
-            namespace, field_selector="involvedObject.name=via-chart-rbac").items
+        events = (
+            client.CoreV1Api(api_client)
+            .list_namespaced_event(namespace, field_selector="involvedObject.name=via-chart-rbac")
+            .items
+        )
         assert {e.reason for e in events} >= {"Admitted", "Succeeded"}, [e.reason for e in events]
     finally:
         terminate(operator)
@@ -107,25 +153,49 @@ def test_given_the_chart_sa_token_when_the_operator_runs_then_a_job_completes(
 
 
 def test_given_the_agent_sa_token_when_an_agent_runs_then_it_labels_its_node_and_renews_its_lease(
-        release, control_plane, api_client, tmp_path):
+    release, control_plane, api_client, tmp_path
+):
     """The DaemonSet's agent (not standalone) with only the chart's agent RBAC: labels, annotation, Lease."""
     core = client.CoreV1Api(api_client)
     node = f"helm-ds-{secrets.token_hex(3)}"
     core.create_node({"metadata": {"name": node}})  # a kubelet would have registered it
-    kubeconfig = sa_kubeconfig(control_plane, api_client, namespace=SYSTEM_NS,
-                                service_account=release["agent_sa"], path=tmp_path / "agent.kubeconfig")
+    kubeconfig = sa_kubeconfig(
+        control_plane,
+        api_client,
+        namespace=SYSTEM_NS,
+        service_account=release["agent_sa"],
+        path=tmp_path / "agent.kubeconfig",
+    )
     port = free_port()
     log_path = tmp_path / "agent.log"
     with log_path.open("wb") as log:
         agent = subprocess.Popen(
-            [sys.executable, "-m", "ffrtmp_agent", "--node-name", node, "--system-namespace", SYSTEM_NS,
-             "--metrics-port", str(port), "--slots", "3"],
-            env={**control_plane.env(), "KUBECONFIG": str(kubeconfig)}, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "ffrtmp_agent",
+                "--node-name",
+                node,
+                "--system-namespace",
+                SYSTEM_NS,
+                "--metrics-port",
+                str(port),
+                "--slots",
+                "3",
+            ],
+            env={**control_plane.env(), "KUBECONFIG": str(kubeconfig)},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         labelled = wait_until(
-            lambda: (core.read_node(node).metadata.labels or {}).get("ffrtmp.io/worker") == "true"
-            or (agent.poll() is not None and pytest.fail(log_path.read_text()[-3000:])),
-            timeout=90, what="agent to label its node")
+            lambda: (
+                (core.read_node(node).metadata.labels or {}).get("ffrtmp.io/worker") == "true"
+                or (agent.poll() is not None and pytest.fail(log_path.read_text()[-3000:]))
+            ),
+            timeout=90,
+            what="agent to label its node",
+        )
         assert labelled
         lease = wait_until(lambda: _lease(api_client, node), timeout=30, what="the agent's Lease")
         assert lease.metadata.annotations["ffrtmp.io/slots"] == "3"
@@ -147,13 +217,27 @@ def _lease(api_client, node: str):
 
 
 SERVICE_MONITOR_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
     "metadata": {"name": "servicemonitors.monitoring.coreos.com"},
-    "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
-             "names": {"kind": "ServiceMonitor", "plural": "servicemonitors", "singular": "servicemonitor",
-                       "listKind": "ServiceMonitorList"},
-             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
-                 "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+    "spec": {
+        "group": "monitoring.coreos.com",
+        "scope": "Namespaced",
+        "names": {
+            "kind": "ServiceMonitor",
+            "plural": "servicemonitors",
+            "singular": "servicemonitor",
+            "listKind": "ServiceMonitorList",
+        },
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+            }
+        ],
+    },
 }
 
 
@@ -164,18 +248,42 @@ def test_given_the_prometheus_operator_api_then_install_creates_servicemonitors(
     ext.create_custom_resource_definition(SERVICE_MONITOR_CRD)
     name = f"sm-{secrets.token_hex(3)}"
     try:
-        wait_until(lambda: "servicemonitors" in kubectl("api-resources", "--api-group=monitoring.coreos.com",
-                                                      "-o", "name", check=False).stdout,
-                 timeout=30, what="the ServiceMonitor API to be served")
-        helm(control_plane, "install", name, str(CHART), "-n", SYSTEM_NS, "--take-ownership",
-              "--set", f"operator.peering.name={name}-peering")
-        monitors = json.loads(kubectl("get", "servicemonitors", "-n", SYSTEM_NS, "-l",
-                                      f"app.kubernetes.io/instance={name}", "-o", "json").stdout)["items"]
+        wait_until(
+            lambda: (
+                "servicemonitors"
+                in kubectl("api-resources", "--api-group=monitoring.coreos.com", "-o", "name", check=False).stdout
+            ),
+            timeout=30,
+            what="the ServiceMonitor API to be served",
+        )
+        helm(
+            control_plane,
+            "install",
+            name,
+            str(CHART),
+            "-n",
+            SYSTEM_NS,
+            "--take-ownership",
+            "--set",
+            f"operator.peering.name={name}-peering",
+        )
+        monitors = json.loads(
+            kubectl(
+                "get", "servicemonitors", "-n", SYSTEM_NS, "-l", f"app.kubernetes.io/instance={name}", "-o", "json"
+            ).stdout
+        )["items"]
         assert sorted(m["metadata"]["name"] for m in monitors) == [f"{name}-ffrtmp-agent", f"{name}-ffrtmp-operator"]
         assert all(m["spec"]["endpoints"][0]["port"] == "metrics" for m in monitors)
     finally:
         helm(control_plane, "uninstall", name, "-n", SYSTEM_NS, check=False)
         ext.delete_custom_resource_definition(SERVICE_MONITOR_CRD["metadata"]["name"])
         # Other tests check that this API is absent: wait until discovery no longer serves it.
-        wait_until(lambda: not kubectl("api-resources", "--api-group=monitoring.coreos.com", "-o", "name",
-                                       check=False).stdout.strip(), timeout=60, what="the ServiceMonitor API gone")
+        wait_until(
+            lambda: (
+                not kubectl(
+                    "api-resources", "--api-group=monitoring.coreos.com", "-o", "name", check=False
+                ).stdout.strip()
+            ),
+            timeout=60,
+            what="the ServiceMonitor API gone",
+        )

@@ -20,8 +20,13 @@ def helm() -> str:
 
 
 def _template(helm: str, *args: str) -> list[dict]:
-    done = subprocess.run([helm, "template", "rel", str(CHART), "-n", "media-ns", *args], capture_output=True,
-                          text=True, timeout=60, check=False)  # fmt: skip
+    done = subprocess.run(
+        [helm, "template", "rel", str(CHART), "-n", "media-ns", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 

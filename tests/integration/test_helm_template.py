@@ -21,8 +21,9 @@ def helm() -> str:
 
 
 def _template(helm: str, *args: str) -> list[dict]:
-    done = subprocess.run([helm, "template", "rel", str(CHART), "-n", NS, *args], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [helm, "template", "rel", str(CHART), "-n", NS, *args], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     return [doc for doc in yaml.safe_load_all(done.stdout) if doc]
 
@@ -60,7 +61,10 @@ def test_given_defaults_then_operator_agent_rbac_services_priorityclasses_render
     assert ds["spec"]["template"]["spec"]["nodeSelector"] == {"ffrtmp.io/worker": "true"}
     assert "runtimeClassName" not in ds["spec"]["template"]["spec"]
     assert {p["metadata"]["name"]: p["value"] for p in kinds["PriorityClass"]} == {
-        "ffrtmp-high": 1000, "ffrtmp-medium": 500, "ffrtmp-low": 100}
+        "ffrtmp-high": 1000,
+        "ffrtmp-medium": 500,
+        "ffrtmp-low": 100,
+    }
     assert all(p["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for p in kinds["PriorityClass"])
     assert _one(docs, "ClusterKopfPeering")["metadata"]["name"] == "ffrtmp"
     ports = {s["metadata"]["name"]: s["spec"]["ports"][0]["port"] for s in kinds["Service"]}
@@ -84,8 +88,12 @@ def test_given_rbac_then_no_wildcards_and_no_secret_access(helm):
             assert "*" not in rule["verbs"] and "*" not in rule["resources"], role["metadata"]["name"]
             # One Secret only, by name, read only: the operator's pod-signing key (templates/pod-signing-key.yaml).
             if "secrets" in rule["resources"]:
-                assert rule == {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["ffrtmp-pod-signing-key"],
-                                "verbs": ["get"]}, role["metadata"]["name"]  # fmt: skip
+                assert rule == {
+                    "apiGroups": [""],
+                    "resources": ["secrets"],
+                    "resourceNames": ["ffrtmp-pod-signing-key"],
+                    "verbs": ["get"],
+                }, role["metadata"]["name"]
             assert not {"escalate", "bind", "impersonate"} & set(rule["verbs"])
 
 
@@ -103,8 +111,17 @@ def test_given_gpu_single_replica_no_peering_and_no_agent_then_the_chart_follows
     gpu = _one(_template(helm, "--set", "agent.gpu.enabled=true"), "DaemonSet")["spec"]["template"]["spec"]
     assert gpu["runtimeClassName"] == "nvidia"
     assert {"name": "NVIDIA_VISIBLE_DEVICES", "value": "all"} in gpu["containers"][0]["env"]
-    docs = _template(helm, "--set", "operator.replicas=1", "--set", "operator.peering.enabled=false",
-                     "--set", "agent.enabled=false", "--set", "priorityClasses.create=false")
+    docs = _template(
+        helm,
+        "--set",
+        "operator.replicas=1",
+        "--set",
+        "operator.peering.enabled=false",
+        "--set",
+        "agent.enabled=false",
+        "--set",
+        "priorityClasses.create=false",
+    )
     kinds = _kinds(docs)
     assert "--no-peering" in _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not {"DaemonSet", "PodDisruptionBudget", "ClusterKopfPeering", "PriorityClass"} & set(kinds)
@@ -112,8 +129,17 @@ def test_given_gpu_single_replica_no_peering_and_no_agent_then_the_chart_follows
 
 
 def test_given_custom_values_then_ports_slots_and_classes_follow(helm):
-    docs = _template(helm, "--set", "metrics.operatorPort=19090", "--set", "agent.slots=5",
-                     "--set", "image.tag=1.2.3", "--set", "operator.runnerImage=example.com/runner:9")
+    docs = _template(
+        helm,
+        "--set",
+        "metrics.operatorPort=19090",
+        "--set",
+        "agent.slots=5",
+        "--set",
+        "image.tag=1.2.3",
+        "--set",
+        "operator.runnerImage=example.com/runner:9",
+    )
     deploy = _one(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert "--metrics-port=19090" in deploy["args"] and deploy["image"] == "ghcr.io/ffrtmp/ffrtmp:1.2.3"
     assert "--runner-image=example.com/runner:9" in deploy["args"]
@@ -121,11 +147,20 @@ def test_given_custom_values_then_ports_slots_and_classes_follow(helm):
     assert "--slots=5" in agent["args"]
 
 
-@pytest.mark.parametrize("bad", ["agent.slots=0", "operator.replicas=0", "metrics.operatorPort=70000",
-                                 "operator.nope=1", "image.pullPolicy=Sometimes"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "agent.slots=0",
+        "operator.replicas=0",
+        "metrics.operatorPort=70000",
+        "operator.nope=1",
+        "image.pullPolicy=Sometimes",
+    ],
+)
 def test_given_bad_values_then_the_schema_refuses_them(helm, bad):
-    done = subprocess.run([helm, "template", "rel", str(CHART), "--set", bad], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [helm, "template", "rel", str(CHART), "--set", bad], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode != 0 and "values don't meet the specifications" in done.stderr, done.stderr
 
 

@@ -34,8 +34,12 @@ def make_job(api_client: client.ApiClient, namespace: str, name: str) -> dict[st
 
 
 def admin_config(control_plane: Any, **overrides: Any) -> kubelite.ClusterConfig:
-    fields = {"server": control_plane.server, "ca_pem": Path(control_plane.ca_file).read_text(),
-              "token": control_plane.token, **overrides}  # fmt: skip
+    fields = {
+        "server": control_plane.server,
+        "ca_pem": Path(control_plane.ca_file).read_text(),
+        "token": control_plane.token,
+        **overrides,
+    }
     return kubelite.ClusterConfig(**fields)
 
 
@@ -61,7 +65,9 @@ def test_given_the_clusters_ca_when_the_job_is_read_patched_and_watched_then_the
         if seen:
             break
         stop.wait(0.1)
-    custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, "lite", {"spec": {"paused": True}})
+    custom.patch_namespaced_custom_object(
+        api.GROUP, api.VERSION, namespace, api.PLURAL, "lite", {"spec": {"paused": True}}
+    )
     assert paused.wait(10), f"watch never saw spec.paused: {seen}"
 
     jobs.patch_status({"progress": {"percent": 42.0}})
@@ -76,8 +82,26 @@ def test_given_the_clusters_ca_when_the_job_is_read_patched_and_watched_then_the
 
 def test_given_a_foreign_ca_when_connecting_then_tls_verification_refuses(control_plane: Any, tmp_path: Path):
     key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
-                    "-days", "1", "-subj", "/CN=not-the-cluster-ca"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=not-the-cluster-ca",
+        ],
+        check=True,
+        capture_output=True,
+    )
     foreign = kubelite.KubeClient(admin_config(control_plane, ca_pem=crt.read_text()))
     with pytest.raises(Exception, match="CERTIFICATE_VERIFY_FAILED") as caught:
         foreign.request("GET", "/version")
@@ -95,8 +119,9 @@ def test_given_a_token_without_rights_when_reading_then_403_without_the_token(
     secret = token.status.token
     make_job(api_client, namespace, "private")
     kube = kubelite.KubeClient(admin_config(control_plane, token=secret))
-    path = kubelite.custom_object_path(group=api.GROUP, version=api.VERSION, namespace=namespace,
-                                       plural=api.PLURAL, name="private")  # fmt: skip
+    path = kubelite.custom_object_path(
+        group=api.GROUP, version=api.VERSION, namespace=namespace, plural=api.PLURAL, name="private"
+    )
     with pytest.raises(kubelite.ApiError) as caught:
         kube.request("GET", path)
     assert caught.value.status == 403 and "Forbidden" in caught.value.reason

@@ -21,8 +21,16 @@ from tests.support import OperatorProcess, wait_until
 from tests.support.cluster import FAST_FLAGS
 
 LEASE_SECONDS = 3
-HOP_HEADERS = {"host", "authorization", "content-length", "transfer-encoding", "connection", "content-encoding",
-               "keep-alive", "accept-encoding"}  # fmt: skip
+HOP_HEADERS = {
+    "host",
+    "authorization",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "content-encoding",
+    "keep-alive",
+    "accept-encoding",
+}
 
 
 class LeaseLagProxy:
@@ -78,11 +86,18 @@ class LeaseLagProxy:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
         headers["Authorization"] = f"Bearer {self.token}"
         body = await request.read()
-        async with self._session.request(request.method, self.server + request.path_qs, headers=headers,
-                                         data=body or None, ssl=self.ssl,
-                                         skip_auto_headers=("Content-Type",)) as upstream:  # as the client sent it
-            response = web.StreamResponse(status=upstream.status, headers={
-                k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS})  # fmt: skip
+        async with self._session.request(
+            request.method,
+            self.server + request.path_qs,
+            headers=headers,
+            data=body or None,
+            ssl=self.ssl,
+            skip_auto_headers=("Content-Type",),
+        ) as upstream:  # as the client sent it
+            response = web.StreamResponse(
+                status=upstream.status,
+                headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_HEADERS},
+            )
             await response.prepare(request)
             try:
                 async for chunk in upstream.content.iter_any():
@@ -96,11 +111,13 @@ class LeaseLagProxy:
 
     def kubeconfig(self, path: Path) -> Path:
         config = {
-            "apiVersion": "v1", "kind": "Config", "current-context": "proxy",
+            "apiVersion": "v1",
+            "kind": "Config",
+            "current-context": "proxy",
             "clusters": [{"name": "proxy", "cluster": {"server": self.url}}],
             "users": [{"name": "proxy", "user": {"token": "set-by-the-proxy"}}],
             "contexts": [{"name": "proxy", "context": {"cluster": "proxy", "user": "proxy"}}],
-        }  # fmt: skip
+        }
         path.write_text(yaml.safe_dump(config))
         return path
 
@@ -165,8 +182,11 @@ def test_given_a_lagging_lease_watch_when_the_cached_lease_expires_then_jobs_of_
     cluster.stop_heartbeat(node)
     status = cluster.wait_phase("lag", "Queued", timeout=6 * LEASE_SECONDS)
     assert status["reason"] == api.Reason.NODE_LOST.value
-    wait_until(lambda: not cluster.pods("lag") or all(p.metadata.deletion_timestamp for p in cluster.pods("lag")),
-               timeout=10, what="the lost node's pod deleted")  # fmt: skip
+    wait_until(
+        lambda: not cluster.pods("lag") or all(p.metadata.deletion_timestamp for p in cluster.pods("lag")),
+        timeout=10,
+        what="the lost node's pod deleted",
+    )
 
 
 def test_given_lease_reads_failing_when_the_cached_lease_expires_then_no_job_is_requeued_until_they_answer(

@@ -143,8 +143,9 @@ def test_given_a_failing_encoder_when_it_fails_each_time_then_it_retries_then_fa
     for attempt in (1, 2, 3):
         status = wait_until(
             lambda n=attempt: (s := cluster.status("r")).get("phase") == "Assigned" and s.get("attempts") == n and s,
-            timeout=20, what=f"attempt {attempt} assigned",
-        )  # fmt: skip
+            timeout=20,
+            what=f"attempt {attempt} assigned",
+        )
         assert status["pod"] == f"r-{attempt}"
         cluster.pod_failed(f"r-{attempt}", exit_code=11, message='{"reason": "EncoderError", "message": "x264 died"}')
         if attempt < 3:
@@ -200,12 +201,15 @@ def test_given_a_restricted_namespace_when_jobs_run_then_pods_pass_and_a_refused
     media = {"name": "media", "mountPath": "/media", "hostPath": {"path": "/tmp/ffrtmp-media"}}
     cluster.create_job("hostpath", maxRetries=0, volumes=[media], output={"url": "file:///media/out.mp4"})
     # A refused pod is no failed run (Kubernetes' FailedCreate): the job waits and is tried again with backoff.
-    status = wait_until(lambda: (s := cluster.status("hostpath")).get("reason") == "FailedCreate" and s,
-                        timeout=20, what="FailedCreate")  # fmt: skip
+    status = wait_until(
+        lambda: (s := cluster.status("hostpath")).get("reason") == "FailedCreate" and s, timeout=20, what="FailedCreate"
+    )
     assert status["phase"] in ("Queued", "Assigned") and status.get("failures", 0) == 0
     assert "forbidden" in status["transitions"][-1]["message"].lower()
-    wait_until(lambda: any(e.reason == "FailedCreate" and e.type == "Warning" for e in cluster.events("hostpath")),
-               what="a FailedCreate Warning Event")  # fmt: skip
+    wait_until(
+        lambda: any(e.reason == "FailedCreate" and e.type == "Warning" for e in cluster.events("hostpath")),
+        what="a FailedCreate Warning Event",
+    )
     time.sleep(3)  # several backoffs (1-2 s): refused again each time, never Failed
     status = cluster.status("hostpath")
     assert status["phase"] in ("Queued", "Assigned") and status.get("failedCreates", 0) >= 2
@@ -215,8 +219,9 @@ def test_given_a_restricted_namespace_when_jobs_run_then_pods_pass_and_a_refused
 def test_given_a_job_the_plan_refuses_when_admitted_then_only_that_job_fails_and_others_run(operator, cluster):
     cluster.add_node("w", slots=1)
     media = {"name": "media", "mountPath": "/media", "hostPath": {"path": "/etc"}}  # CRD-valid, policy-refused
-    cluster.create_job("escape", input={"url": "file:///media/passwd"}, volumes=[media],
-                       output={"url": "file:///media/out.mp4"})
+    cluster.create_job(
+        "escape", input={"url": "file:///media/passwd"}, volumes=[media], output={"url": "file:///media/out.mp4"}
+    )
     status = cluster.wait_phase("escape", "Failed")
     assert status["reason"] == "InputError" and "hostPath" in status["message"]
     assert cluster.pods("escape") == []
@@ -225,15 +230,15 @@ def test_given_a_job_the_plan_refuses_when_admitted_then_only_that_job_fails_and
     assert operator.alive()
 
 
-def test_given_a_running_job_when_deleted_and_recreated_then_its_pod_is_stopped_and_the_new_job_runs(
-    operator, cluster
-):
+def test_given_a_running_job_when_deleted_and_recreated_then_its_pod_is_stopped_and_the_new_job_runs(operator, cluster):
     cluster.add_node("w", slots=1)
     run_job(cluster, "again")
     old_uid = cluster.job("again")["metadata"]["uid"]
     cluster.custom.delete_namespaced_custom_object(api.GROUP, api.VERSION, cluster.ns, api.PLURAL, "again")
     # No garbage collector runs here: the operator itself asks for the deleted job's pod to stop ...
-    wait_until(lambda: cluster.core.read_namespaced_pod("again-1", cluster.ns).metadata.deletion_timestamp, what="pod deleting")
+    wait_until(
+        lambda: cluster.core.read_namespaced_pod("again-1", cluster.ns).metadata.deletion_timestamp, what="pod deleting"
+    )
     cluster.core.delete_namespaced_pod("again-1", cluster.ns, grace_period_seconds=0)  # ... the kubelet confirms
     new_uid = cluster.create_job("again")["metadata"]["uid"]
     status = cluster.wait_phase("again", "Assigned")

@@ -20,15 +20,19 @@ WATCHED = ("transcodejobs", "nodes", "leases")
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
         text = response.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for f in text_string_to_metric_families(text) for s in f.samples}  # fmt: skip
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for f in text_string_to_metric_families(text)
+        for s in f.samples
+    }
 
 
 def apiserver_lists(control_plane) -> dict[str, float]:
     """LIST requests the API server has served so far, per watched resource (its own /metrics)."""
     context = ssl.create_default_context(cafile=str(control_plane.ca_file))
-    request = urllib.request.Request(f"{control_plane.server}/metrics",
-                                     headers={"Authorization": f"Bearer {control_plane.token}"})  # fmt: skip
+    request = urllib.request.Request(
+        f"{control_plane.server}/metrics", headers={"Authorization": f"Bearer {control_plane.token}"}
+    )
     with urllib.request.urlopen(request, timeout=10, context=context) as response:
         text = response.read().decode()
     counts = dict.fromkeys(WATCHED, 0.0)
@@ -57,9 +61,13 @@ def test_given_a_running_job_then_scrapes_show_it_from_the_cache_without_listing
     cluster.pod_running("prog-1")
     cluster.wait_phase("prog", "Processing")
     cluster.custom.patch_namespaced_custom_object_status(  # what the runner writes
-        api.GROUP, api.VERSION, cluster.ns, api.PLURAL, "prog",
+        api.GROUP,
+        api.VERSION,
+        cluster.ns,
+        api.PLURAL,
+        "prog",
         {"status": {"progress": {"percent": 37.5, "fps": 48.0, "speed": 1.6}}},
-    )  # fmt: skip
+    )
     running = {"job_namespace": cluster.ns, "transcodejob": "prog", "node": node}
 
     def progressed() -> dict | None:

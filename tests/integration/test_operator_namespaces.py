@@ -15,17 +15,26 @@ from tests.support import wait_until
 
 
 def _job(cluster, namespace: str, name: str, selector: dict[str, str]) -> None:
-    body = {"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name, "namespace": namespace},
-            "spec": {"input": {"testSource": {"durationSeconds": 10}},
-                     "output": {"url": f"rtmp://sink.invalid/live/{name}"},
-                     "video": {"codec": "h264", "preset": "ultrafast"}, "hardware": {"accelerator": "none"},
-                     "nodeSelector": selector}}  # fmt: skip
+    body = {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "input": {"testSource": {"durationSeconds": 10}},
+            "output": {"url": f"rtmp://sink.invalid/live/{name}"},
+            "video": {"codec": "h264", "preset": "ultrafast"},
+            "hardware": {"accelerator": "none"},
+            "nodeSelector": selector,
+        },
+    }
     cluster.custom.create_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, body)
 
 
 def _status(cluster, namespace: str, name: str) -> dict:
-    return cluster.custom.get_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, name).get(
-        "status") or {}  # fmt: skip
+    return (
+        cluster.custom.get_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, name).get("status")
+        or {}
+    )
 
 
 def test_given_jobs_in_namespaces_being_deleted_then_they_are_not_admitted_and_no_warning_is_logged(
@@ -57,8 +66,12 @@ def test_given_jobs_in_namespaces_being_deleted_then_they_are_not_admitted_and_n
         for ns in (gone, dies):
             assert not core.list_namespaced_pod(ns).items
         logged = [json.loads(line) for line in op.log_text().splitlines() if line.startswith("{")]
-        loud = [e for e in logged if e["level"] in ("warning", "error", "critical")
-                and (gone in json.dumps(e) or dies in json.dumps(e) or e.get("status") == 403)]
+        loud = [
+            e
+            for e in logged
+            if e["level"] in ("warning", "error", "critical")
+            and (gone in json.dumps(e) or dies in json.dumps(e) or e.get("status") == 403)
+        ]
         assert not loud, loud
         # One debug line per namespace at most (`gone` may be known from the resync list alone).
         terminating = [e for e in logged if e["msg"] == "namespace terminating: its jobs are left alone"]

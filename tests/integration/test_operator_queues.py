@@ -19,8 +19,11 @@ def scheduled(status: dict) -> dict:
 
 
 def waits_because(cluster, job: str, reason: str) -> dict:
-    return wait_until(lambda: (s := cluster.status(job)) and scheduled(s).get("reason") == reason and s,
-                      timeout=20, what=f"{job} waiting: {reason}")  # fmt: skip
+    return wait_until(
+        lambda: (s := cluster.status(job)) and scheduled(s).get("reason") == reason and s,
+        timeout=20,
+        what=f"{job} waiting: {reason}",
+    )
 
 
 def run(cluster, job: str) -> str:
@@ -48,8 +51,10 @@ def test_given_a_paused_queue_when_resumed_then_its_waiting_job_runs_and_its_run
     assert status["phase"] == "Queued" and "paused" in scheduled(status)["message"]
     wait_until(lambda: [e for e in cluster.events("second") if e.reason == "QueuePaused"], what="an Event")
     assert cluster.status("first")["phase"] == "Processing"  # admitted jobs run on
-    status = wait_until(lambda: (s := cluster.queue_status(queue)).get("pending") == 1 and s.get("running") == 1
-                        and s, what="queue status")  # fmt: skip
+    status = wait_until(
+        lambda: (s := cluster.queue_status(queue)).get("pending") == 1 and s.get("running") == 1 and s,
+        what="queue status",
+    )
     assert status["admitted"] == 1
     active = status["conditions"][0]
     assert (active["type"], active["status"], active["reason"]) == ("Active", "False", "Paused")
@@ -92,8 +97,10 @@ def test_given_a_job_naming_a_queue_that_does_not_exist_when_the_queue_is_create
     cluster.create_job("early", queue=name)
     status = waits_because(cluster, "early", "QueueNotFound")
     assert name in scheduled(status)["message"]
-    wait_until(lambda: [e for e in cluster.events("early") if e.reason == "QueueNotFound" and e.type == "Warning"],
-               what="a Warning Event")  # fmt: skip
+    wait_until(
+        lambda: [e for e in cluster.events("early") if e.reason == "QueueNotFound" and e.type == "Warning"],
+        what="a Warning Event",
+    )
     assert cluster.create_queue("nightly") == name
     cluster.wait_phase("early", "Assigned")
 
@@ -106,11 +113,14 @@ def test_given_a_batch_job_with_maxretries_0_when_preempted_twice_then_each_live
     for round_, live in enumerate(("live-a", "live-b"), start=1):
         bulk_pod = run(cluster, "bulk")
         cluster.create_job(live, queue="live")
-        bulk = wait_until(lambda r=round_: (s := cluster.status("bulk")).get("disruptions") == r and s,
-                          what=f"preemption {round_}")  # fmt: skip
+        bulk = wait_until(
+            lambda r=round_: (s := cluster.status("bulk")).get("disruptions") == r and s, what=f"preemption {round_}"
+        )
         assert bulk["reason"] in ("Preempted", "Admitted") and bulk.get("failures", 0) == 0
-        assert any(t["reason"] == "Preempted" and f"by live job {cluster.ns}/{live}" in t["message"]
-                   for t in bulk["transitions"])  # fmt: skip
+        assert any(
+            t["reason"] == "Preempted" and f"by live job {cluster.ns}/{live}" in t["message"]
+            for t in bulk["transitions"]
+        )
         waits_because(cluster, live, "Preempting")
         time.sleep(1)  # the victim's pod is still there (deleting): no two encoders on the one slot
         assert cluster.status(live)["phase"] == "Queued"
@@ -143,9 +153,13 @@ def test_given_fair_sharing_when_two_namespaces_share_one_slot_then_the_late_sma
         order: list[str] = []
         tenants = {**{f"a{i}": cluster for i in range(5)}, **{f"b{i}": tenant_b for i in range(2)}}
         for _ in range(4):
-            name = wait_until(lambda: next((n for n, c in tenants.items() if n not in order
-                                            and c.status(n).get("phase") == "Assigned"), None),
-                              timeout=20, what="the next job on the slot")  # fmt: skip
+            name = wait_until(
+                lambda: next(
+                    (n for n, c in tenants.items() if n not in order and c.status(n).get("phase") == "Assigned"), None
+                ),
+                timeout=20,
+                what="the next job on the slot",
+            )
             order.append(name)
             tenants[name].pod_succeeded(f"{name}-1")
             tenants[name].wait_phase(name, "Completed")

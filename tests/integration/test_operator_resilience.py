@@ -52,8 +52,14 @@ def test_given_an_assigned_job_without_its_pod_when_the_operator_starts_then_it_
     node = cluster.add_node("w", slots=1)
     cluster.create_job("orphan")
     # What a crash between "write Assigned" and "create pod" leaves behind.
-    status = {"phase": "Assigned", "node": node, "pod": "orphan-1", "attempts": 1, "encoder": "libx264",
-              "queuedAt": "2026-01-01T00:00:00.000Z"}  # fmt: skip
+    status = {
+        "phase": "Assigned",
+        "node": node,
+        "pod": "orphan-1",
+        "attempts": 1,
+        "encoder": "libx264",
+        "queuedAt": "2026-01-01T00:00:00.000Z",
+    }
     cluster.custom.patch_namespaced_custom_object_status(
         api.GROUP, api.VERSION, cluster.ns, api.PLURAL, "orphan", {"status": status}
     )

@@ -29,16 +29,23 @@ def test_given_one_free_slot_when_jobs_of_mixed_queues_and_priorities_wait_then_
     for _ in jobs:
         running = wait_until(
             lambda: [n for n, _ in jobs if n not in order and cluster.status(n).get("phase") == "Assigned"],
-            timeout=20, what="next assignment",
-        )  # fmt: skip
+            timeout=20,
+            what="next assignment",
+        )
         assert len(running) == 1, f"one slot, yet assigned at once: {running}"
         order.append(running[0])
         pod = cluster.status(running[0])["pod"]
         cluster.pod_succeeded(pod)
         cluster.wait_phase(running[0], "Completed")
     assert order == [
-        "live-low", "default-high-1", "default-high-2", "default-medium", "default-low", "batch-high", "batch-custom",
-    ]  # fmt: skip
+        "live-low",
+        "default-high-1",
+        "default-high-2",
+        "default-medium",
+        "default-low",
+        "batch-high",
+        "batch-custom",
+    ]
 
 
 def test_given_a_gpu_job_first_when_no_node_has_nvenc_then_the_cpu_job_behind_it_runs(operator, cluster):
@@ -113,9 +120,14 @@ def test_given_a_free_slot_when_a_job_arrives_then_one_status_write_queues_and_p
     cluster.add_node("w", slots=1)
     created = cluster.create_job("fast")
     stream = watch.Watch().stream(
-        cluster.custom.list_namespaced_custom_object, api.GROUP, api.VERSION, cluster.ns, api.PLURAL,
-        resource_version=created["metadata"]["resourceVersion"], timeout_seconds=20,
-    )  # fmt: skip
+        cluster.custom.list_namespaced_custom_object,
+        api.GROUP,
+        api.VERSION,
+        cluster.ns,
+        api.PLURAL,
+        resource_version=created["metadata"]["resourceVersion"],
+        timeout_seconds=20,
+    )
     phases = []
     for event in stream:
         phases.append((event["type"], (event["object"].get("status") or {}).get("phase")))
@@ -127,5 +139,6 @@ def test_given_a_free_slot_when_a_job_arrives_then_one_status_write_queues_and_p
     assert [t["phase"] for t in status["transitions"]] == ["Queued", "Assigned"]
     wait_until(
         lambda: sorted(e.reason for e in cluster.events("fast")) == ["Admitted", "Created"],
-        timeout=10, what="an Event per transition",
-    )  # fmt: skip
+        timeout=10,
+        what="an Event per transition",
+    )

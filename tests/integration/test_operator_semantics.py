@@ -53,14 +53,16 @@ def test_given_a_pod_that_never_starts_when_the_start_timeout_passes_then_the_ru
     cluster.create_job("stuck", maxRetries=1)
     cluster.wait_phase("stuck", "Assigned")
     cluster.pod_waiting("stuck-1", reason="ImagePullBackOff", message='Back-off pulling image "ffrtmp:nope"')
-    status = wait_until(lambda: (s := cluster.status("stuck")).get("reason") == "StartTimeout" and s,
-                        timeout=20, what="StartTimeout")  # fmt: skip
+    status = wait_until(
+        lambda: (s := cluster.status("stuck")).get("reason") == "StartTimeout" and s, timeout=20, what="StartTimeout"
+    )
     assert "did not start within 2s" in status["message"] and "ImagePullBackOff" in status["message"]
     assert status["failures"] == 1  # a failed run: it counts against maxRetries
     wait_until(lambda: events(cluster, "stuck", "StartTimeout"), what="a StartTimeout Event")
     # The slot is free again: the retry gets a new pod (the kubelet never started the old one).
-    status = wait_until(lambda: (s := cluster.status("stuck")).get("attempts") == 2 and s, timeout=20,
-                        what="the second run")  # fmt: skip
+    status = wait_until(
+        lambda: (s := cluster.status("stuck")).get("attempts") == 2 and s, timeout=20, what="the second run"
+    )
     assert status["pod"] == "stuck-2"
 
 
@@ -82,15 +84,19 @@ def test_given_maxretries_0_when_the_run_is_disrupted_then_it_is_requeued_uncoun
     else:
         cluster.stop_heartbeat(first)
         expected = "NodeLost"
-    requeued = wait_until(lambda: (s := cluster.status("sturdy")).get("disruptions") == 1 and s, timeout=20,
-                          what=expected)  # fmt: skip
+    requeued = wait_until(
+        lambda: (s := cluster.status("sturdy")).get("disruptions") == 1 and s, timeout=20, what=expected
+    )
     back = next(t for t in requeued["transitions"] if t["phase"] == "Queued" and t["reason"] == expected)
     assert "no retry used" in back["message"]
     assert requeued.get("failures", 0) == 0 and requeued.get("retryAfter") is None  # no backoff either
     assert "progress" not in requeued  # the next run starts from zero
     cluster.add_node("second", slots=1)
-    status = wait_until(lambda: (s := cluster.status("sturdy")).get("attempts") == 2 and s.get("pod") and s,
-                        timeout=20, what="the second run")  # fmt: skip
+    status = wait_until(
+        lambda: (s := cluster.status("sturdy")).get("attempts") == 2 and s.get("pod") and s,
+        timeout=20,
+        what="the second run",
+    )
     cluster.pod_running(status["pod"])
     cluster.wait_phase("sturdy", "Processing")
     cluster.pod_succeeded(status["pod"])
@@ -101,25 +107,32 @@ def test_given_maxretries_0_when_the_run_is_disrupted_then_it_is_requeued_uncoun
 def test_given_a_resource_quota_when_the_pod_is_refused_then_the_job_waits_as_failed_create_and_starts_after(
     operator, cluster
 ):
-    cluster.core.create_namespaced_resource_quota(cluster.ns, {"metadata": {"name": "no-pods"},
-                                                                "spec": {"hard": {"pods": "0"}}})  # fmt: skip
+    cluster.core.create_namespaced_resource_quota(
+        cluster.ns, {"metadata": {"name": "no-pods"}, "spec": {"hard": {"pods": "0"}}}
+    )
     # No controller-manager here computes the quota's status, which admission checks against: write it.
     cluster.core.patch_namespaced_resource_quota_status(
         "no-pods", cluster.ns, {"status": {"hard": {"pods": "0"}, "used": {"pods": "0"}}}
     )
     cluster.add_node("w", slots=1)
     cluster.create_job("quota", maxRetries=0)
-    status = wait_until(lambda: (s := cluster.status("quota")).get("reason") == "FailedCreate" and s,
-                        timeout=20, what="FailedCreate")  # fmt: skip
+    status = wait_until(
+        lambda: (s := cluster.status("quota")).get("reason") == "FailedCreate" and s, timeout=20, what="FailedCreate"
+    )
     assert status.get("attempts", 0) == 0 and status.get("failures", 0) == 0 and status["failedCreates"] >= 1
     assert "quota" in status["message"].lower()
     scheduled = conditions(status)["Scheduled"]
     assert (scheduled["status"], scheduled["reason"]) == ("False", "FailedCreate")
-    wait_until(lambda: [e for e in events(cluster, "quota", "FailedCreate") if e.type == "Warning"],
-               what="a FailedCreate Warning Event")  # fmt: skip
+    wait_until(
+        lambda: [e for e in events(cluster, "quota", "FailedCreate") if e.type == "Warning"],
+        what="a FailedCreate Warning Event",
+    )
     cluster.core.delete_namespaced_resource_quota("no-pods", cluster.ns)
-    status = wait_until(lambda: (s := cluster.status("quota")).get("phase") == "Assigned" and s, timeout=30,
-                        what="assigned once the quota is gone")  # fmt: skip
+    status = wait_until(
+        lambda: (s := cluster.status("quota")).get("phase") == "Assigned" and s,
+        timeout=30,
+        what="assigned once the quota is gone",
+    )
     assert (status["attempts"], status["pod"]) == (1, "quota-1")
 
 
@@ -131,9 +144,14 @@ def test_given_a_priority_class_that_does_not_exist_when_queued_then_the_job_wai
     cluster.add_node("w", slots=1)
     cluster.create_job("classy", priorityClassName=name)
     status = wait_until(
-        lambda: (s := cluster.status("classy")) and conditions(s).get("Scheduled", {}).get("reason")
-        == "PriorityClassNotFound" and s, timeout=20, what="PriorityClassNotFound",
-    )  # fmt: skip
+        lambda: (
+            (s := cluster.status("classy"))
+            and conditions(s).get("Scheduled", {}).get("reason") == "PriorityClassNotFound"
+            and s
+        ),
+        timeout=20,
+        what="PriorityClassNotFound",
+    )
     assert status["phase"] == "Queued" and name in conditions(status)["Scheduled"]["message"]
     wait_until(lambda: events(cluster, "classy", "PriorityClassNotFound"), what="a PriorityClassNotFound Event")
     scheduling = client.SchedulingV1Api(api_client)
@@ -151,8 +169,11 @@ def test_given_a_running_job_when_its_node_loses_the_worker_label_or_is_cordoned
     run_job(cluster, "stay")
     cluster.core.patch_node(node, {"metadata": {"labels": {api.LABEL_WORKER: None}}})
     cluster.create_job("new")
-    wait_until(lambda: conditions(cluster.status("new")).get("Scheduled", {}).get("reason") == "NoMatchingNode",
-               timeout=20, what="the new job sees no worker node")  # fmt: skip
+    wait_until(
+        lambda: conditions(cluster.status("new")).get("Scheduled", {}).get("reason") == "NoMatchingNode",
+        timeout=20,
+        what="the new job sees no worker node",
+    )
     time.sleep(5)  # longer than the 3 s lease and many ticks: the running job is not touched
     assert cluster.status("stay")["phase"] == "Processing" and cluster.status("new")["phase"] == "Queued"
     cluster.core.patch_node(node, {"spec": {"unschedulable": True}})
@@ -184,9 +205,12 @@ def test_given_jobs_that_cannot_be_placed_when_they_wait_then_each_says_why_in_a
     cluster.create_job("cpu")
     for job, reason, words in (("gpu", "NoMatchingNode", "h264_nvenc"), ("cpu", "NoFreeSlot", "1 slot(s)")):
         status = wait_until(
-            lambda j=job, r=reason: (s := cluster.status(j)) and conditions(s).get("Scheduled", {}).get("reason") == r
-            and s, timeout=20, what=f"{job} says {reason}",
-        )  # fmt: skip
+            lambda j=job, r=reason: (
+                (s := cluster.status(j)) and conditions(s).get("Scheduled", {}).get("reason") == r and s
+            ),
+            timeout=20,
+            what=f"{job} says {reason}",
+        )
         assert status["phase"] == "Queued" and words in conditions(status)["Scheduled"]["message"]
         wait_until(lambda j=job, r=reason: events(cluster, j, r), what=f"a {reason} Event")
     wide = kubectl("get", "tj", "-n", namespace, "-o", "wide").stdout
@@ -198,11 +222,13 @@ def test_given_jobs_that_cannot_be_placed_when_they_wait_then_each_says_why_in_a
 def test_given_a_job_being_deleted_when_a_slot_is_free_then_it_is_not_admitted(operator, cluster):
     cluster.create_job("held")
     cluster.wait_phase("held", "Queued")
-    cluster.custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, cluster.ns, api.PLURAL, "held",
-                                                  {"metadata": {"finalizers": ["test.ffrtmp.io/hold"]}})  # fmt: skip
+    cluster.custom.patch_namespaced_custom_object(
+        api.GROUP, api.VERSION, cluster.ns, api.PLURAL, "held", {"metadata": {"finalizers": ["test.ffrtmp.io/hold"]}}
+    )
     cluster.custom.delete_namespaced_custom_object(api.GROUP, api.VERSION, cluster.ns, api.PLURAL, "held")
     cluster.add_node("w", slots=1)
     time.sleep(2)
     assert cluster.status("held")["phase"] == "Queued" and cluster.pods("held") == []
-    cluster.custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, cluster.ns, api.PLURAL, "held",
-                                                  {"metadata": {"finalizers": None}})  # fmt: skip
+    cluster.custom.patch_namespaced_custom_object(
+        api.GROUP, api.VERSION, cluster.ns, api.PLURAL, "held", {"metadata": {"finalizers": None}}
+    )

@@ -33,8 +33,7 @@ def _pinned(name: str) -> str:
     raise KeyError(name)
 
 
-def test_given_the_built_binaries_when_asked_then_apiserver_and_kubectl_report_the_pinned_version(
-        api_client, kubectl):
+def test_given_the_built_binaries_when_asked_then_apiserver_and_kubectl_report_the_pinned_version(api_client, kubectl):
     assert _pinned("K8S_VERSION") == "v1.34.4"
     server = client.VersionApi(api_client).get_code()
     assert server.git_version == "v1.34.4"
@@ -63,7 +62,8 @@ def test_given_a_fresh_control_plane_then_priority_classes_and_system_namespace_
 
 
 def test_given_a_service_account_when_a_token_is_requested_then_it_authenticates_and_rbac_applies(
-        control_plane, api_client, namespace):
+    control_plane, api_client, namespace
+):
     core = client.CoreV1Api(api_client)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "probe"}})
     request = {"spec": {"audiences": [SA_ISSUER], "expirationSeconds": 600}}
@@ -77,13 +77,21 @@ def test_given_a_service_account_when_a_token_is_requested_then_it_authenticates
         assert denied.value.status == 403
 
         rbac = client.RbacAuthorizationV1Api(api_client)
-        rbac.create_namespaced_role(namespace, {
-            "metadata": {"name": "pod-reader"},
-            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]})
-        rbac.create_namespaced_role_binding(namespace, {
-            "metadata": {"name": "probe-reads-pods"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
-            "subjects": [{"kind": "ServiceAccount", "name": "probe", "namespace": namespace}]})
+        rbac.create_namespaced_role(
+            namespace,
+            {
+                "metadata": {"name": "pod-reader"},
+                "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+            },
+        )
+        rbac.create_namespaced_role_binding(
+            namespace,
+            {
+                "metadata": {"name": "probe-reads-pods"},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "pod-reader"},
+                "subjects": [{"kind": "ServiceAccount", "name": "probe", "namespace": namespace}],
+            },
+        )
         deadline = time.monotonic() + 10  # the RBAC authorizer reads through an informer cache
         while True:
             try:
@@ -95,8 +103,7 @@ def test_given_a_service_account_when_a_token_is_requested_then_it_authenticates
                 time.sleep(0.1)
 
 
-def test_given_a_control_plane_when_stopped_and_started_then_objects_and_kubeconfig_survive(
-        control_plane, tmp_path):
+def test_given_a_control_plane_when_stopped_and_started_then_objects_and_kubeconfig_survive(control_plane, tmp_path):
     with ControlPlane(tmp_path / "cp", bin_dir=control_plane.bin_dir) as own:
         with own.api_client() as admin:
             client.CoreV1Api(admin).create_namespace({"metadata": {"name": "survivor"}})
@@ -110,10 +117,25 @@ def test_given_a_control_plane_when_stopped_and_started_then_objects_and_kubecon
 
 # -- make up / make down ----------------------------------------------------------------------------------
 
+
 def _make(*args: str, dev: Path, metrics_port: int, slots: int = 1) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args, f"DEV={dev}",
-                           "AGENTS=1", f"SLOTS={slots}", f"METRICS_PORT={metrics_port}"],
-                          capture_output=True, text=True, timeout=240, check=False)
+    done = subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-C",
+            str(REPO),
+            *args,
+            f"DEV={dev}",
+            "AGENTS=1",
+            f"SLOTS={slots}",
+            f"METRICS_PORT={metrics_port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
     assert done.returncode == 0 or args[0] == "status", f"make {args[0]} failed:\n{done.stdout}\n{done.stderr}"
     return done
 
@@ -130,7 +152,8 @@ def _alive(pid: int) -> bool:
 
 
 def test_given_make_up_when_repeated_after_a_crash_or_resized_then_it_converges_keeps_state_and_down_stops_all(
-        tmp_path):
+    tmp_path,
+):
     dev = tmp_path / "dev"
     port = procs.free_block(2)[0]  # not 9090: a developer's `make up` may run
     try:
@@ -154,8 +177,9 @@ def test_given_make_up_when_repeated_after_a_crash_or_resized_then_it_converges_
         assert "kube-apiserver: started" in repaired.stdout
         assert "etcd: already running" in repaired.stdout
         assert _pids(dev)["kube-apiserver"] != first["kube-apiserver"]
-        got = subprocess.run([*kubectl, "get", "namespace", "kept", "-o", "name"], capture_output=True, text=True,
-                             check=False)
+        got = subprocess.run(
+            [*kubectl, "get", "namespace", "kept", "-o", "name"], capture_output=True, text=True, check=False
+        )
         assert got.stdout.strip() == "namespace/kept"  # etcd data survived the restart
         assert _make("status", dev=dev, metrics_port=port).returncode == 0
 
@@ -170,5 +194,4 @@ def test_given_make_up_when_repeated_after_a_crash_or_resized_then_it_converges_
         assert _pids(dev) == {}
         assert _make("status", dev=dev, metrics_port=port).returncode != 0
     finally:
-        subprocess.run(["make", "-C", str(REPO), "down", f"DEV={dev}"], capture_output=True, timeout=120,
-                       check=False)
+        subprocess.run(["make", "-C", str(REPO), "down", f"DEV={dev}"], capture_output=True, timeout=120, check=False)

@@ -21,9 +21,11 @@ LADDER: dict[str, Any] = {
     "output": {"url": "file:///media/out/talk/", "container": "hls"},
     "volumes": [{"name": "media", "mountPath": "/media", "emptyDir": {}}],
     "video": {"codec": "h264", "crf": 23},
-    "renditions": [{"name": "360p", "width": 640, "height": 360, "bitrate": "800k"},
-                   {"name": "720p", "width": 1280, "height": 720, "crf": 22}],
-}  # fmt: skip
+    "renditions": [
+        {"name": "360p", "width": 640, "height": 360, "bitrate": "800k"},
+        {"name": "720p", "width": 1280, "height": 720, "crf": 22},
+    ],
+}
 
 
 def _with(**changes: Any) -> Callable[[dict[str, Any]], None]:
@@ -45,22 +47,31 @@ def _rendition(**changes: Any) -> Callable[[dict[str, Any]], None]:
 REFUSED: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("renditions into mp4", _with(output={"url": "file:///media/out/talk/", "container": "mp4"}), "hls or dash"),
     ("renditions without a container", _with(output={"url": "file:///media/out/talk/"}), "hls or dash"),
-    ("renditions into a file URL", _with(output={"url": "file:///media/out/talk.m3u8", "container": "hls"}),
-     "end the URL with '/'"),
+    (
+        "renditions into a file URL",
+        _with(output={"url": "file:///media/out/talk.m3u8", "container": "hls"}),
+        "end the URL with '/'",
+    ),
     ("a folder URL without renditions", _with(renditions=None), "spec.output.url"),
-    ("a folder URL that is the volume itself", _with(output={"url": "file:///media/", "container": "hls"}),
-     "spec.output.url"),
+    (
+        "a folder URL that is the volume itself",
+        _with(output={"url": "file:///media/", "container": "hls"}),
+        "spec.output.url",
+    ),
     ("an rtmp folder", _with(output={"url": "rtmp://example.invalid/live/", "container": "hls"}), "spec.output.url"),
     ("odd width", _rendition(width=641), "spec.renditions[0].width"),
     ("odd height", _rendition(height=361), "spec.renditions[0].height"),
-    ("duplicate names", _with(renditions=[LADDER["renditions"][0], {**LADDER["renditions"][1], "name": "360p"}]),
-     "spec.renditions[1]"),
+    (
+        "duplicate names",
+        _with(renditions=[LADDER["renditions"][0], {**LADDER["renditions"][1], "name": "360p"}]),
+        "spec.renditions[1]",
+    ),
     ("bitrate and crf", _rendition(crf=20), "spec.renditions[0]"),
     ("a rendition named audio", _rendition(name="audio"), "spec.renditions[0].name"),
     ("no renditions", _with(renditions=[]), "spec.renditions"),
     ("renditions with codec copy", _with(video={"codec": "copy"}), "spec.renditions"),
     ("segment seconds zero", _with(output={**LADDER["output"], "segmentSeconds": 0}), "spec.output.segmentSeconds"),
-]  # fmt: skip
+]
 
 
 SPLIT: dict[str, Any] = {
@@ -109,8 +120,9 @@ def test_given_a_valid_ladder_when_created_then_accepted_with_its_folder_url(job
 
 
 @pytest.mark.parametrize(("case", "mutate", "field"), REFUSED, ids=[c[0] for c in REFUSED])
-def test_given_a_ladder_that_cannot_work_when_created_then_refused_naming_the_field(jobs, namespace, case, mutate,
-                                                                                    field):  # fmt: skip
+def test_given_a_ladder_that_cannot_work_when_created_then_refused_naming_the_field(
+    jobs, namespace, case, mutate, field
+):
     spec = copy.deepcopy(LADDER)
     mutate(spec)
     with pytest.raises(ApiException) as refused:
@@ -125,8 +137,9 @@ def test_given_a_valid_split_job_when_created_then_accepted(jobs, namespace):
 
 
 @pytest.mark.parametrize(("case", "changes", "field"), SPLIT_REFUSED, ids=[c[0] for c in SPLIT_REFUSED])
-def test_given_a_split_job_that_cannot_work_when_created_then_refused_naming_the_field(jobs, namespace, case, changes,
-                                                                                      field):  # fmt: skip
+def test_given_a_split_job_that_cannot_work_when_created_then_refused_naming_the_field(
+    jobs, namespace, case, changes, field
+):
     with pytest.raises(ApiException) as refused:
         _create(jobs, namespace, "bad", {**copy.deepcopy(SPLIT), **changes})
     assert refused.value.status == 422, _message(refused.value)
@@ -140,14 +153,24 @@ def test_given_a_preset_when_created_then_accepted_and_a_bad_one_refused_naming_
         body = {"apiVersion": api.API_VERSION, "kind": api.PRESET_KIND, "metadata": {"name": name}, "spec": spec}
         return presets.create_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PRESET_PLURAL, body)
 
-    good = create("ladder", {"video": {"codec": "h264"}, "output": {"container": "hls", "segmentSeconds": 4},
-                             "renditions": LADDER["renditions"]})  # fmt: skip
+    good = create(
+        "ladder",
+        {
+            "video": {"codec": "h264"},
+            "output": {"container": "hls", "segmentSeconds": 4},
+            "renditions": LADDER["renditions"],
+        },
+    )
     api.TranscodePreset.model_validate(good)
-    for spec, field in (({"video": {"codec": "mpeg2"}}, "spec.video.codec"),
-                        ({"renditions": [{"name": "odd", "width": 641, "height": 360}]}, "spec.renditions[0].width")):
+    for spec, field in (
+        ({"video": {"codec": "mpeg2"}}, "spec.video.codec"),
+        ({"renditions": [{"name": "odd", "width": 641, "height": 360}]}, "spec.renditions[0].width"),
+    ):
         with pytest.raises(ApiException) as refused:
             create("bad", spec)
         assert refused.value.status == 422
         assert field in _message(refused.value), _message(refused.value)
     # A preset never names an output: a URL is no field of it (pruned; `kubectl apply` warns of it).
-    assert "url" not in create("no-url", {"output": {"container": "mp4", "url": "file:///media/x.mp4"}})["spec"]["output"]
+    assert (
+        "url" not in create("no-url", {"output": {"container": "mp4", "url": "file:///media/x.mp4"}})["spec"]["output"]
+    )

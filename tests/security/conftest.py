@@ -40,12 +40,34 @@ def api_message(exc: client.exceptions.ApiException) -> str:
 def render_policy(control_plane: Any, *, release: str, namespace: str, values: dict[str, Any]) -> list[dict]:
     """The chart's ValidatingAdmissionPolicy and binding for `values` (merged under jobPolicy), bound to
     `namespace` only, as `helm template` renders them for a cluster that serves the API."""
-    values = {"jobPolicy": {**values, "admissionPolicy": {
-        "enabled": True, "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}}}
+    values = {
+        "jobPolicy": {
+            **values,
+            "admissionPolicy": {
+                "enabled": True,
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}},
+            },
+        }
+    }
     done = subprocess.run(
-        [str(Path(control_plane.bin_dir) / "helm"), "template", release, str(CHART), "--api-versions", VAP_API,
-         "--show-only", "templates/job-admission-policy.yaml", "-f", "-"],
-        input=yaml.safe_dump(values), capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        [
+            str(Path(control_plane.bin_dir) / "helm"),
+            "template",
+            release,
+            str(CHART),
+            "--api-versions",
+            VAP_API,
+            "--show-only",
+            "templates/job-admission-policy.yaml",
+            "-f",
+            "-",
+        ],
+        input=yaml.safe_dump(values),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return [d for d in yaml.safe_load_all(done.stdout) if d]
 
@@ -64,14 +86,20 @@ def job_policy(control_plane: Any, api_client: client.ApiClient, namespace: str)
         admission.create_validating_admission_policy(policy)
         admission.create_validating_admission_policy_binding(binding)
         made.append(policy["metadata"]["name"])
-        probe = job_body("policy-probe", {
-            "input": {"testSource": {"durationSeconds": 1}}, "output": {"url": "file:///m/x.mp4"},
-            "volumes": [{"name": "m", "mountPath": "/m", "hostPath": {"path": "/policy-probe-never-allowed"}}]})
+        probe = job_body(
+            "policy-probe",
+            {
+                "input": {"testSource": {"durationSeconds": 1}},
+                "output": {"url": "file:///m/x.mp4"},
+                "volumes": [{"name": "m", "mountPath": "/m", "hostPath": {"path": "/policy-probe-never-allowed"}}],
+            },
+        )
 
         def enforced() -> bool:
             try:
-                custom.create_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, probe,
-                                                       dry_run="All")  # fmt: skip
+                custom.create_namespaced_custom_object(
+                    api.GROUP, api.VERSION, namespace, api.PLURAL, probe, dry_run="All"
+                )
             except client.exceptions.ApiException as exc:
                 return exc.status == 422 and "hostPath" in api_message(exc)
             return False
@@ -80,8 +108,10 @@ def job_policy(control_plane: Any, api_client: client.ApiClient, namespace: str)
 
     yield apply
     for name in made:
-        for delete in (admission.delete_validating_admission_policy_binding,
-                       admission.delete_validating_admission_policy):
+        for delete in (
+            admission.delete_validating_admission_policy_binding,
+            admission.delete_validating_admission_policy,
+        ):
             try:
                 delete(name)
             except client.exceptions.ApiException:

@@ -50,13 +50,18 @@ ATTACKS: list[tuple[str, dict[str, Any], str]] = [
     ("hostPath allowed to another namespace", _host("/srv/other-tenant"), "hostPath.path"),
     ("an unlisted PriorityClass", {"priorityClassName": "ffrtmp-highest"}, "spec.priorityClassName"),
     ("cpu limit above the maximum", {"resources": {"limits": {"cpu": "64"}}}, "spec.resources.limits.cpu"),
-    ("cpu request above the maximum in millicores", {"resources": {"requests": {"cpu": "16001m"}}},
-     "spec.resources.requests.cpu"),
+    (
+        "cpu request above the maximum in millicores",
+        {"resources": {"requests": {"cpu": "16001m"}}},
+        "spec.resources.requests.cpu",
+    ),
     ("memory above the maximum", {"resources": {"requests": {"memory": "1Ti"}}}, "spec.resources.requests.memory"),
-    ("a RAM emptyDir above the cap", {"volumes": [{"name": "media", "mountPath": "/media",
-                                                   "emptyDir": {"medium": "Memory", "sizeLimit": "64Gi"}}]},
-     "emptyDir.sizeLimit"),
-]  # fmt: skip
+    (
+        "a RAM emptyDir above the cap",
+        {"volumes": [{"name": "media", "mountPath": "/media", "emptyDir": {"medium": "Memory", "sizeLimit": "64Gi"}}]},
+        "emptyDir.sizeLimit",
+    ),
+]
 
 
 @pytest.fixture
@@ -66,8 +71,7 @@ def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
 
 @pytest.fixture
 def enforced(job_policy: Callable[..., None], namespace: str) -> None:
-    job_policy(hostPath={namespace: ["/srv/media"], "other-tenant": ["/srv/other-tenant"]},
-               priorityClassNames=["gold"])  # fmt: skip
+    job_policy(hostPath={namespace: ["/srv/media"], "other-tenant": ["/srv/other-tenant"]}, priorityClassNames=["gold"])
 
 
 @pytest.mark.parametrize(("attack", "changes", "field"), ATTACKS, ids=[a[0] for a in ATTACKS])
@@ -98,8 +102,9 @@ def test_given_an_allowed_job_when_patched_to_a_host_path_then_refused_but_cance
     with pytest.raises(client.exceptions.ApiException) as refused:
         custom.patch_namespaced_custom_object(*GROUP, namespace, api.PLURAL, "job", {"spec": _host("/etc")})
     assert refused.value.status == 422 and "hostPath.path" in api_message(refused.value)
-    patched = custom.patch_namespaced_custom_object(*GROUP, namespace, api.PLURAL, "job",
-                                                    {"spec": {"paused": True, "canceled": True}})  # fmt: skip
+    patched = custom.patch_namespaced_custom_object(
+        *GROUP, namespace, api.PLURAL, "job", {"spec": {"paused": True, "canceled": True}}
+    )
     assert patched["spec"]["canceled"] is True
 
 
@@ -125,8 +130,11 @@ def test_given_the_chart_installed_then_its_policy_refuses_host_path_and_its_ope
             custom.delete_namespaced_custom_object(*GROUP, namespace, api.PLURAL, "probe")
             time.sleep(0.5)
     assert refused.value.status == 422 and "hostPath" in api_message(refused.value)
-    deploy = json.loads(kubectl("get", "deployment", f"{release['name']}-ffrtmp-operator", "-n",
-                                api.DEFAULT_SYSTEM_NAMESPACE, "-o", "json").stdout)  # fmt: skip
+    deploy = json.loads(
+        kubectl(
+            "get", "deployment", f"{release['name']}-ffrtmp-operator", "-n", api.DEFAULT_SYSTEM_NAMESPACE, "-o", "json"
+        ).stdout
+    )
     args = deploy["spec"]["template"]["spec"]["containers"][0]["args"]
     assert not [a for a in args if a.startswith("--host-path")]
     assert {"--priority-class=ffrtmp-high", "--job-max-cpu=16", "--max-memory-empty-dir=1Gi"} <= set(args)
@@ -148,5 +156,10 @@ def test_given_the_chart_installed_then_its_policy_refuses_host_path_and_its_ope
 def test_given_unsafe_policy_values_then_the_chart_schema_refuses_them(control_plane: Any, bad: dict) -> None:
     done = subprocess.run(
         [str(Path(control_plane.bin_dir) / "helm"), "template", "rel", str(CHART), "-f", "-"],
-        input=yaml.safe_dump({"jobPolicy": bad}), capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+        input=yaml.safe_dump({"jobPolicy": bad}),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode != 0 and "values don't meet the specifications" in done.stderr, done.stderr

@@ -80,17 +80,23 @@ ATTACKS: list[tuple[str, dict[str, Any], str]] = [
     ("output ..", {"output": {"url": "file:///media/../etc/cron.d/x"}}, "spec.output.url"),
     # demuxers: the schema refuses names in another case (ffmpeg would match them case-insensitively)
     ("forced format TTY", {"input": {"url": "file:///media/in/a.mp4", "format": "TTY"}}, "spec.input.format"),
-    ("forced format with a space", {"input": {"url": "file:///media/in/a.mp4", "format": "mov tty"}},
-     "spec.input.format"),
+    (
+        "forced format with a space",
+        {"input": {"url": "file:///media/in/a.mp4", "format": "mov tty"}},
+        "spec.input.format",
+    ),
     # hostPath in non-normal form (the admin's allowlist compares normal forms)
     ("hostPath with ..", _host("/srv/media/../../etc"), "spec.volumes[0].hostPath.path"),
     ("hostPath /", _host("/"), "spec.volumes[0].hostPath.path"),
     ("hostPath //etc", _host("//etc"), "spec.volumes[0].hostPath.path"),
     # PriorityClasses of the cluster's own components
     ("priorityClassName system-node-critical", {"priorityClassName": "system-node-critical"}, "spec.priorityClassName"),
-    ("priorityClassName system-cluster-critical", {"priorityClassName": "system-cluster-critical"},
-     "spec.priorityClassName"),
-]  # fmt: skip
+    (
+        "priorityClassName system-cluster-critical",
+        {"priorityClassName": "system-cluster-critical"},
+        "spec.priorityClassName",
+    ),
+]
 
 
 @pytest.mark.parametrize(("attack", "changes", "field"), ATTACKS, ids=[a[0] for a in ATTACKS])
@@ -112,11 +118,13 @@ def test_given_a_valid_job_then_a_later_patch_to_a_bad_mount_path_is_refused_too
     api_client: client.ApiClient, namespace: str
 ) -> None:
     custom = client.CustomObjectsApi(api_client)
-    custom.create_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL,
-                                           job_body("ok", copy.deepcopy(BASE)))  # fmt: skip
+    custom.create_namespaced_custom_object(
+        api.GROUP, api.VERSION, namespace, api.PLURAL, job_body("ok", copy.deepcopy(BASE))
+    )
     with pytest.raises(client.exceptions.ApiException) as refused:
-        custom.patch_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, "ok",
-                                              {"spec": _mount("/")})  # fmt: skip
+        custom.patch_namespaced_custom_object(
+            api.GROUP, api.VERSION, namespace, api.PLURAL, "ok", {"spec": _mount("/")}
+        )
     assert refused.value.status == 422 and "spec.volumes[0].mountPath" in api_message(refused.value)
     stored = custom.get_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, "ok")
     assert stored["spec"]["volumes"][0]["mountPath"] == "/media"

@@ -44,8 +44,14 @@ FASTSTART = ["-movflags", "+faststart"]  # these servers answer no Range request
 class Counting(http.server.ThreadingHTTPServer):
     """A loopback HTTP server that counts every connection it accepts; serves `files`, and redirects."""
 
-    def __init__(self, address: tuple[str, int], *, family: int = socket.AF_INET, files: dict[str, bytes],
-                 redirects: dict[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        address: tuple[str, int],
+        *,
+        family: int = socket.AF_INET,
+        files: dict[str, bytes],
+        redirects: dict[str, str] | None = None,
+    ) -> None:
         self.address_family = family
         self.connections = 0
         self.files, self.redirects = files, redirects or {}
@@ -137,9 +143,11 @@ def test_given_loopback_in_every_spelling_when_jobs_run_then_refused_before_anyt
     rtmp = socket.create_server(("127.0.0.1", 0))  # an RTMP "server" that only counts connections
     accepted: list[Any] = []
     threading.Thread(target=lambda: [accepted.append(rtmp.accept()) for _ in iter(int, 1)], daemon=True).start()
-    outputs = {"out-rtmp": f"rtmp://127.0.0.1:{rtmp.getsockname()[1]}/live/stolen",
-               "out-rtmp-decimal": f"rtmp://2130706433:{rtmp.getsockname()[1]}/live/stolen",
-               "out-rtmp-ipv6": f"rtmp://[::1]:{rtmp.getsockname()[1]}/live/stolen"}  # fmt: skip
+    outputs = {
+        "out-rtmp": f"rtmp://127.0.0.1:{rtmp.getsockname()[1]}/live/stolen",
+        "out-rtmp-decimal": f"rtmp://2130706433:{rtmp.getsockname()[1]}/live/stolen",
+        "out-rtmp-ipv6": f"rtmp://[::1]:{rtmp.getsockname()[1]}/live/stolen",
+    }
     stack.agent(slots=4)
     operator = stack.operator(egress_allow=())  # the chart's default: public addresses only
     stack.wait_agents()
@@ -181,21 +189,47 @@ def test_given_an_allowed_server_that_redirects_or_lists_elsewhere_then_only_it_
     """Server A is allowed (that port only); what it points to on B (loopback, another port) is refused
     whatever the form: a redirect, an absolute playlist entry, httpproxy://, tcp://, https://."""
     media = make_media(tmp_path / "in.mp4", seconds=2, extra=FASTSTART).read_bytes()
-    segment = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", str(tmp_path / "in.mp4"),
-                              "-c", "copy", "-f", "mpegts", "-"], capture_output=True, check=True).stdout  # fmt: skip
+    segment = subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            str(tmp_path / "in.mp4"),
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
     target = Counting(("127.0.0.1", 0), files={"/in.mp4": media, "/seg.ts": segment})
     b = target.port
 
     def playlist(uri: str) -> bytes:
         return f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n{uri}\n#EXT-X-ENDLIST\n".encode()
 
-    lists = {"/abs.m3u8": f"http://127.0.0.1:{b}/seg.ts", "/dec.m3u8": f"http://2130706433:{b}/seg.ts",
-             "/proxy.m3u8": f"httpproxy://127.0.0.1:{b}/seg.ts", "/tcp.m3u8": f"tcp://127.0.0.1:{b}/seg.ts",
-             "/https.m3u8": f"https://127.0.0.1:{b}/seg.ts", "/own.m3u8": "seg.ts"}  # fmt: skip
-    allowed = Counting(("127.0.0.1", 0), files={"/in.mp4": media, "/seg.ts": segment,
-                                                **{k: playlist(v) for k, v in lists.items()}},
-                       redirects={"/to-b": f"http://127.0.0.1:{b}/in.mp4", "/to-b-v6": f"http://[::1]:{b}/in.mp4",
-                                  "/to-file": "file:///etc/passwd", "/to-self": "/in.mp4"})  # fmt: skip
+    lists = {
+        "/abs.m3u8": f"http://127.0.0.1:{b}/seg.ts",
+        "/dec.m3u8": f"http://2130706433:{b}/seg.ts",
+        "/proxy.m3u8": f"httpproxy://127.0.0.1:{b}/seg.ts",
+        "/tcp.m3u8": f"tcp://127.0.0.1:{b}/seg.ts",
+        "/https.m3u8": f"https://127.0.0.1:{b}/seg.ts",
+        "/own.m3u8": "seg.ts",
+    }
+    allowed = Counting(
+        ("127.0.0.1", 0),
+        files={"/in.mp4": media, "/seg.ts": segment, **{k: playlist(v) for k, v in lists.items()}},
+        redirects={
+            "/to-b": f"http://127.0.0.1:{b}/in.mp4",
+            "/to-b-v6": f"http://[::1]:{b}/in.mp4",
+            "/to-file": "file:///etc/passwd",
+            "/to-self": "/in.mp4",
+        },
+    )
     for server in (target, allowed):
         threading.Thread(target=server.serve_forever, daemon=True).start()
     a = f"http://127.0.0.1:{allowed.port}"
@@ -228,8 +262,11 @@ def test_given_an_allowed_server_that_redirects_or_lists_elsewhere_then_only_it_
     wrong = {}
     for name, (_, expected) in jobs.items():
         status = final[name]["status"]
-        ok = status.get("phase") == "Completed" if expected == "completed" else (
-            status.get("phase") == "Failed" and status.get("reason") == "InputError")  # fmt: skip
+        ok = (
+            status.get("phase") == "Completed"
+            if expected == "completed"
+            else (status.get("phase") == "Failed" and status.get("reason") == "InputError")
+        )
         if not ok:
             wrong[name] = (status.get("phase"), status.get("reason"), status.get("message"))
     assert not wrong, wrong
@@ -248,17 +285,20 @@ def _resolver(answers: dict[str, list[str]], calls: list[str]) -> Any:
     return resolve
 
 
-@pytest.mark.parametrize(("host", "answer", "refused"), [
-    ("metadata.example", ["169.254.169.254"], "cloud metadata"),
-    ("metadata-v6.example", ["fd00:ec2::254"], "unique local"),
-    ("internal.example", ["10.0.0.5"], "private"),
-    ("cgnat.example", ["100.64.1.1"], "carrier-grade"),
-    ("link-local-v6.example", ["fe80::1"], "link-local"),
-    ("mixed.example", ["127.0.0.1", "10.0.0.1"], "private"),  # one private answer refuses the name
-    ("nat64.example", ["64:ff9b::a9fe:a9fe"], "cloud metadata"),
-    ("public.example", ["93.184.216.34"], None),
-    ("public-v6.example", ["2606:4700:4700::1111"], None),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("host", "answer", "refused"),
+    [
+        ("metadata.example", ["169.254.169.254"], "cloud metadata"),
+        ("metadata-v6.example", ["fd00:ec2::254"], "unique local"),
+        ("internal.example", ["10.0.0.5"], "private"),
+        ("cgnat.example", ["100.64.1.1"], "carrier-grade"),
+        ("link-local-v6.example", ["fe80::1"], "link-local"),
+        ("mixed.example", ["127.0.0.1", "10.0.0.1"], "private"),  # one private answer refuses the name
+        ("nat64.example", ["64:ff9b::a9fe:a9fe"], "cloud metadata"),
+        ("public.example", ["93.184.216.34"], None),
+        ("public-v6.example", ["2606:4700:4700::1111"], None),
+    ],
+)
 def test_given_a_name_then_every_address_it_resolves_to_is_checked_before_any_connection(host, answer, refused):
     calls: list[str] = []
     policy = EgressPolicy.parse(["127.0.0.1/32"])  # only so that a failing check would reach loopback, never off
@@ -270,8 +310,20 @@ def test_given_a_name_then_every_address_it_resolves_to_is_checked_before_any_co
     assert calls == [host]
 
 
-@pytest.mark.parametrize("literal", ["169.254.169.254", "0xA9FEA9FE", "2852039166", "169.254.43518", "10.1", "[fd00::1]",
-                                     "[::ffff:169.254.169.254]", "[fe80::1%25eth0]", "0"])  # fmt: skip
+@pytest.mark.parametrize(
+    "literal",
+    [
+        "169.254.169.254",
+        "0xA9FEA9FE",
+        "2852039166",
+        "169.254.43518",
+        "10.1",
+        "[fd00::1]",
+        "[::ffff:169.254.169.254]",
+        "[fe80::1%25eth0]",
+        "0",
+    ],
+)
 def test_given_a_literal_then_it_is_refused_without_resolving(literal: str):
     calls: list[str] = []
     with pytest.raises(Refused, match="may not be reached"):
@@ -312,10 +364,31 @@ def test_given_dns_rebinding_then_the_pinned_address_is_used_until_a_refresh_cut
 def tls_server(tmp_path: Path) -> Iterator[tuple[int, Path]]:
     """An HTTPS server on 127.0.0.1 with a self-signed certificate for 127.0.0.1; yields (port, cert)."""
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)  # fmt: skip
-    server = Counting(("127.0.0.1", 0), files={"/in.mp4": make_media(tmp_path / "in.mp4", seconds=1, extra=FASTSTART).read_bytes()})
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server = Counting(
+        ("127.0.0.1", 0), files={"/in.mp4": make_media(tmp_path / "in.mp4", seconds=1, extra=FASTSTART).read_bytes()}
+    )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     server.socket = context.wrap_socket(server.socket, server_side=True)
@@ -331,15 +404,23 @@ def test_given_an_https_input_then_its_certificate_is_verified(
 ) -> None:
     port, cert = tls_server
     out = shared_folder(tmp_path / "out")
-    job = create_job(api_client, namespace, "tls", {
-        "input": {"url": f"https://127.0.0.1:{port}/in.mp4"}, "output": {"url": f"file://{out}/x.mp4"},
-        "video": {"preset": "ultrafast"}, "audio": {"codec": "copy"},
-        "volumes": [{"name": "out", "mountPath": str(out), "emptyDir": {}}],
-    })  # fmt: skip
+    job = create_job(
+        api_client,
+        namespace,
+        "tls",
+        {
+            "input": {"url": f"https://127.0.0.1:{port}/in.mp4"},
+            "output": {"url": f"file://{out}/x.mp4"},
+            "video": {"preset": "ultrafast"},
+            "audio": {"codec": "copy"},
+            "volumes": [{"name": "out", "mountPath": str(out), "emptyDir": {}}],
+        },
+    )
     kubeconfig = runner_kubeconfig(api_client, control_plane, namespace, tmp_path / "kubeconfig")
     env = {"SSL_CERT_FILE": str(cert)} if trusted else {}
-    runner = RunnerProcess(build(job, egress_allow=(f"127.0.0.1:{port}",)), kubeconfig=kubeconfig, work=tmp_path,
-                           env=env)  # fmt: skip
+    runner = RunnerProcess(
+        build(job, egress_allow=(f"127.0.0.1:{port}",)), kubeconfig=kubeconfig, work=tmp_path, env=env
+    )
     try:
         code = runner.wait(timeout=120)
     finally:
@@ -359,19 +440,46 @@ def test_given_an_https_input_then_its_certificate_is_verified(
 def test_given_the_chart_then_the_job_network_policy_is_valid_and_keeps_private_ranges_out(
     control_plane: Any, api_client: client.ApiClient, namespace: str
 ) -> None:
-    values = {"jobPolicy": {"egress": {"allow": ["10.20.0.0/16", "media.corp:443", "[fd00::/8]:443"],
-                                       "networkPolicy": {"namespaces": [namespace],
-                                                         "apiServer": [{"cidr": "172.18.0.2/32", "port": 6443}]}}}}
-    done = subprocess.run([str(Path(control_plane.bin_dir) / "helm"), "template", "sec", str(CHART), "--show-only",
-                           "templates/job-networkpolicy.yaml", "-f", "-"], input=yaml.safe_dump(values),
-                          capture_output=True, text=True, check=False, timeout=120)  # fmt: skip
+    values = {
+        "jobPolicy": {
+            "egress": {
+                "allow": ["10.20.0.0/16", "media.corp:443", "[fd00::/8]:443"],
+                "networkPolicy": {"namespaces": [namespace], "apiServer": [{"cidr": "172.18.0.2/32", "port": 6443}]},
+            }
+        }
+    }
+    done = subprocess.run(
+        [
+            str(Path(control_plane.bin_dir) / "helm"),
+            "template",
+            "sec",
+            str(CHART),
+            "--show-only",
+            "templates/job-networkpolicy.yaml",
+            "-f",
+            "-",
+        ],
+        input=yaml.safe_dump(values),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     (policy,) = [d for d in yaml.safe_load_all(done.stdout) if d]
     made = client.NetworkingV1Api(api_client).create_namespaced_network_policy(namespace, policy, dry_run="All")
     spec = made.spec
     assert spec.policy_types == ["Ingress", "Egress"] and not spec.ingress
-    public = [p.ip_block for rule in spec.egress for p in rule.to or [] if p.ip_block and p.ip_block.cidr == "0.0.0.0/0"]
-    assert public and {"127.0.0.0/8", "169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
-                       "100.64.0.0/10"} <= set(public[0]._except)  # fmt: skip
+    public = [
+        p.ip_block for rule in spec.egress for p in rule.to or [] if p.ip_block and p.ip_block.cidr == "0.0.0.0/0"
+    ]
+    assert public and {
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "100.64.0.0/10",
+    } <= set(public[0]._except)
     cidrs = {p.ip_block.cidr for rule in spec.egress for p in rule.to or [] if p.ip_block}
     assert {"10.20.0.0/16", "fd00::/8", "172.18.0.2/32"} <= cidrs

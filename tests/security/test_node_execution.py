@@ -44,9 +44,12 @@ def shim() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def agent(control_plane: Any, api_client: client.ApiClient, tmp_path_factory: pytest.TempPathFactory, shim: Path):
-    with registered_agent(agent_env(control_plane.env(), shim), client.CoreV1Api(api_client),
-                          node=f"sec-node-{secrets.token_hex(3)}", work_dir=tmp_path_factory.mktemp("sec-node")
-                          ) as proc:  # fmt: skip
+    with registered_agent(
+        agent_env(control_plane.env(), shim),
+        client.CoreV1Api(api_client),
+        node=f"sec-node-{secrets.token_hex(3)}",
+        work_dir=tmp_path_factory.mktemp("sec-node"),
+    ) as proc:
         yield proc
 
 
@@ -98,32 +101,64 @@ def test_given_pods_the_operator_did_not_build_then_none_runs(agent, api_client,
     copied = real["metadata"]["annotations"]
     attacks: dict[str, tuple[dict[str, Any], str]] = {
         "unsigned": (job_pod(job, node=agent.node, command=_touch(marks, "unsigned"), name="unsigned"), "signature"),
-        "copied-signature": (dict(job_pod(job, node=agent.node, command=_touch(marks, "copied"), name="copied"),
-                                  metadata={**job_pod(job, node=agent.node, command=[], name="copied")["metadata"],
-                                            "annotations": copied}), "signature"),
-        "tampered-after-signing": (_signed_then(api_client, job_pod(job, node=agent.node, command=["true"],
-                                                                    name="tampered"),
-                                                lambda p: p["spec"]["containers"][0]["env"].__setitem__(
-                                                    0, {"name": jobpods.TEST_ARGV,
-                                                        "value": json.dumps(_touch(marks, "tampered"))})),
-                                   "signature"),
-        "host-folder-added": (_signed_then(api_client, job_pod(job, node=agent.node, command=_touch(marks, "etc"),
-                                                               name="etc"),
-                                           lambda p: (p["spec"]["volumes"].append(
-                                               {"name": "etc", "hostPath": {"path": "/etc"}}),
-                                               p["spec"]["containers"][0]["volumeMounts"].append(
-                                                   {"name": "etc", "mountPath": "/host-etc"}))), "signature"),
-        "shell-command": (_signed_then(api_client, job_pod(job, node=agent.node, command=[], name="shell"),
-                                       lambda p: p["spec"]["containers"][0].update(
-                                           command=["sh", "-c", f"touch {marks}/shell"])), "ffrtmp-runner"),
-        "host-network": (_signed_then(api_client, job_pod(job, node=agent.node, command=_touch(marks, "net"),
-                                                          name="hostnet"),
-                                      lambda p: p["spec"].__setitem__("hostNetwork", True)), "hostNetwork"),
-        "privileged": (_signed_then(api_client, job_pod(job, node=agent.node, command=_touch(marks, "priv"),
-                                                        name="privileged"),
-                                    lambda p: p["spec"]["containers"][0]["securityContext"].update(
-                                        privileged=True, allowPrivilegeEscalation=True)), "privileged"),
-    }  # fmt: skip
+        "copied-signature": (
+            dict(
+                job_pod(job, node=agent.node, command=_touch(marks, "copied"), name="copied"),
+                metadata={
+                    **job_pod(job, node=agent.node, command=[], name="copied")["metadata"],
+                    "annotations": copied,
+                },
+            ),
+            "signature",
+        ),
+        "tampered-after-signing": (
+            _signed_then(
+                api_client,
+                job_pod(job, node=agent.node, command=["true"], name="tampered"),
+                lambda p: p["spec"]["containers"][0]["env"].__setitem__(
+                    0, {"name": jobpods.TEST_ARGV, "value": json.dumps(_touch(marks, "tampered"))}
+                ),
+            ),
+            "signature",
+        ),
+        "host-folder-added": (
+            _signed_then(
+                api_client,
+                job_pod(job, node=agent.node, command=_touch(marks, "etc"), name="etc"),
+                lambda p: (
+                    p["spec"]["volumes"].append({"name": "etc", "hostPath": {"path": "/etc"}}),
+                    p["spec"]["containers"][0]["volumeMounts"].append({"name": "etc", "mountPath": "/host-etc"}),
+                ),
+            ),
+            "signature",
+        ),
+        "shell-command": (
+            _signed_then(
+                api_client,
+                job_pod(job, node=agent.node, command=[], name="shell"),
+                lambda p: p["spec"]["containers"][0].update(command=["sh", "-c", f"touch {marks}/shell"]),
+            ),
+            "ffrtmp-runner",
+        ),
+        "host-network": (
+            _signed_then(
+                api_client,
+                job_pod(job, node=agent.node, command=_touch(marks, "net"), name="hostnet"),
+                lambda p: p["spec"].__setitem__("hostNetwork", True),
+            ),
+            "hostNetwork",
+        ),
+        "privileged": (
+            _signed_then(
+                api_client,
+                job_pod(job, node=agent.node, command=_touch(marks, "priv"), name="privileged"),
+                lambda p: p["spec"]["containers"][0]["securityContext"].update(
+                    privileged=True, allowPrivilegeEscalation=True
+                ),
+            ),
+            "privileged",
+        ),
+    }
     for pod, _ in attacks.values():
         core.create_namespaced_pod(namespace, pod)
     wrong = {}
@@ -136,14 +171,23 @@ def test_given_pods_the_operator_did_not_build_then_none_runs(agent, api_client,
     assert sorted(p.name for p in marks.iterdir()) == [], "a refused pod's command ran"
 
 
-def test_given_a_job_replaced_under_the_same_name_then_the_old_pod_is_refused(agent, api_client, core, namespace,
-                                                                               marks):  # fmt: skip
+def test_given_a_job_replaced_under_the_same_name_then_the_old_pod_is_refused(
+    agent, api_client, core, namespace, marks
+):
     old = make_job(api_client, namespace, "replaced")
     pod = job_pod(old, node=agent.node, command=_touch(marks, "old"), api_client=api_client)
-    client.CustomObjectsApi(api_client).delete_namespaced_custom_object(api.GROUP, api.VERSION, namespace,
-                                                                        api.PLURAL, "replaced")  # fmt: skip
-    wait_until(lambda: not client.CustomObjectsApi(api_client).list_namespaced_custom_object(
-        api.GROUP, api.VERSION, namespace, api.PLURAL)["items"], timeout=30, what="the job to be gone")  # fmt: skip
+    client.CustomObjectsApi(api_client).delete_namespaced_custom_object(
+        api.GROUP, api.VERSION, namespace, api.PLURAL, "replaced"
+    )
+    wait_until(
+        lambda: (
+            not client.CustomObjectsApi(api_client).list_namespaced_custom_object(
+                api.GROUP, api.VERSION, namespace, api.PLURAL
+            )["items"]
+        ),
+        timeout=30,
+        what="the job to be gone",
+    )
     make_job(api_client, namespace, "replaced")
     core.create_namespaced_pod(namespace, pod)
 
@@ -220,15 +264,18 @@ def _log_folder(pod: dict[str, Any]) -> str:
     return os.path.dirname(pod["metadata"]["annotations"]["ffrtmp.io/log-file"])
 
 
-def test_given_a_planted_termination_log_link_then_the_agent_does_not_read_the_target(agent, api_client, core,
-                                                                                      namespace):  # fmt: skip
+def test_given_a_planted_termination_log_link_then_the_agent_does_not_read_the_target(
+    agent, api_client, core, namespace
+):
     """The pod's folder is its own: a link there must not make the agent (root) read a root-only file into
     the pod's status."""
     secret = Path(tempfile.mkdtemp(prefix="ffrtmp-root-only-")) / "key"
     secret.write_text("ROOT-ONLY-CONTENT")
     secret.chmod(0o600)
-    script = (f"import os, sys\nlog = os.environ['{api.ENV_TERMINATION_LOG}']\n"
-              f"os.symlink({str(secret)!r}, log)\nsys.exit(3)\n")  # fmt: skip
+    script = (
+        f"import os, sys\nlog = os.environ['{api.ENV_TERMINATION_LOG}']\n"
+        f"os.symlink({str(secret)!r}, log)\nsys.exit(3)\n"
+    )
     job = make_job(api_client, namespace)
     pod = job_pod(job, node=agent.node, command=[sys.executable, "-c", script], api_client=api_client)
     try:
@@ -255,8 +302,13 @@ def test_given_limits_then_the_pod_runs_in_a_cgroup_holding_them_and_a_memory_ho
         "print('survived', flush=True)\n"
     )
     job = make_job(api_client, namespace)
-    pod = job_pod(job, node=agent.node, command=[sys.executable, "-c", script], api_client=api_client,
-                  limits={"cpu": "250m", "memory": "128Mi"})
+    pod = job_pod(
+        job,
+        node=agent.node,
+        command=[sys.executable, "-c", script],
+        api_client=api_client,
+        limits={"cpu": "250m", "memory": "128Mi"},
+    )
     core.create_namespaced_pod(namespace, pod)
 
     done = _final(core, namespace, pod["metadata"]["name"])
@@ -291,13 +343,22 @@ def test_given_short_lived_tokens_then_they_are_renewed_while_the_pod_runs_and_e
         "    time.sleep(0.5)\n"
         "print(json.dumps({'tokens': len(seen)}))\n"
     )
-    renewing = AgentProcess(env=agent_env(control_plane.env(), shim), node=node, work_dir=tmp_path,
-                            extra_args=("--token-renew-seconds", "2"))  # fmt: skip
+    renewing = AgentProcess(
+        env=agent_env(control_plane.env(), shim),
+        node=node,
+        work_dir=tmp_path,
+        extra_args=("--token-renew-seconds", "2"),
+    )
     try:
         renewing.wait_registered(core)
         job = make_job(api_client, namespace)
-        pod = job_pod(job, node=node, command=[sys.executable, "-c", script], api_client=api_client,
-                      env=[{"name": "NS", "value": namespace}])
+        pod = job_pod(
+            job,
+            node=node,
+            command=[sys.executable, "-c", script],
+            api_client=api_client,
+            env=[{"name": "NS", "value": namespace}],
+        )
         core.create_namespaced_pod(namespace, pod)
         done = _final(core, namespace, pod["metadata"]["name"], timeout=90)
     finally:
@@ -318,13 +379,22 @@ def test_given_a_runner_token_then_it_reaches_its_own_job_only(agent, api_client
         "get-mine": [kubectl, "get", f"{kind}/mine", "-o", "name"],
         "get-theirs": [kubectl, "get", f"{kind}/theirs", "-o", "name"],
         "list": [kubectl, "get", kind, "-o", "name"],
-        "patch-theirs-status": [kubectl, "patch", f"{kind}/theirs", "--subresource=status", "--type=merge", "-p", patch],
+        "patch-theirs-status": [
+            kubectl,
+            "patch",
+            f"{kind}/theirs",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            patch,
+        ],
         "patch-mine-spec": [kubectl, "patch", f"{kind}/mine", "--type=merge", "-p", '{"spec":{"paused":true}}'],
         "secrets": [kubectl, "get", "secrets", "-n", api.DEFAULT_SYSTEM_NAMESPACE],
-    }  # fmt: skip
+    }
     for name, argv in checks.items():
-        core.create_namespaced_pod(namespace, job_pod(job, node=agent.node, command=argv, name=name,
-                                                      api_client=api_client))  # fmt: skip
+        core.create_namespaced_pod(
+            namespace, job_pod(job, node=agent.node, command=argv, name=name, api_client=api_client)
+        )
     results = {name: _final(core, namespace, name) for name in checks}
     outcome = {name: (r["status"]["phase"], _log(r)) for name, r in results.items()}
     assert outcome["get-mine"][0] == "Succeeded", outcome["get-mine"]

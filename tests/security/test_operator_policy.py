@@ -22,8 +22,10 @@ FILE_IO = {"output": {"url": "file:///media/out/x.mp4"}, "volumes": [MEDIA]}
 
 
 def _host(path: str) -> dict[str, Any]:
-    return {"output": {"url": "file:///media/out/x.mp4"},
-            "volumes": [{"name": "media", "mountPath": "/media", "hostPath": {"path": path}}]}  # fmt: skip
+    return {
+        "output": {"url": "file:///media/out/x.mp4"},
+        "volumes": [{"name": "media", "mountPath": "/media", "hostPath": {"path": path}}],
+    }
 
 
 def _forced(format_: str, url: str = "file:///media/in/a.mp4", **extra: Any) -> dict[str, Any]:
@@ -48,8 +50,10 @@ def _attacks(evil_class: str, lookalike: str) -> dict[str, tuple[dict[str, Any],
         "cpu-millis": ({"resources": {"requests": {"cpu": "16001m"}}}, "spec.resources.requests.cpu"),
         "memory-request": ({"resources": {"requests": {"memory": "1Ti"}}}, "spec.resources.requests.memory"),
         "memory-decimal": ({"resources": {"limits": {"memory": "35G"}}}, "spec.resources.limits.memory"),
-        "ram-emptydir": ({**FILE_IO, "volumes": [{**MEDIA, "emptyDir": {"medium": "Memory", "sizeLimit": "64Gi"}}]},
-                         "spec.volumes[media].emptyDir.sizeLimit"),
+        "ram-emptydir": (
+            {**FILE_IO, "volumes": [{**MEDIA, "emptyDir": {"medium": "Memory", "sizeLimit": "64Gi"}}]},
+            "spec.volumes[media].emptyDir.sizeLimit",
+        ),
         # class 2: a forced demuxer may only narrow
         "format-tty": (_forced("tty"), "spec.input.format"),
         "format-bin": (_forced("bin"), "spec.input.format"),
@@ -63,7 +67,7 @@ def _attacks(evil_class: str, lookalike: str) -> dict[str, tuple[dict[str, Any],
         "format-image2": (_forced("image2", "file:///media/in/img%25d.png"), "spec.input.format"),
         "format-tracker": (_forced("libopenmpt", "file:///media/in/a.mod"), "spec.input.format"),
         "format-safe-then-raw": (_forced("mov,tty"), "spec.input.format"),
-    }  # fmt: skip
+    }
 
 
 def test_given_jobs_asking_beyond_the_policy_when_admitted_then_each_fails_naming_the_field_and_gets_no_pod(
@@ -76,8 +80,12 @@ def test_given_jobs_asking_beyond_the_policy_when_admitted_then_each_fails_namin
     for name in (evil_class, lookalike):
         scheduling.create_priority_class({"metadata": {"name": name}, "value": 1_000_000_000})
     try:
-        start_operator("--host-path", f"{namespace}=/srv/media", "--host-path", "other-tenant=/srv/other-tenant",
-                       ).wait_active()  # fmt: skip
+        start_operator(
+            "--host-path",
+            f"{namespace}=/srv/media",
+            "--host-path",
+            "other-tenant=/srv/other-tenant",
+        ).wait_active()
         cluster.add_node("w", slots=4)
         attacks = _attacks(evil_class, lookalike)
         for name, (changes, _) in attacks.items():

@@ -40,9 +40,26 @@ def _hls(path: Path, segment: str) -> Path:
 
 def _unknown_codec(path: Path) -> Path:
     """A Matroska file whose video CodecID no ffmpeg knows (made by renaming a real one's)."""
-    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-                    "testsrc2=size=160x120:rate=10:duration=2", "-c:v", "mpeg4", "-f", "matroska", str(path)],
-                   check=True, timeout=60)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=10:duration=2",
+            "-c:v",
+            "mpeg4",
+            "-f",
+            "matroska",
+            str(path),
+        ],
+        check=True,
+        timeout=60,
+    )
     data = path.read_bytes()
     assert b"V_MPEG4/ISO/ASP" in data
     path.write_bytes(data.replace(b"V_MPEG4/ISO/ASP", b"V_FFRTMP/NO/NEW"))
@@ -69,8 +86,11 @@ def _cases(media: Path, outside: Path, web: str, rtmp: str) -> dict[str, tuple[s
         "no-such-host": ("http://no-such-host.invalid/talk.mp4", "no-such-host.invalid", {}),
         "http-404": (f"{web}/gone.mp4", "404", {}),
         "rtmp-nobody-publishes": (f"{rtmp}/nobody-{int(time.time())}", "rtmp://", {}),
-        "concat-protocol-in-url": (f"file:///media/in/concat:{outside}/secret.mp4|whole.mp4",
-                                   "No such file or directory", {}),
+        "concat-protocol-in-url": (
+            f"file:///media/in/concat:{outside}/secret.mp4|whole.mp4",
+            "No such file or directory",
+            {},
+        ),
         "concat-list-as-mp4": ("file:///media/in/list.mp4", "concat demuxer, which is not allowed", {}),
         "forced-concat-format": ("file:///media/in/list.mp4", "spec.input.format", {"format": "concat"}),
         "hls-segment-by-file-url": ("file:///media/in/by-url.m3u8", "hls demuxer, which is not allowed", {}),
@@ -83,23 +103,59 @@ REFUSED_BY_THE_OPERATOR = {"forced-concat-format"}
 
 @pytest.mark.timeout(420)
 def test_given_bad_media_when_submitted_as_jobs_then_each_fails_with_input_error_once_and_the_operator_lives_on(
-        stack: Stack, tmp_path: Path, web: str, rtmp_server: str) -> None:  # fmt: skip
+    stack: Stack, tmp_path: Path, web: str, rtmp_server: str
+) -> None:
     media, outside = tmp_path / "media", tmp_path / "elsewhere"
     for folder in (media / "in", media / "out", outside):
         folder.mkdir(parents=True)
     (media / "out").chmod(0o777)  # the runner may run as the pod's non-root user
     make_media(outside / "secret.mp4", seconds=2)
-    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(outside / "secret.mp4"),
-                    "-c", "copy", "-f", "mpegts", str(outside / "secret.ts")], check=True, timeout=60)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(outside / "secret.mp4"),
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+            str(outside / "secret.ts"),
+        ],
+        check=True,
+        timeout=60,
+    )
     cases = _cases(media, outside, web, rtmp_server)
 
     # The threat: bare ffmpeg follows the playlists on the volume out to the file elsewhere and copies it.
     for playlist in ("by-url.m3u8", "by-path.m3u8"):
         copied = tmp_path / f"bare-{playlist}.mp4"
-        subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-i",
-                        str(media / "in" / playlist), "-c", "copy", str(copied)], check=True, timeout=60)  # fmt: skip
-        probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-                                str(copied)], capture_output=True, text=True, check=True)  # fmt: skip
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-i",
+                str(media / "in" / playlist),
+                "-c",
+                "copy",
+                str(copied),
+            ],
+            check=True,
+            timeout=60,
+        )
+        probe = subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(copied)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert float(probe.stdout) > 1.5, "bare ffmpeg should have copied the 2 s file from elsewhere"
 
     stack.agent(slots=4)
@@ -109,8 +165,13 @@ def test_given_bad_media_when_submitted_as_jobs_then_each_fails_with_input_error
     volume = [{"name": "media", "mountPath": "/media", "hostPath": {"path": str(media)}}]
     began = time.time()
     for name, (url, _, extra) in cases.items():
-        stack.create(name, input={"url": url, **extra}, output={"url": f"file:///media/out/{name}.mp4"},
-                     volumes=volume, maxRetries=3)
+        stack.create(
+            name,
+            input={"url": url, **extra},
+            output={"url": f"file:///media/out/{name}.mp4"},
+            volumes=volume,
+            maxRetries=3,
+        )
     final = stack.wait_all_terminal(list(cases), timeout=240)
     elapsed_s = round(time.time() - began, 1)
 

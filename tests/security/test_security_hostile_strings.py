@@ -43,7 +43,8 @@ def _payloads(marker: Path) -> dict[str, str]:
 
 
 def test_given_hostile_strings_in_every_string_field_then_nothing_is_executed_and_argv_stays_a_list(
-        stack: Stack, tmp_path: Path, marker: Path, request: pytest.FixtureRequest) -> None:  # fmt: skip
+    stack: Stack, tmp_path: Path, marker: Path, request: pytest.FixtureRequest
+) -> None:
     p = _payloads(marker)
     host_dir = tmp_path / f"vol{p['no_space']}"  # hostPath.path: any absolute path in normal form
     (host_dir / "in").mkdir(parents=True)
@@ -69,17 +70,23 @@ def test_given_hostile_strings_in_every_string_field_then_nothing_is_executed_an
         ],
         "video": {"codec": "h264", "preset": "ultrafast"},
     }
-    body = {"apiVersion": api.API_VERSION, "kind": api.KIND,
-            "metadata": {"name": "hostile",
-                         "annotations": {"note": p["spaced"], "dash": p["dash"]}},
-            "spec": stack.spec("hostile", **spec)}  # fmt: skip
+    body = {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": "hostile", "annotations": {"note": p["spaced"], "dash": p["dash"]}},
+        "spec": stack.spec("hostile", **spec),
+    }
     stack.agent(slots=2)
     stack.operator().wait_active()
     stack.wait_agents()
     # Whitespace and newlines in paths never reach a pod: the API server refuses them, naming the field.
-    for field, volume in (("mountPath", {"name": "odd", "mountPath": f"/m{p['spaced']}", "emptyDir": {}}),
-                          ("hostPath.path", {"name": "odd", "mountPath": "/odd",
-                                             "hostPath": {"path": str(tmp_path / p["spaced"].strip())}})):
+    for field, volume in (
+        ("mountPath", {"name": "odd", "mountPath": f"/m{p['spaced']}", "emptyDir": {}}),
+        (
+            "hostPath.path",
+            {"name": "odd", "mountPath": "/odd", "hostPath": {"path": str(tmp_path / p["spaced"].strip())}},
+        ),
+    ):
         volumes = [spec["volumes"][0], volume]
         spaced = {**body, "metadata": {"name": "spaced"}, "spec": {**body["spec"], "volumes": volumes}}
         with pytest.raises(client.exceptions.ApiException) as refused:
@@ -111,8 +118,10 @@ def test_given_hostile_strings_in_every_string_field_then_nothing_is_executed_an
     assert not marker.exists(), "a hostile string was executed by a shell"
     runner_log = "".join(stack.runner_logs("hostile").values())
     assert "starting ffmpeg" in runner_log
-    print(f"\nFIGURE hostile_fields=input.url,output.url,volumes[].mountPath,hostPath.path,nodeSelector,"
-          f"annotations executed=0 marker={marker.name}")
+    print(
+        f"\nFIGURE hostile_fields=input.url,output.url,volumes[].mountPath,hostPath.path,nodeSelector,"
+        f"annotations executed=0 marker={marker.name}"
+    )
 
 
 def stack_label() -> str:

@@ -39,11 +39,21 @@ def restricted(control_plane: Any, tmp_path_factory: pytest.TempPathFactory) -> 
     api_client = control_plane.api_client()
     core = client.CoreV1Api(api_client)
     namespace = f"t-restricted-{secrets.token_hex(3)}"
-    core.create_namespace({"metadata": {"name": namespace, "labels": {
-        "ffrtmp.io/test": "true", "pod-security.kubernetes.io/enforce": "restricted",
-        "pod-security.kubernetes.io/enforce-version": "latest"}}})  # fmt: skip
-    stack = Stack(env=control_plane.env(), api_client=api_client, namespace=namespace,
-                  work=tmp_path_factory.mktemp("restricted"))  # fmt: skip
+    core.create_namespace(
+        {
+            "metadata": {
+                "name": namespace,
+                "labels": {
+                    "ffrtmp.io/test": "true",
+                    "pod-security.kubernetes.io/enforce": "restricted",
+                    "pod-security.kubernetes.io/enforce-version": "latest",
+                },
+            }
+        }
+    )
+    stack = Stack(
+        env=control_plane.env(), api_client=api_client, namespace=namespace, work=tmp_path_factory.mktemp("restricted")
+    )
     operator_port = free_port()
     agent = stack.agent(slots=2)
     operator = stack.operator("--metrics-port", str(operator_port))
@@ -53,9 +63,14 @@ def restricted(control_plane: Any, tmp_path_factory: pytest.TempPathFactory) -> 
         for name in JOBS:
             stack.create(name)
         final = stack.wait_all_terminal(list(JOBS), timeout=120)
-        yield {"stack": stack, "final": final, "api_client": api_client, "namespace": namespace,
-               "operator_metrics": f"http://127.0.0.1:{operator_port}/metrics",
-               "agent_metrics": f"http://127.0.0.1:{agent.metrics_port}/metrics"}  # fmt: skip
+        yield {
+            "stack": stack,
+            "final": final,
+            "api_client": api_client,
+            "namespace": namespace,
+            "operator_metrics": f"http://127.0.0.1:{operator_port}/metrics",
+            "agent_metrics": f"http://127.0.0.1:{agent.metrics_port}/metrics",
+        }
     finally:
         stack.close()
         try:
@@ -83,23 +98,28 @@ def test_given_a_restricted_namespace_then_job_pods_pass_pod_security_and_comple
         assert csc.allow_privilege_escalation is False and csc.capabilities.drop == ["ALL"]
     # The contrast: the same API server refuses a pod that breaks the profile, so enforcement is real.
     core = client.CoreV1Api(restricted["api_client"])
-    bad = {"metadata": {"name": "privileged"}, "spec": {
-        "serviceAccountName": f"ffrtmp-job-{JOBS[0]}", "automountServiceAccountToken": False,
-        "containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": True}}]}}  # fmt: skip
+    bad = {
+        "metadata": {"name": "privileged"},
+        "spec": {
+            "serviceAccountName": f"ffrtmp-job-{JOBS[0]}",
+            "automountServiceAccountToken": False,
+            "containers": [{"name": "c", "image": "busybox", "securityContext": {"privileged": True}}],
+        },
+    }
     with pytest.raises(client.exceptions.ApiException) as refused:
         core.create_namespaced_pod(restricted["namespace"], bad)
     assert refused.value.status == 403 and "violates PodSecurity" in refused.value.body
 
 
 def test_given_the_runner_service_account_then_it_reads_its_job_and_patches_status_and_nothing_else(
-        restricted: dict, control_plane: Any) -> None:  # fmt: skip
+    restricted: dict, control_plane: Any
+) -> None:
     ns, admin = restricted["namespace"], restricted["api_client"]
     core = client.CoreV1Api(admin)
     core.create_namespaced_secret(ns, {"metadata": {"name": "precious"}, "stringData": {"k": "v"}})
     job = JOBS[0]
     account = f"ffrtmp-job-{job}"  # each job's own ServiceAccount (ffrtmp_operator/job_identity.py)
-    token = core.create_namespaced_service_account_token(
-        account, ns, {"spec": {"expirationSeconds": 600}}).status.token  # fmt: skip
+    token = core.create_namespaced_service_account_token(account, ns, {"spec": {"expirationSeconds": 600}}).status.token
     with token_client(control_plane, token) as runner:
         rcore, rcustom = client.CoreV1Api(runner), client.CustomObjectsApi(runner)
         rrbac = client.RbacAuthorizationV1Api(runner)
@@ -107,30 +127,41 @@ def test_given_the_runner_service_account_then_it_reads_its_job_and_patches_stat
         allowed = {
             "get its job": lambda: rcustom.get_namespaced_custom_object(*group, job),
             "patch job status": lambda: rcustom.patch_namespaced_custom_object_status(
-                *group, job, {"status": {"progress": {"percent": 100.0}}}),
-        }  # fmt: skip
+                *group, job, {"status": {"progress": {"percent": 100.0}}}
+            ),
+        }
         denied = {
             "read a Secret": lambda: rcore.read_namespaced_secret("precious", ns),
             "list Secrets": lambda: rcore.list_namespaced_secret(ns),
             "list pods": lambda: rcore.list_namespaced_pod(ns),
-            "create a pod": lambda: rcore.create_namespaced_pod(ns, {"metadata": {"name": "x"}, "spec": {
-                "containers": [{"name": "c", "image": "busybox"}]}}),
+            "create a pod": lambda: rcore.create_namespaced_pod(
+                ns, {"metadata": {"name": "x"}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+            ),
             "patch a job's spec": lambda: rcustom.patch_namespaced_custom_object(
-                *group, job, {"spec": {"paused": True}}),
+                *group, job, {"spec": {"paused": True}}
+            ),
             "delete a job": lambda: rcustom.delete_namespaced_custom_object(*group, job),
-            "create a job": lambda: rcustom.create_namespaced_custom_object(*group, {
-                "apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": "x"},
-                "spec": restricted["stack"].spec("x")}),
+            "create a job": lambda: rcustom.create_namespaced_custom_object(
+                *group,
+                {
+                    "apiVersion": api.API_VERSION,
+                    "kind": api.KIND,
+                    "metadata": {"name": "x"},
+                    "spec": restricted["stack"].spec("x"),
+                },
+            ),
             "list jobs": lambda: rcustom.list_namespaced_custom_object(*group),
             "read another job": lambda: rcustom.get_namespaced_custom_object(*group, JOBS[1]),
             "patch another job's status": lambda: rcustom.patch_namespaced_custom_object_status(
-                *group, JOBS[1], {"status": {"progress": {"percent": 1.0}}}),
+                *group, JOBS[1], {"status": {"progress": {"percent": 1.0}}}
+            ),
             "read a job in another namespace": lambda: rcustom.get_namespaced_custom_object(
-                api.GROUP, api.VERSION, SYSTEM_NS, api.PLURAL, job),
+                api.GROUP, api.VERSION, SYSTEM_NS, api.PLURAL, job
+            ),
             "list nodes": lambda: rcore.list_node(),
             "create a Role": lambda: rrbac.create_namespaced_role(ns, {"metadata": {"name": "x"}, "rules": []}),
             "request tokens": lambda: rcore.create_namespaced_service_account_token(account, ns, {"spec": {}}),
-        }  # fmt: skip
+        }
         got_allowed = {what: _status(call) for what, call in allowed.items()}
         got_denied = {what: _status(call) for what, call in denied.items()}
     assert got_allowed == dict.fromkeys(allowed, 200), got_allowed
@@ -139,28 +170,52 @@ def test_given_the_runner_service_account_then_it_reads_its_job_and_patches_stat
 
 
 def test_given_the_chart_rbac_then_the_operator_and_agent_are_denied_what_their_rules_do_not_list(
-        release: dict, kubectl: Any) -> None:  # fmt: skip
+    release: dict, kubectl: Any
+) -> None:
     def can(sa: str, *args: str) -> bool:
         done = kubectl("auth", "can-i", *args, f"--as=system:serviceaccount:{SYSTEM_NS}:{sa}", check=False)
         return done.stdout.strip() == "yes"
 
     operator, agent = release["operator_sa"], release["agent_sa"]
     needed = {
-        operator: [("create", "pods", "-n", "default"), ("patch", "transcodejobs.ffrtmp.io", "--subresource=status", "-A"),
-                   ("watch", "leases.coordination.k8s.io", "-A"), ("create", "events", "-n", "default")],
+        operator: [
+            ("create", "pods", "-n", "default"),
+            ("patch", "transcodejobs.ffrtmp.io", "--subresource=status", "-A"),
+            ("watch", "leases.coordination.k8s.io", "-A"),
+            ("create", "events", "-n", "default"),
+        ],
         agent: [("patch", "nodes"), ("patch", "leases.coordination.k8s.io", "-n", SYSTEM_NS)],
-    }  # fmt: skip
+    }
     refused = {
-        operator: [("get", "secrets", "-A"), ("list", "configmaps", "-A"), ("update", "pods", "-A"),
-                   ("patch", "transcodejobs.ffrtmp.io", "-A"), ("delete", "transcodejobs.ffrtmp.io", "-A"),
-                   ("patch", "nodes"), ("delete", "nodes"), ("create", "leases.coordination.k8s.io", "-A"),
-                   ("create", "clusterroles"), ("create", "clusterrolebindings"), ("escalate", "roles", "-A"),
-                   ("bind", "roles", "-A"), ("create", "pods", "--subresource=exec", "-A"), ("create", "serviceaccounts", "--subresource=token", "-A"),
-                   ("delete", "customresourcedefinitions"), ("create", "deployments.apps", "-A")],
-        agent: [("get", "secrets", "-A"), ("list", "pods", "-A"), ("create", "pods", "-A"), ("delete", "nodes"),
-                ("get", "transcodejobs.ffrtmp.io", "-A"), ("patch", "transcodejobs.ffrtmp.io", "--subresource=status", "-A"),
-                ("create", "leases.coordination.k8s.io", "-n", "default"), ("create", "serviceaccounts", "--subresource=token", "-A")],
-    }  # fmt: skip
+        operator: [
+            ("get", "secrets", "-A"),
+            ("list", "configmaps", "-A"),
+            ("update", "pods", "-A"),
+            ("patch", "transcodejobs.ffrtmp.io", "-A"),
+            ("delete", "transcodejobs.ffrtmp.io", "-A"),
+            ("patch", "nodes"),
+            ("delete", "nodes"),
+            ("create", "leases.coordination.k8s.io", "-A"),
+            ("create", "clusterroles"),
+            ("create", "clusterrolebindings"),
+            ("escalate", "roles", "-A"),
+            ("bind", "roles", "-A"),
+            ("create", "pods", "--subresource=exec", "-A"),
+            ("create", "serviceaccounts", "--subresource=token", "-A"),
+            ("delete", "customresourcedefinitions"),
+            ("create", "deployments.apps", "-A"),
+        ],
+        agent: [
+            ("get", "secrets", "-A"),
+            ("list", "pods", "-A"),
+            ("create", "pods", "-A"),
+            ("delete", "nodes"),
+            ("get", "transcodejobs.ffrtmp.io", "-A"),
+            ("patch", "transcodejobs.ffrtmp.io", "--subresource=status", "-A"),
+            ("create", "leases.coordination.k8s.io", "-n", "default"),
+            ("create", "serviceaccounts", "--subresource=token", "-A"),
+        ],
+    }
     wrong_allow = {sa: [a for a in checks if not can(sa, *a)] for sa, checks in needed.items()}
     wrong_deny = {sa: [a for a in checks if can(sa, *a)] for sa, checks in refused.items()}
     assert wrong_allow == {operator: [], agent: []}, f"needed but refused: {wrong_allow}"

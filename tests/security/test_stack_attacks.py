@@ -53,8 +53,24 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
     for folder in (media / "out", elsewhere):
         folder.chmod(0o777)
     make_media(elsewhere / "secret.mp4", seconds=2)
-    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(elsewhere / "secret.mp4"),
-                    "-c", "copy", "-f", "mpegts", str(elsewhere / "secret.ts")], check=True, timeout=60)  # fmt: skip
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-i",
+            str(elsewhere / "secret.mp4"),
+            "-c",
+            "copy",
+            "-f",
+            "mpegts",
+            str(elsewhere / "secret.ts"),
+        ],
+        check=True,
+        timeout=60,
+    )
     make_media(media / "in" / "sub" / "own.mp4", seconds=1)
     inputs = media / "in"
     (inputs / "abs.txt").write_text(f"ffconcat version 1.0\nfile {elsewhere / 'secret.mp4'}\n")
@@ -81,19 +97,30 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
 def _attacks(web: str, elsewhere: Path) -> dict[str, tuple[dict[str, Any], str]]:
     """job name -> (input, text the failure message must contain)."""
     return {
-        "concat-absolute-path": ({"url": "file:///media/in/abs.txt", "allowPlaylists": True}, "Operation not permitted"),
+        "concat-absolute-path": (
+            {"url": "file:///media/in/abs.txt", "allowPlaylists": True},
+            "Operation not permitted",
+        ),
         "concat-dot-dot": ({"url": "file:///media/in/dotdot.txt", "allowPlaylists": True}, "Operation not permitted"),
         "concat-protocol": ({"url": "file:///media/in/proto.txt", "allowPlaylists": True}, "Operation not permitted"),
-        "concat-nested-dot-dot": ({"url": "file:///media/in/sub-dotdot.txt", "allowPlaylists": True},
-                                  "Operation not permitted"),
-        "hls-on-volume-even-allowed": ({"url": "file:///media/in/by-path.m3u8", "allowPlaylists": True},
-                                       "hls demuxer, which is not allowed"),
+        "concat-nested-dot-dot": (
+            {"url": "file:///media/in/sub-dotdot.txt", "allowPlaylists": True},
+            "Operation not permitted",
+        ),
+        "hls-on-volume-even-allowed": (
+            {"url": "file:///media/in/by-path.m3u8", "allowPlaylists": True},
+            "hls demuxer, which is not allowed",
+        ),
         "hls-over-http-to-a-file": ({"url": f"{web}/remote.m3u8", "allowPlaylists": True}, "remote.m3u8"),
-        "unicode-dot-lookalikes": ({"url": f"file:///media/%EF%BC%8E%EF%BC%8E{elsewhere}/secret.mp4"},
-                                   "No such file or directory"),
-        "one-dot-leader-lookalikes": ({"url": f"file:///media/%E2%80%A4%E2%80%A4{elsewhere}/secret.mp4"},
-                                      "No such file or directory"),
-    }  # fmt: skip
+        "unicode-dot-lookalikes": (
+            {"url": f"file:///media/%EF%BC%8E%EF%BC%8E{elsewhere}/secret.mp4"},
+            "No such file or directory",
+        ),
+        "one-dot-leader-lookalikes": (
+            {"url": f"file:///media/%E2%80%A4%E2%80%A4{elsewhere}/secret.mp4"},
+            "No such file or directory",
+        ),
+    }
 
 
 @pytest.mark.timeout(400)
@@ -108,8 +135,14 @@ def test_given_playlists_and_lookalike_paths_when_run_on_a_node_then_input_error
     stack.wait_agents()
     operator.wait_active()
     for name, (input_, _) in attacks.items():
-        stack.create(name, input=input_, output={"url": f"file:///media/out/{name}.mp4"}, volumes=volume,
-                     audio={"codec": "copy"}, maxRetries=2)  # fmt: skip
+        stack.create(
+            name,
+            input=input_,
+            output={"url": f"file:///media/out/{name}.mp4"},
+            volumes=volume,
+            audio={"codec": "copy"},
+            maxRetries=2,
+        )
     final = stack.wait_all_terminal(list(attacks), timeout=240)
 
     wrong = {}

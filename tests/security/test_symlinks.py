@@ -69,27 +69,59 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
 def _jobs() -> dict[str, tuple[dict[str, Any], str]]:
     """job -> (spec overrides, "completed" or a fragment the InputError message holds)."""
     return {
-        "temp-link": ({"input": {"url": "file:///media/in/talk.mp4"},
-                       "output": {"url": "file:///media/out/temp-link.mp4"}}, "completed"),
-        "final-link": ({"input": {"url": "file:///media/in/talk.mp4"},
-                        "output": {"url": "file:///media/out/final-link.mp4"}}, "completed"),
-        "hls-link": ({"input": {"url": "file:///media/in/talk.mp4"},
-                      "output": {"url": "file:///media/out/hls-link.m3u8"}}, "completed"),
-        "alias-inside": ({"input": {"url": "file:///media/in/alias.mp4"},
-                          "output": {"url": "file:///media/out/alias.mp4"}}, "completed"),
-        "through-folder-link": ({"input": {"url": "file:///media/in/via/secret.mp4"},
-                                 "output": {"url": "file:///media/out/via.mp4"}}, "leads outside its volume"),
-        "list-entry-link": ({"input": {"url": "file:///media/in/list-link.txt", "allowPlaylists": True},
-                             "output": {"url": "file:///media/out/l1.mp4"}}, "names leak.mp4"),
-        "list-nested-link": ({"input": {"url": "file:///media/in/list-nested.txt", "allowPlaylists": True},
-                              "output": {"url": "file:///media/out/l2.mp4"}}, "names escape.mp4"),
-        "list-option": ({"input": {"url": "file:///media/in/list-option.txt", "allowPlaylists": True},
-                         "output": {"url": "file:///media/out/l3.mp4"}}, "'option' directives"),
-        "list-quoted-link": ({"input": {"url": "file:///media/in/list-quoted.txt", "allowPlaylists": True},
-                              "output": {"url": "file:///media/out/l4.mp4"}}, "names leak.mp4"),
-        "fifo-input": ({"input": {"url": "file:///media/in/pipe.mp4"},
-                        "output": {"url": "file:///media/out/fifo.mp4"}}, "not a regular file"),
-    }  # fmt: skip
+        "temp-link": (
+            {"input": {"url": "file:///media/in/talk.mp4"}, "output": {"url": "file:///media/out/temp-link.mp4"}},
+            "completed",
+        ),
+        "final-link": (
+            {"input": {"url": "file:///media/in/talk.mp4"}, "output": {"url": "file:///media/out/final-link.mp4"}},
+            "completed",
+        ),
+        "hls-link": (
+            {"input": {"url": "file:///media/in/talk.mp4"}, "output": {"url": "file:///media/out/hls-link.m3u8"}},
+            "completed",
+        ),
+        "alias-inside": (
+            {"input": {"url": "file:///media/in/alias.mp4"}, "output": {"url": "file:///media/out/alias.mp4"}},
+            "completed",
+        ),
+        "through-folder-link": (
+            {"input": {"url": "file:///media/in/via/secret.mp4"}, "output": {"url": "file:///media/out/via.mp4"}},
+            "leads outside its volume",
+        ),
+        "list-entry-link": (
+            {
+                "input": {"url": "file:///media/in/list-link.txt", "allowPlaylists": True},
+                "output": {"url": "file:///media/out/l1.mp4"},
+            },
+            "names leak.mp4",
+        ),
+        "list-nested-link": (
+            {
+                "input": {"url": "file:///media/in/list-nested.txt", "allowPlaylists": True},
+                "output": {"url": "file:///media/out/l2.mp4"},
+            },
+            "names escape.mp4",
+        ),
+        "list-option": (
+            {
+                "input": {"url": "file:///media/in/list-option.txt", "allowPlaylists": True},
+                "output": {"url": "file:///media/out/l3.mp4"},
+            },
+            "'option' directives",
+        ),
+        "list-quoted-link": (
+            {
+                "input": {"url": "file:///media/in/list-quoted.txt", "allowPlaylists": True},
+                "output": {"url": "file:///media/out/l4.mp4"},
+            },
+            "names leak.mp4",
+        ),
+        "fifo-input": (
+            {"input": {"url": "file:///media/in/pipe.mp4"}, "output": {"url": "file:///media/out/fifo.mp4"}},
+            "not a regular file",
+        ),
+    }
 
 
 @pytest.mark.timeout(600)
@@ -114,7 +146,8 @@ def test_given_links_where_the_runner_reads_and_writes_then_nothing_outside_the_
             ok = status.get("phase") == "Completed"
         else:
             ok = (status.get("phase"), status.get("reason")) == ("Failed", "InputError") and expected in (
-                status.get("message") or "")  # fmt: skip
+                status.get("message") or ""
+            )
         if not ok:
             wrong[name] = (status.get("phase"), status.get("reason"), status.get("message"))
     assert not wrong, wrong
@@ -123,8 +156,12 @@ def test_given_links_where_the_runner_reads_and_writes_then_nothing_outside_the_
     out = media / "out"
     for name in ("temp-link.mp4", "final-link.mp4", "hls-link.m3u8", "hls-link_00000.ts"):
         assert not (out / name).is_symlink() and (out / name).stat().st_size > 0, name
-    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-                            str(out / "final-link.mp4")], capture_output=True, text=True, check=True)  # fmt: skip
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(out / "final-link.mp4")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert float(probe.stdout) > 0.5
     control = make_media(elsewhere / "control.mp4", seconds=1)
     before = control.stat().st_atime

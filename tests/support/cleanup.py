@@ -46,20 +46,33 @@ def delete_jobs(api_client: client.ApiClient, namespace: str, *, timeout: float 
     for job in jobs():
         name = job["metadata"]["name"]
         if job["metadata"].get("finalizers"):
-            _ignore_missing(custom.patch_namespaced_custom_object, api.GROUP, api.VERSION, namespace, api.PLURAL,
-                            name, {"metadata": {"finalizers": None}})  # fmt: skip
+            _ignore_missing(
+                custom.patch_namespaced_custom_object,
+                api.GROUP,
+                api.VERSION,
+                namespace,
+                api.PLURAL,
+                name,
+                {"metadata": {"finalizers": None}},
+            )
         _ignore_missing(custom.delete_namespaced_custom_object, api.GROUP, api.VERSION, namespace, api.PLURAL, name)
     for pod in pods():
         if pod.metadata.finalizers:
             _ignore_missing(core.patch_namespaced_pod, pod.metadata.name, namespace, {"metadata": {"finalizers": None}})
         _ignore_missing(core.delete_namespaced_pod, pod.metadata.name, namespace, grace_period_seconds=0)
-    wait_until(lambda: not jobs() and not pods(), timeout=timeout, interval=0.5,
-               what=f"the jobs and job pods of {namespace} to be gone")  # fmt: skip
+    wait_until(
+        lambda: not jobs() and not pods(),
+        timeout=timeout,
+        interval=0.5,
+        what=f"the jobs and job pods of {namespace} to be gone",
+    )
 
 
-def delete_node(api_client: client.ApiClient, node: str, *,
-                system_namespace: str = api.DEFAULT_SYSTEM_NAMESPACE) -> None:  # fmt: skip
+def delete_node(
+    api_client: client.ApiClient, node: str, *, system_namespace: str = api.DEFAULT_SYSTEM_NAMESPACE
+) -> None:
     """Delete a test's Node and its heartbeat Lease (an agent leaves its Lease behind when it stops)."""
     _ignore_missing(client.CoreV1Api(api_client).delete_node, node)
-    _ignore_missing(client.CoordinationV1Api(api_client).delete_namespaced_lease, api.LEASE_PREFIX + node,
-                    system_namespace)  # fmt: skip
+    _ignore_missing(
+        client.CoordinationV1Api(api_client).delete_namespaced_lease, api.LEASE_PREFIX + node, system_namespace
+    )

@@ -22,11 +22,19 @@ def installed(name: str) -> str:
 FFRTMP, PLUGIN = installed("ffrtmp"), installed("kubectl-transcode")
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, exe: str = FFRTMP, input: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, exe: str = FFRTMP, input: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     """`ffrtmp ARGS...` (or `exe`), stdin closed unless `input` is given."""
-    return subprocess.run([exe, *args], capture_output=True, text=True, env=env, timeout=timeout, input=input,
-                          stdin=None if input is not None else subprocess.DEVNULL)
+    return subprocess.run(
+        [exe, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        input=input,
+        stdin=None if input is not None else subprocess.DEVNULL,
+    )
 
 
 def one_line_error(done: subprocess.CompletedProcess[str], code: int, starts: str, *, stdout: str = "") -> str:
@@ -41,11 +49,20 @@ def one_line_error(done: subprocess.CompletedProcess[str], code: int, starts: st
 def create_job(api_client: client.ApiClient, namespace: str, name: str, *, phase: str | None = None) -> dict[str, Any]:
     """A small valid TranscodeJob; with `phase`, its status says so (no operator runs in these tests)."""
     custom = client.CustomObjectsApi(api_client)
-    job = custom.create_namespaced_custom_object(api.GROUP, api.VERSION, namespace, api.PLURAL, {
-        "apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name},
-        "spec": {"input": {"testSource": {"durationSeconds": 1}}, "output": {"url": "rtmp://sink.invalid/live/x"}},
-    })  # fmt: skip
+    job = custom.create_namespaced_custom_object(
+        api.GROUP,
+        api.VERSION,
+        namespace,
+        api.PLURAL,
+        {
+            "apiVersion": api.API_VERSION,
+            "kind": api.KIND,
+            "metadata": {"name": name},
+            "spec": {"input": {"testSource": {"durationSeconds": 1}}, "output": {"url": "rtmp://sink.invalid/live/x"}},
+        },
+    )
     if phase:
-        job = custom.patch_namespaced_custom_object_status(api.GROUP, api.VERSION, namespace, api.PLURAL, name,
-                                                           {"status": {"phase": phase}})
+        job = custom.patch_namespaced_custom_object_status(
+            api.GROUP, api.VERSION, namespace, api.PLURAL, name, {"status": {"phase": phase}}
+        )
     return job

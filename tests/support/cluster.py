@@ -20,8 +20,18 @@ __all__ = ["FAST_FLAGS", "SYSTEM_NS", "Cluster", "now_micro"]
 
 SYSTEM_NS = api.DEFAULT_SYSTEM_NAMESPACE
 # Operator timings for tests: a tick of 0.5 s and backoff of 1-2 s keep each test short.
-FAST_FLAGS = ("--tick-seconds", "0.5", "--backoff-base-seconds", "1", "--backoff-cap-seconds", "2",
-              "--metrics-port", "0", "--peering-lifetime", "10")  # fmt: skip
+FAST_FLAGS = (
+    "--tick-seconds",
+    "0.5",
+    "--backoff-base-seconds",
+    "1",
+    "--backoff-cap-seconds",
+    "2",
+    "--metrics-port",
+    "0",
+    "--peering-lifetime",
+    "10",
+)
 
 
 def now_micro() -> str:
@@ -58,13 +68,21 @@ class Cluster:
         """A worker Node named <base>-<suffix> labelled like an agent would, with a renewed Lease.
         Every node also gets the label ffrtmp.io/test-run=<suffix> (jobs select it via `selector`)."""
         name = f"{base}-{self.suffix}"
-        node_labels = {api.LABEL_WORKER: "true", api.LABEL_GPU: "false", "ffrtmp.io/test-run": self.suffix,
-                       **{api.LABEL_ENCODER_PREFIX + e: "true" for e in encoders}, **(labels or {})}  # fmt: skip
+        node_labels = {
+            api.LABEL_WORKER: "true",
+            api.LABEL_GPU: "false",
+            "ffrtmp.io/test-run": self.suffix,
+            **{api.LABEL_ENCODER_PREFIX + e: "true" for e in encoders},
+            **(labels or {}),
+        }
         self.core.create_node({"metadata": {"name": name, "labels": node_labels}})
-        self.coordination.create_namespaced_lease(SYSTEM_NS, {
-            "metadata": {"name": api.LEASE_PREFIX + name, "annotations": {api.ANNOTATION_SLOTS: str(slots)}},
-            "spec": {"holderIdentity": name, "leaseDurationSeconds": lease_seconds, "renewTime": now_micro()},
-        })  # fmt: skip
+        self.coordination.create_namespaced_lease(
+            SYSTEM_NS,
+            {
+                "metadata": {"name": api.LEASE_PREFIX + name, "annotations": {api.ANNOTATION_SLOTS: str(slots)}},
+                "spec": {"holderIdentity": name, "leaseDurationSeconds": lease_seconds, "renewTime": now_micro()},
+            },
+        )
         self.nodes.append(name)
         self._beating[name] = True
         return name
@@ -207,8 +225,15 @@ class Cluster:
         }
 
     def _pod_status(self, pod: str, phase: str, state: dict[str, Any], *, reason: str = "") -> None:
-        container = {"name": api.RUNNER_CONTAINER, "state": state, "ready": phase == "Running", "restartCount": 0,
-                     "image": "ffrtmp", "imageID": "", "started": phase == "Running"}  # fmt: skip
+        container = {
+            "name": api.RUNNER_CONTAINER,
+            "state": state,
+            "ready": phase == "Running",
+            "restartCount": 0,
+            "image": "ffrtmp",
+            "imageID": "",
+            "started": phase == "Running",
+        }
         body: dict[str, Any] = {"status": {"phase": phase, "containerStatuses": [container]}}
         if reason:
             body["status"]["reason"] = reason

@@ -22,8 +22,19 @@ from ffrtmp_operator import job_identity
 from ffrtmp_operator.pods import RUNNER_UID
 from kubernetes import client
 
-__all__ = ["RUNNER_UID", "TEST_ARGV", "agent_env", "job_pod", "make_job", "mount_point", "runner_shim",
-           "shared_folder", "sign", "signing_key", "traversable"]
+__all__ = [
+    "RUNNER_UID",
+    "TEST_ARGV",
+    "agent_env",
+    "job_pod",
+    "make_job",
+    "mount_point",
+    "runner_shim",
+    "shared_folder",
+    "sign",
+    "signing_key",
+    "traversable",
+]
 
 TEST_ARGV = "FFRTMP_TEST_ARGV"
 
@@ -36,8 +47,10 @@ def runner_shim(folder: Path | None = None) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o755)
     shim = folder / "ffrtmp-runner"
-    shim.write_text(f"#!{sys.executable} -I\nimport json, os\nargv = json.loads(os.environ['{TEST_ARGV}'])\n"
-                    "os.execvp(argv[0], argv)\n")  # fmt: skip
+    shim.write_text(
+        f"#!{sys.executable} -I\nimport json, os\nargv = json.loads(os.environ['{TEST_ARGV}'])\n"
+        "os.execvp(argv[0], argv)\n"
+    )
     shim.chmod(0o755)
     traversable(folder)
     return folder
@@ -84,57 +97,111 @@ def sign(api_client: client.ApiClient, pod: dict[str, Any]) -> dict[str, Any]:
 def make_job(api_client: client.ApiClient, namespace: str, name: str = "job") -> dict[str, Any]:
     """A real TranscodeJob (the pod's owner) and the ServiceAccount, Role and RoleBinding the operator makes."""
     body = {
-        "apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name},
-        "spec": {"input": {"testSource": {"durationSeconds": 1}}, "output": {"url": "file:///media/out.mp4"},
-                 "volumes": [{"name": "media", "mountPath": "/media", "emptyDir": {}}]},
-    }  # fmt: skip
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": name},
+        "spec": {
+            "input": {"testSource": {"durationSeconds": 1}},
+            "output": {"url": "file:///media/out.mp4"},
+            "volumes": [{"name": "media", "mountPath": "/media", "emptyDir": {}}],
+        },
+    }
     job = client.CustomObjectsApi(api_client).create_namespaced_custom_object(
-        api.GROUP, api.VERSION, namespace, api.PLURAL, body)  # fmt: skip
+        api.GROUP, api.VERSION, namespace, api.PLURAL, body
+    )
     uid = job["metadata"]["uid"]
-    bodies = [job_identity.service_account(namespace, name, uid), job_identity.role(namespace, name, uid),
-              job_identity.role_binding(namespace, name, uid)]  # fmt: skip
-    job_identity.create_objects(client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client), namespace,
-                                bodies)  # fmt: skip
+    bodies = [
+        job_identity.service_account(namespace, name, uid),
+        job_identity.role(namespace, name, uid),
+        job_identity.role_binding(namespace, name, uid),
+    ]
+    job_identity.create_objects(
+        client.CoreV1Api(api_client), client.RbacAuthorizationV1Api(api_client), namespace, bodies
+    )
     return job
 
 
 def job_pod(
-    job: dict[str, Any], *, node: str, command: list[str], volumes: list[dict[str, Any]] = (),
-    mounts: list[dict[str, Any]] = (), env: list[dict[str, Any]] = (), owned: bool = True, managed: bool = True,
-    name: str | None = None, api_client: client.ApiClient | None = None, limits: dict[str, str] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    job: dict[str, Any],
+    *,
+    node: str,
+    command: list[str],
+    volumes: list[dict[str, Any]] = (),
+    mounts: list[dict[str, Any]] = (),
+    env: list[dict[str, Any]] = (),
+    owned: bool = True,
+    managed: bool = True,
+    name: str | None = None,
+    api_client: client.ApiClient | None = None,
+    limits: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """A pod shaped like the operator's job pod running `command` through the shim; signed when `api_client`
     is given (as the operator signs), unsigned otherwise (as anyone else would make it)."""
     meta = job["metadata"]
     labels = {api.LABEL_JOB: meta["name"], api.LABEL_JOB_UID: meta["uid"], api.LABEL_ATTEMPT: "1"}
     if managed:
         labels[api.LABEL_MANAGED_BY] = api.MANAGED_BY
-    owners = [{"apiVersion": api.API_VERSION, "kind": api.KIND, "name": meta["name"], "uid": meta["uid"],
-               "controller": True, "blockOwnerDeletion": True}] if owned else []  # fmt: skip
+    owners = (
+        [
+            {
+                "apiVersion": api.API_VERSION,
+                "kind": api.KIND,
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+        if owned
+        else []
+    )
     pod = {
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {"name": name or f"{meta['name']}-1", "namespace": meta["namespace"], "labels": labels,
-                     "ownerReferences": owners},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name or f"{meta['name']}-1",
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "ownerReferences": owners,
+        },
         "spec": {
             "nodeName": node,
             "serviceAccountName": job_identity.service_account_name(meta["name"]),
             "restartPolicy": "Never",
-            "securityContext": {"runAsNonRoot": True, "runAsUser": RUNNER_UID, "runAsGroup": RUNNER_UID,
-                                "fsGroup": RUNNER_UID, "seccompProfile": {"type": "RuntimeDefault"}},
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": RUNNER_UID,
+                "runAsGroup": RUNNER_UID,
+                "fsGroup": RUNNER_UID,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "volumes": list(volumes),
-            "containers": [{
-                "name": api.RUNNER_CONTAINER, "image": "ffrtmp/runner:test", "command": ["ffrtmp-runner"],
-                "env": [{"name": TEST_ARGV, "value": json.dumps(command)},
-                        {"name": api.ENV_PLAN, "value": json.dumps({"namespace": meta["namespace"],
-                                                                   "job": meta["name"]})}, *env],
-                "volumeMounts": list(mounts),
-                "terminationMessagePolicy": "FallbackToLogsOnError",
-                "resources": {"limits": limits} if limits else {},
-                "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
-                                    "runAsNonRoot": True, "runAsUser": RUNNER_UID},
-            }],
+            "containers": [
+                {
+                    "name": api.RUNNER_CONTAINER,
+                    "image": "ffrtmp/runner:test",
+                    "command": ["ffrtmp-runner"],
+                    "env": [
+                        {"name": TEST_ARGV, "value": json.dumps(command)},
+                        {
+                            "name": api.ENV_PLAN,
+                            "value": json.dumps({"namespace": meta["namespace"], "job": meta["name"]}),
+                        },
+                        *env,
+                    ],
+                    "volumeMounts": list(mounts),
+                    "terminationMessagePolicy": "FallbackToLogsOnError",
+                    "resources": {"limits": limits} if limits else {},
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                        "runAsNonRoot": True,
+                        "runAsUser": RUNNER_UID,
+                    },
+                }
+            ],
         },
-    }  # fmt: skip
+    }
     return sign(api_client, pod) if api_client is not None else pod
 
 

@@ -45,8 +45,9 @@ class OperatorProcess:
         self.args = args
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115  (closed in stop())
-        self.proc = subprocess.Popen([sys.executable, "-m", "ffrtmp_operator", *args], env=env, stdout=self._log,
-                                     stderr=subprocess.STDOUT)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ffrtmp_operator", *args], env=env, stdout=self._log, stderr=subprocess.STDOUT
+        )
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -91,15 +92,36 @@ def _traversable(path: Path) -> None:
 class AgentProcess:
     """`python -m ffrtmp_agent` (standalone by default); `stop()` sends SIGTERM (graceful), `kill()` SIGKILL."""
 
-    def __init__(self, *, env: dict[str, str], node: str, work_dir: Path, standalone: bool = True,
-                 metrics_port: int | None = None, slots: int = 2, extra_args: tuple[str, ...] = (),
-                 wrapper: tuple[str, ...] = ()):  # fmt: skip
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        node: str,
+        work_dir: Path,
+        standalone: bool = True,
+        metrics_port: int | None = None,
+        slots: int = 2,
+        extra_args: tuple[str, ...] = (),
+        wrapper: tuple[str, ...] = (),
+    ):
         self.node = node
         self.work_dir = work_dir
         self.metrics_port = metrics_port if metrics_port is not None else free_port()
         self.log_path = work_dir / f"agent-{node}.log"
-        argv = [*wrapper, sys.executable, "-m", "ffrtmp_agent", "--node-name", node, "--slots", str(slots),
-                "--metrics-port", str(self.metrics_port), "--work-dir", str(work_dir)]  # fmt: skip
+        argv = [
+            *wrapper,
+            sys.executable,
+            "-m",
+            "ffrtmp_agent",
+            "--node-name",
+            node,
+            "--slots",
+            str(slots),
+            "--metrics-port",
+            str(self.metrics_port),
+            "--work-dir",
+            str(work_dir),
+        ]
         if standalone:
             argv.append("--standalone")
         argv += list(extra_args)  # e.g. a short --lease-seconds for node-loss tests
@@ -111,8 +133,9 @@ class AgentProcess:
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_registered(self, core: client.CoreV1Api, timeout: float = 120,
-                        system_namespace: str = api.DEFAULT_SYSTEM_NAMESPACE) -> dict[str, Any]:  # fmt: skip
+    def wait_registered(
+        self, core: client.CoreV1Api, timeout: float = 120, system_namespace: str = api.DEFAULT_SYSTEM_NAMESPACE
+    ) -> dict[str, Any]:
         """Until the agent labelled its Node a worker and wrote its first heartbeat Lease (the two are separate
         writes: a test that reads the Lease right after the labels races the agent); returns the Node.
         Fails at once if the agent exited."""
@@ -148,7 +171,9 @@ class AgentProcess:
 
 
 @contextmanager
-def registered_agent(env: dict[str, str], core: client.CoreV1Api, *, node: str, work_dir: Path) -> Iterator[AgentProcess]:
+def registered_agent(
+    env: dict[str, str], core: client.CoreV1Api, *, node: str, work_dir: Path
+) -> Iterator[AgentProcess]:
     """A standalone agent on `node`, yielded once it labelled its Node; stopped, its Node and Lease deleted after."""
     proc = AgentProcess(env=env, node=node, work_dir=work_dir)
     try:

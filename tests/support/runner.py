@@ -19,8 +19,18 @@ import yaml
 from ffrtmp_operator import plan
 from kubernetes import client
 
-__all__ = ["RunnerProcess", "bad_media", "build", "create_job", "ffprobe", "get_job", "make_media", "patch_spec",
-           "runner_kubeconfig", "video_stream"]  # fmt: skip
+__all__ = [
+    "RunnerProcess",
+    "bad_media",
+    "build",
+    "create_job",
+    "ffprobe",
+    "get_job",
+    "make_media",
+    "patch_spec",
+    "runner_kubeconfig",
+    "video_stream",
+]
 
 RUNNER_ROLE_RULES = [
     {"apiGroups": [api.GROUP], "resources": [api.PLURAL], "verbs": ["get", "watch"]},
@@ -34,21 +44,37 @@ def runner_kubeconfig(api_client: client.ApiClient, control_plane: Any, namespac
     name = api.RUNNER_SERVICE_ACCOUNT
     core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
     rbac.create_namespaced_role(namespace, {"metadata": {"name": name}, "rules": RUNNER_ROLE_RULES})
-    rbac.create_namespaced_role_binding(namespace, {
-        "metadata": {"name": name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-        "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
-    })  # fmt: skip
+    rbac.create_namespaced_role_binding(
+        namespace,
+        {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+        },
+    )
     token = core.create_namespaced_service_account_token(
         name, namespace, {"spec": {"expirationSeconds": 3600}}
     ).status.token
-    path.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "runner",
-        "clusters": [{"name": "c", "cluster": {"server": control_plane.server,
-                                                "certificate-authority": str(control_plane.ca_file)}}],
-        "users": [{"name": "runner", "user": {"token": token}}],
-        "contexts": [{"name": "runner", "context": {"cluster": "c", "user": "runner", "namespace": namespace}}],
-    }))  # fmt: skip
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "runner",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {
+                            "server": control_plane.server,
+                            "certificate-authority": str(control_plane.ca_file),
+                        },
+                    }
+                ],
+                "users": [{"name": "runner", "user": {"token": token}}],
+                "contexts": [{"name": "runner", "context": {"cluster": "c", "user": "runner", "namespace": namespace}}],
+            }
+        )
+    )
     return path
 
 
@@ -77,25 +103,35 @@ def patch_spec(api_client: client.ApiClient, namespace: str, name: str, spec: di
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
-def build(job: api.TranscodeJob, *, encoder: str = "libx264", interval: float = 2.0,
-          egress_allow: tuple[str, ...] = LOOPBACK) -> api.ExecutionPlan:  # fmt: skip
+def build(
+    job: api.TranscodeJob, *, encoder: str = "libx264", interval: float = 2.0, egress_allow: tuple[str, ...] = LOOPBACK
+) -> api.ExecutionPlan:
     meta = job.metadata
-    built = plan.build_plan(job, namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], attempt=1,
-                            encoder=encoder)  # fmt: skip
+    built = plan.build_plan(
+        job, namespace=meta["namespace"], name=meta["name"], uid=meta["uid"], attempt=1, encoder=encoder
+    )
     return built.model_copy(update={"progressIntervalSeconds": interval, "egressAllow": list(egress_allow)})
 
 
 class RunnerProcess:
     """`python -m ffrtmp_agent.runner` with FFRTMP_PLAN, KUBECONFIG and a termination log in tmp_path."""
 
-    def __init__(self, execution: api.ExecutionPlan, *, kubeconfig: Path, work: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self, execution: api.ExecutionPlan, *, kubeconfig: Path, work: Path, env: dict[str, str] | None = None
+    ):
         self.termination_log = work / "termination-log"
         self.log_path = work / f"runner-{execution.job}.log"
-        full_env = {**os.environ, "KUBECONFIG": str(kubeconfig), api.ENV_PLAN: execution.model_dump_json(),
-                    api.ENV_TERMINATION_LOG: str(self.termination_log), **(env or {})}  # fmt: skip
+        full_env = {
+            **os.environ,
+            "KUBECONFIG": str(kubeconfig),
+            api.ENV_PLAN: execution.model_dump_json(),
+            api.ENV_TERMINATION_LOG: str(self.termination_log),
+            **(env or {}),
+        }
         self._log = open(self.log_path, "ab")  # noqa: SIM115  (closed in close())
-        self.proc = subprocess.Popen([sys.executable, "-m", "ffrtmp_agent.runner"], env=full_env,
-                                     stdout=self._log, stderr=subprocess.STDOUT)  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ffrtmp_agent.runner"], env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+        )
 
     def wait(self, timeout: float) -> int:
         try:
@@ -130,10 +166,22 @@ class RunnerProcess:
 
 def ffprobe(ref: str, *, timeout: float = 60, extra: list[str] | None = None) -> dict[str, Any]:
     done = subprocess.run(
-        ["ffprobe", "-v", "error", *(extra or []), "-show_entries",
-         "format=duration,size:stream=codec_type,codec_name,width,height", "-of", "json", ref],
-        capture_output=True, text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        [
+            "ffprobe",
+            "-v",
+            "error",
+            *(extra or []),
+            "-show_entries",
+            "format=duration,size:stream=codec_type,codec_name,width,height",
+            "-of",
+            "json",
+            ref,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -145,12 +193,35 @@ def video_stream(probe: dict[str, Any]) -> dict[str, Any]:
 def make_media(path: Path, *, seconds: float, size: str = "320x240", extra: list[str] | None = None) -> Path:
     """A real media file made by ffmpeg (h264 + aac)."""
     subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "lavfi", "-i",
-         f"testsrc2=size={size}:rate=25:duration={seconds}", "-f", "lavfi", "-i",
-         f"sine=frequency=300:duration={seconds}", "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", *(extra or []), str(path)],
-        check=True, timeout=300,
-    )  # fmt: skip
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-y",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"testsrc2=size={size}:rate=25:duration={seconds}",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=300:duration={seconds}",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            *(extra or []),
+            str(path),
+        ],
+        check=True,
+        timeout=300,
+    )
     return path
 
 

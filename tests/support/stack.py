@@ -51,9 +51,15 @@ class Stack:
 
     # ------------------------------------------------------------------------------- processes
 
-    def operator(self, *extra: str, peering: bool = False, priority: int | None = None,
-                 env: dict[str, str] | None = None, host_paths: bool = True,
-                 egress_allow: tuple[str, ...] = LOOPBACK) -> OperatorProcess:  # fmt: skip
+    def operator(
+        self,
+        *extra: str,
+        peering: bool = False,
+        priority: int | None = None,
+        env: dict[str, str] | None = None,
+        host_paths: bool = True,
+        egress_allow: tuple[str, ...] = LOOPBACK,
+    ) -> OperatorProcess:
         """An operator for this stack's namespace. host_paths: let its jobs mount hostPath volumes under the
         test's own work folder only (the admin's opt-in; the default policy refuses every hostPath).
         egress_allow: what jobs may reach beyond public addresses; the tests' servers listen on loopback."""
@@ -71,12 +77,19 @@ class Stack:
         self.operators.append(op)
         return op
 
-    def agent(self, *, slots: int = 2, lease_seconds: int = 15, renew_seconds: float = 5,
-              metrics_port: int | None = None) -> AgentProcess:
+    def agent(
+        self, *, slots: int = 2, lease_seconds: int = 15, renew_seconds: float = 5, metrics_port: int | None = None
+    ) -> AgentProcess:
         """A standalone agent on node `rel-<run>-<i>`, registered and labelled for this stack's jobs."""
         node = f"rel-{self.run_id}-{len(self.agents) + 1}"
-        agent = AgentProcess(env=self.env, node=node, work_dir=self.work / node, slots=slots, metrics_port=metrics_port,
-                             extra_args=("--lease-seconds", str(lease_seconds), "--renew-seconds", str(renew_seconds)))
+        agent = AgentProcess(
+            env=self.env,
+            node=node,
+            work_dir=self.work / node,
+            slots=slots,
+            metrics_port=metrics_port,
+            extra_args=("--lease-seconds", str(lease_seconds), "--renew-seconds", str(renew_seconds)),
+        )
         self.agents.append(agent)
         return agent
 
@@ -132,8 +145,12 @@ class Stack:
         return spec
 
     def create(self, name: str, **overrides: Any) -> dict[str, Any]:
-        body = {"apiVersion": api.API_VERSION, "kind": api.KIND, "metadata": {"name": name},
-                "spec": self.spec(name, **overrides)}  # fmt: skip
+        body = {
+            "apiVersion": api.API_VERSION,
+            "kind": api.KIND,
+            "metadata": {"name": name},
+            "spec": self.spec(name, **overrides),
+        }
         return self.custom.create_namespaced_custom_object(api.GROUP, api.VERSION, self.ns, api.PLURAL, body)
 
     def jobs(self) -> dict[str, dict[str, Any]]:

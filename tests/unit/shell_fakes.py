@@ -30,10 +30,20 @@ SPEC = {
 
 def api_error(status: int, message: str = "", *, cause: str | None = None) -> ApiException:
     """An ApiException as the kubernetes client raises it, with a Status body."""
-    exc = ApiException(status=status, reason={403: "Forbidden", 409: "Conflict", 500: "Internal Server Error",
-                                              503: "Service Unavailable"}.get(status, "Error"))  # fmt: skip
-    body: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "message": message,
-                            "reason": exc.reason, "code": status}  # fmt: skip
+    exc = ApiException(
+        status=status,
+        reason={403: "Forbidden", 409: "Conflict", 500: "Internal Server Error", 503: "Service Unavailable"}.get(
+            status, "Error"
+        ),
+    )
+    body: dict[str, Any] = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": exc.reason,
+        "code": status,
+    }
     if cause:
         body["details"] = {"causes": [{"reason": cause, "message": message}]}
     exc.body = json.dumps(body)
@@ -50,8 +60,11 @@ def terminating_error(namespace: str, kind: str = "events") -> ApiException:
 
 
 def rbac_error(namespace: str, resource: str = "events") -> ApiException:
-    return api_error(403, f'{resource} is forbidden: User "system:serviceaccount:ffrtmp-system:op" cannot create '
-                          f'resource "{resource}" in API group "" in the namespace "{namespace}"')  # fmt: skip
+    return api_error(
+        403,
+        f'{resource} is forbidden: User "system:serviceaccount:ffrtmp-system:op" cannot create '
+        f'resource "{resource}" in API group "" in the namespace "{namespace}"',
+    )
 
 
 def stamp(at: datetime) -> str:
@@ -97,16 +110,24 @@ class FakeKube:
         self._rv += 1
         return str(self._rv)
 
-    def add_job(self, name: str, namespace: str = "media", *, status: dict[str, Any] | None = None,
-                **spec: Any) -> dict[str, Any]:  # fmt: skip
+    def add_job(
+        self, name: str, namespace: str = "media", *, status: dict[str, Any] | None = None, **spec: Any
+    ) -> dict[str, Any]:
         body = {
-            "apiVersion": api.API_VERSION, "kind": api.KIND,
-            "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "generation": 1,
-                         "resourceVersion": self._next_rv(), "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "apiVersion": api.API_VERSION,
+            "kind": api.KIND,
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": f"uid-{name}",
+                "generation": 1,
+                "resourceVersion": self._next_rv(),
+                "creationTimestamp": "2026-01-01T00:00:00Z",
+            },
             "spec": {**SPEC, **spec},
             # A job the operator has written has seen its generation; a new one (no status) has not.
             "status": {"observedGeneration": 1, **copy.deepcopy(status)} if status else {},
-        }  # fmt: skip
+        }
         self.jobs[(namespace, name)] = body
         return copy.deepcopy(body)
 
@@ -118,23 +139,36 @@ class FakeKube:
         return copy.deepcopy(body)
 
     def add_node(self, name: str, *, slots: int = 2, renewed_ago: float = 0.0, lease_seconds: int = 15) -> None:
-        self.nodes[name] = {"metadata": {"name": name, "labels": {
-            api.LABEL_WORKER: "true", api.LABEL_ENCODER_PREFIX + "libx264": "true"}}}  # fmt: skip
+        self.nodes[name] = {
+            "metadata": {
+                "name": name,
+                "labels": {api.LABEL_WORKER: "true", api.LABEL_ENCODER_PREFIX + "libx264": "true"},
+            }
+        }
         self.renew(name, renewed_ago=renewed_ago, lease_seconds=lease_seconds, slots=slots)
 
     def renew(self, node: str, *, renewed_ago: float = 0.0, lease_seconds: int = 15, slots: int = 2) -> dict[str, Any]:
         lease = {
-            "metadata": {"name": api.LEASE_PREFIX + node, "namespace": api.DEFAULT_SYSTEM_NAMESPACE,
-                         "resourceVersion": self._next_rv(), "annotations": {api.ANNOTATION_SLOTS: str(slots)}},
-            "spec": {"holderIdentity": node, "leaseDurationSeconds": lease_seconds,
-                     "renewTime": stamp(datetime.now(UTC) - timedelta(seconds=renewed_ago))},
-        }  # fmt: skip
+            "metadata": {
+                "name": api.LEASE_PREFIX + node,
+                "namespace": api.DEFAULT_SYSTEM_NAMESPACE,
+                "resourceVersion": self._next_rv(),
+                "annotations": {api.ANNOTATION_SLOTS: str(slots)},
+            },
+            "spec": {
+                "holderIdentity": node,
+                "leaseDurationSeconds": lease_seconds,
+                "renewTime": stamp(datetime.now(UTC) - timedelta(seconds=renewed_ago)),
+            },
+        }
         self.leases[api.LEASE_PREFIX + node] = lease
         return copy.deepcopy(lease)
 
     def terminate_namespace(self, name: str) -> None:
-        self.namespaces[name] = {"metadata": {"name": name, "deletionTimestamp": "2026-01-01T00:00:00Z"},
-                                 "status": {"phase": "Terminating"}}  # fmt: skip
+        self.namespaces[name] = {
+            "metadata": {"name": name, "deletionTimestamp": "2026-01-01T00:00:00Z"},
+            "status": {"phase": "Terminating"},
+        }
 
     def _maybe_fail(self, call: str) -> None:
         if call in self.fail:
@@ -147,12 +181,17 @@ class FakeKube:
 
     async def list_all(self, *, system_namespace: str) -> dict[str, list[dict[str, Any]]]:
         self._maybe_fail("list_all")
-        return copy.deepcopy({
-            "jobs": list(self.jobs.values()), "pods": list(self.pods.values()), "nodes": list(self.nodes.values()),
-            "leases": list(self.leases.values()), "namespaces": list(self.namespaces.values()),
-            "priorityclasses": [{"metadata": {"name": n}, "value": v} for n, v in self.priority_classes.items()],
-            "queues": list(self.queues.values()),
-        })  # fmt: skip
+        return copy.deepcopy(
+            {
+                "jobs": list(self.jobs.values()),
+                "pods": list(self.pods.values()),
+                "nodes": list(self.nodes.values()),
+                "leases": list(self.leases.values()),
+                "namespaces": list(self.namespaces.values()),
+                "priorityclasses": [{"metadata": {"name": n}, "value": v} for n, v in self.priority_classes.items()],
+                "queues": list(self.queues.values()),
+            }
+        )
 
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.lease_reads.append(name)
@@ -202,8 +241,12 @@ class FakeKube:
         return copy.deepcopy(body)
 
     def add_queue(self, name: str, **spec: Any) -> dict[str, Any]:
-        body = {"apiVersion": api.API_VERSION, "kind": api.QUEUE_KIND,
-                "metadata": {"name": name, "generation": 1, "resourceVersion": self._next_rv()}, "spec": spec}
+        body = {
+            "apiVersion": api.API_VERSION,
+            "kind": api.QUEUE_KIND,
+            "metadata": {"name": name, "generation": 1, "resourceVersion": self._next_rv()},
+            "spec": spec,
+        }
         self.queues[name] = body
         return copy.deepcopy(body)
 
@@ -236,8 +279,11 @@ class ListRecorder:
 
 
 def settings(**scheduling: Any) -> Settings:
-    return Settings(scheduling=SchedulingSettings(**{"tick_seconds": 0.5, "backoff_base_seconds": 1,
-                                                     "backoff_cap_seconds": 2, **scheduling}))  # fmt: skip
+    return Settings(
+        scheduling=SchedulingSettings(
+            **{"tick_seconds": 0.5, "backoff_base_seconds": 1, "backoff_cap_seconds": 2, **scheduling}
+        )
+    )
 
 
 async def started(kube: FakeKube, **scheduling: Any) -> tuple[Driver, ListRecorder]:

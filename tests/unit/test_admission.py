@@ -122,15 +122,15 @@ def test_given_a_namespace_being_terminated_when_the_pod_is_refused_then_no_retr
     assert len(kube.patches) == 1
     assert "dying" in driver.cache.terminating
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG
-            and r.name.startswith("ffrtmp")] == ["namespace terminating: its jobs are left alone"]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG and r.name.startswith("ffrtmp")] == [
+        "namespace terminating: its jobs are left alone"
+    ]
 
 
 def test_given_an_assigned_job_without_its_pod_when_created_again_then_the_same_pod_name_is_used():
     kube = FakeKube()
     kube.add_node("n1")
-    kube.add_job("a", NS, status={"phase": "Assigned", "node": "n1", "encoder": "libx264", "attempts": 2,
-                                  "pod": "a-2"})  # fmt: skip
+    kube.add_job("a", NS, status={"phase": "Assigned", "node": "n1", "encoder": "libx264", "attempts": 2, "pod": "a-2"})
 
     async def run():
         driver, _ = await started(kube)

@@ -32,6 +32,15 @@ def test_given_a_time_with_microseconds_when_pod_status_is_written_then_times_ar
 def test_given_a_time_with_microseconds_when_node_status_and_hardware_are_written_then_whole_seconds() -> None:
     status = registration.standalone_node_status(cpu_cores=2, memory_bytes=2**30, slots=1, now=NOW)["status"]
     assert status["conditions"][0]["lastHeartbeatTime"] == "2026-01-02T03:04:05Z"
-    doc = probe.hardware_document(cpu={}, memory={}, gpu_probe=probe.GpuProbe(gpus=[], error=None), trials=[],
-                                  listed=[], ffmpeg_version=None, render_nodes=[], slots=1, probed_at=NOW)
+    doc = probe.hardware_document(
+        cpu={},
+        memory={},
+        gpu_probe=probe.GpuProbe(gpus=[], error=None),
+        trials=[],
+        listed=[],
+        ffmpeg_version=None,
+        render_nodes=[],
+        slots=1,
+        probed_at=NOW,
+    )
     assert doc["probedAt"] == "2026-01-02T03:04:05Z"

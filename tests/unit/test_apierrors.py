@@ -18,8 +18,14 @@ QUOTA = api_error(403, 'pods "a-1" is forbidden: exceeded quota: compute, reques
 
 def _message_only() -> ApiException:  # an older server: the message, no causes
     exc = ApiException(status=403, reason="Forbidden")
-    exc.body = json.dumps({"kind": "Status", "code": 403, "reason": "Forbidden",
-                           "message": "unable to create new content in namespace x because it is being terminated"})
+    exc.body = json.dumps(
+        {
+            "kind": "Status",
+            "code": 403,
+            "reason": "Forbidden",
+            "message": "unable to create new content in namespace x because it is being terminated",
+        }
+    )
     return exc
 
 

@@ -27,8 +27,10 @@ def test_given_a_fresh_interpreter_when_importing_the_cli_then_neither_kopf_nor_
 
 
 def test_given_the_contract_package_then_it_imports_nothing_of_ours_but_itself():
-    probe = ("import json, sys, ffrtmp_api, ffrtmp_api.samples; print(json.dumps(sorted({m.split('.')[0] "
-             "for m in sys.modules if m.startswith(('ffrtmp', 'kopf', 'kubernetes'))})))")
+    probe = (
+        "import json, sys, ffrtmp_api, ffrtmp_api.samples; print(json.dumps(sorted({m.split('.')[0] "
+        "for m in sys.modules if m.startswith(('ffrtmp', 'kopf', 'kubernetes'))})))"
+    )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == ["ffrtmp_api"]

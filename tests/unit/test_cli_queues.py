@@ -9,11 +9,15 @@ NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def test_given_one_queue_object_when_listed_then_it_joins_the_built_ins_in_serving_order():
-    ingest = {"metadata": {"name": "ingest", "creationTimestamp": "2026-01-01T11:00:00Z"},
-              "spec": {"order": 150, "maxRunning": 4, "paused": True, "fairSharing": {"enabled": True}},
-              "status": {"pending": 3, "admitted": 4, "running": 2}}  # fmt: skip
-    jobs = [{"spec": {"queue": "live"}, "status": {"phase": "Processing"}},
-            {"spec": {"queue": "batch"}, "status": {"phase": "Queued"}}]  # fmt: skip
+    ingest = {
+        "metadata": {"name": "ingest", "creationTimestamp": "2026-01-01T11:00:00Z"},
+        "spec": {"order": 150, "maxRunning": 4, "paused": True, "fairSharing": {"enabled": True}},
+        "status": {"pending": 3, "admitted": 4, "running": 2},
+    }
+    jobs = [
+        {"spec": {"queue": "live"}, "status": {"phase": "Processing"}},
+        {"spec": {"queue": "batch"}, "status": {"phase": "Queued"}},
+    ]
     rows = queue_rows(effective([ingest]), jobs=jobs, now=NOW)
     assert [r[0] for r in rows] == ["live", "default", "ingest", "batch"]
     assert rows[0] == ["live", 0, "false", "-", 0, 1, 1, "off", "batch", "(built-in)"]

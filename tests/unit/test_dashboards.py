@@ -16,8 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parents[2]
 GRAFANA = REPO / "grafana"
-_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",),
-             "summary": ("", "_sum", "_count")}
+_SUFFIXES = {
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
+    "gauge": ("",),
+    "summary": ("", "_sum", "_count"),
+}
 
 
 def _generator():
@@ -65,8 +69,9 @@ def _agent_sample_names() -> set[str]:
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry()
-    registry.register(agent_metrics.NodeCollector("n", slots=2, trials={"libx264": True},
-                                                  sampler=agent_metrics.Sampler()))
+    registry.register(
+        agent_metrics.NodeCollector("n", slots=2, trials={"libx264": True}, sampler=agent_metrics.Sampler())
+    )
     names = _sample_names(generate_latest(registry))
     source = Path(agent_metrics.__file__).read_text()
     names.update(re.findall(r'_gauge\(\s*"(ffrtmp_[a-z0-9_]+)"', source))
@@ -102,5 +107,4 @@ def test_given_a_panel_query_then_every_metric_it_names_is_exported(board, title
 
 
 def test_given_a_wrong_metric_name_then_the_check_catches_it():
-    assert metric_names("sum(rate(ffrtmp_jobs_typo_total[5m]))") - exported_sample_names() == {
-        "ffrtmp_jobs_typo_total"}
+    assert metric_names("sum(rate(ffrtmp_jobs_typo_total[5m]))") - exported_sample_names() == {"ffrtmp_jobs_typo_total"}

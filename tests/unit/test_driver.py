@@ -32,7 +32,9 @@ def test_given_new_jobs_and_a_free_node_when_a_pass_runs_then_each_is_queued_and
     kube.add_job("b", NS)
     _, recorder = _passes(kube, True)
     assert [(key, [t["phase"] for t in patch["transitions"]]) for key, _, patch in kube.patches] == [
-        ((NS, "a"), ["Queued", "Assigned"]), ((NS, "b"), ["Queued", "Assigned"])]
+        ((NS, "a"), ["Queued", "Assigned"]),
+        ((NS, "b"), ["Queued", "Assigned"]),
+    ]
     assert sorted(kube.pods) == [(NS, "a-1"), (NS, "b-1")]
     assert recorder.calls[-1] == ("pass", 2, 0, 2)
 
@@ -74,8 +76,11 @@ def test_given_a_namespace_being_terminated_then_its_jobs_are_not_queued_placed_
     kube.terminate_namespace("dying")
     kube.add_job("new", "dying")
     kube.add_job("queued", "dying", status={"phase": "Queued", "queuedAt": "2026-01-01T00:00:01.000Z"})
-    kube.add_job("assigned", "dying", status={"phase": "Assigned", "node": "n1", "pod": "assigned-1",
-                                              "attempts": 1, "encoder": "libx264"})  # fmt: skip
+    kube.add_job(
+        "assigned",
+        "dying",
+        status={"phase": "Assigned", "node": "n1", "pod": "assigned-1", "attempts": 1, "encoder": "libx264"},
+    )
     kube.add_job("a", NS)
     driver, _ = _passes(kube, True, True)
     assert driver.cache.terminating == {"dying"}

@@ -46,16 +46,35 @@ def test_given_a_zone_then_the_address_stays_link_local():
 
 
 REFUSED = [
-    ("127.0.0.1", "loopback"), ("127.255.255.254", "loopback"), ("0.0.0.0", "this-network"),
-    ("10.1.2.3", "private"), ("172.16.0.1", "private"), ("172.31.255.255", "private"), ("192.168.1.1", "private"),
-    ("100.64.0.1", "carrier-grade"), ("169.254.169.254", "cloud metadata"), ("224.0.0.1", "multicast"),
-    ("255.255.255.255", "reserved"), ("198.18.0.1", "benchmarking"), ("192.0.2.1", "documentation"),
-    ("::1", "loopback"), ("::", "unspecified"), ("fe80::1", "link-local"), ("fc00::1", "unique local"),
-    ("fd12:3456::1", "unique local"), ("ff02::1", "multicast"), ("::ffff:127.0.0.1", "loopback"),
-    ("::ffff:169.254.169.254", "cloud metadata"), ("::ffff:10.0.0.1", "private"), ("64:ff9b::a9fe:a9fe", "metadata"),
-    ("2002:7f00:1::1", "loopback"), ("::127.0.0.1", "IPv4-compatible"), ("2001::1", "Teredo"),
-    ("2001:db8::1", "documentation"), ("fec0::1", "site-local"),
-]  # fmt: skip
+    ("127.0.0.1", "loopback"),
+    ("127.255.255.254", "loopback"),
+    ("0.0.0.0", "this-network"),
+    ("10.1.2.3", "private"),
+    ("172.16.0.1", "private"),
+    ("172.31.255.255", "private"),
+    ("192.168.1.1", "private"),
+    ("100.64.0.1", "carrier-grade"),
+    ("169.254.169.254", "cloud metadata"),
+    ("224.0.0.1", "multicast"),
+    ("255.255.255.255", "reserved"),
+    ("198.18.0.1", "benchmarking"),
+    ("192.0.2.1", "documentation"),
+    ("::1", "loopback"),
+    ("::", "unspecified"),
+    ("fe80::1", "link-local"),
+    ("fc00::1", "unique local"),
+    ("fd12:3456::1", "unique local"),
+    ("ff02::1", "multicast"),
+    ("::ffff:127.0.0.1", "loopback"),
+    ("::ffff:169.254.169.254", "cloud metadata"),
+    ("::ffff:10.0.0.1", "private"),
+    ("64:ff9b::a9fe:a9fe", "metadata"),
+    ("2002:7f00:1::1", "loopback"),
+    ("::127.0.0.1", "IPv4-compatible"),
+    ("2001::1", "Teredo"),
+    ("2001:db8::1", "documentation"),
+    ("fec0::1", "site-local"),
+]
 
 
 @pytest.mark.parametrize(("text", "what"), REFUSED)
@@ -64,8 +83,19 @@ def test_given_a_special_purpose_address_then_it_is_refused_naming_the_range(tex
     assert found is not None and what in found
 
 
-@pytest.mark.parametrize("text", ["8.8.8.8", "1.1.1.1", "93.184.216.34", "172.32.0.1", "100.128.0.1",
-                                  "2606:4700:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        "8.8.8.8",
+        "1.1.1.1",
+        "93.184.216.34",
+        "172.32.0.1",
+        "100.128.0.1",
+        "2606:4700:4700::1111",
+        "::ffff:8.8.8.8",
+        "64:ff9b::808:808",
+    ],
+)
 def test_given_a_public_address_then_it_is_allowed(text: str):
     assert EgressPolicy().problem(ipaddress.ip_address(text)) is None
 

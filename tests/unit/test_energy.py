@@ -18,10 +18,16 @@ def fake_zone(root: Path, name: str, energy_uj: int, max_range: int = 2621433288
     (zone / "max_energy_range_uj").write_text(f"{max_range}\n")
 
 
-def counters(rapl: dict[str, int] | None, *, busy: float, job: float, gpu: dict[int, int] | None = None,
-             wrap: int = 262143328850) -> energy.Counters:  # fmt: skip
-    return energy.Counters(rapl_uj=rapl, rapl_range_uj={z: wrap for z in rapl or {}}, gpu_mj=gpu,
-                           busy_cpu_seconds=busy, children_cpu_seconds=job)  # fmt: skip
+def counters(
+    rapl: dict[str, int] | None, *, busy: float, job: float, gpu: dict[int, int] | None = None, wrap: int = 262143328850
+) -> energy.Counters:
+    return energy.Counters(
+        rapl_uj=rapl,
+        rapl_range_uj={z: wrap for z in rapl or {}},
+        gpu_mj=gpu,
+        busy_cpu_seconds=busy,
+        children_cpu_seconds=job,
+    )
 
 
 def test_given_package_zones_when_read_then_subzones_are_not_double_counted(tmp_path: Path) -> None:
@@ -46,14 +52,17 @@ def test_given_fake_counters_when_an_encode_runs_then_energy_attributed_by_cpu_s
 
 def test_given_a_wrapped_counter_when_delta_taken_then_wrap_added() -> None:
     assert energy.counter_delta(990, 10, 1000) == 20
-    joules = energy.job_energy_joules(counters({"p": 999_000_000}, busy=0, job=0, wrap=1_000_000_000),
-                                      counters({"p": 1_000_000}, busy=2, job=2, wrap=1_000_000_000))  # fmt: skip
+    joules = energy.job_energy_joules(
+        counters({"p": 999_000_000}, busy=0, job=0, wrap=1_000_000_000),
+        counters({"p": 1_000_000}, busy=2, job=2, wrap=1_000_000_000),
+    )
     assert joules == 2.0
 
 
 def test_given_gpu_counters_when_nvenc_ran_then_gpu_energy_added() -> None:
-    joules = energy.job_energy_joules(counters(None, busy=0, job=0, gpu={0: 1_000}),
-                                      counters(None, busy=1, job=1, gpu={0: 51_000}))  # fmt: skip
+    joules = energy.job_energy_joules(
+        counters(None, busy=0, job=0, gpu={0: 1_000}), counters(None, busy=1, job=1, gpu={0: 51_000})
+    )
     assert joules == 50.0
 
 

@@ -21,15 +21,19 @@ PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 
 def kubeconfig(cluster: dict, user: dict, *, context: str = "c") -> dict:
     return {
-        "apiVersion": "v1", "kind": "Config", "current-context": context,
+        "apiVersion": "v1",
+        "kind": "Config",
+        "current-context": context,
         "clusters": [{"name": "other", "cluster": {"server": "https://wrong:1"}}, {"name": "k", "cluster": cluster}],
         "users": [{"name": "u", "user": user}],
         "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u", "namespace": "ns"}}],
-    }  # fmt: skip
+    }
 
 
 def test_given_the_standalone_agents_json_kubeconfig_when_loaded_then_server_ca_and_token_are_used(tmp_path: Path):
-    doc = podspec.kubeconfig(server="https://10.0.0.1:6443/", token="s3cret", namespace="ns", ca_pem=PEM, insecure=False)
+    doc = podspec.kubeconfig(
+        server="https://10.0.0.1:6443/", token="s3cret", namespace="ns", ca_pem=PEM, insecure=False
+    )
     path = tmp_path / "kubeconfig"
     path.write_text(json.dumps(doc, indent=1))
     config = kubelite.load_kubeconfig(path)
@@ -61,9 +65,14 @@ def test_given_a_yaml_kubeconfig_with_relative_files_when_loaded_then_paths_reso
 
 def test_given_inline_data_and_a_file_when_loaded_then_the_data_wins(tmp_path: Path):
     inline = base64.b64encode(PEM.replace("fake", "inline").encode()).decode()
-    doc = kubeconfig({"server": "https://h", "certificate-authority": "/nonexistent", "certificate-authority-data": inline},
-                     {"token": "t", "client-certificate-data": base64.b64encode(b"CERT").decode(),
-                      "client-key-data": base64.b64encode(b"KEY").decode()})  # fmt: skip
+    doc = kubeconfig(
+        {"server": "https://h", "certificate-authority": "/nonexistent", "certificate-authority-data": inline},
+        {
+            "token": "t",
+            "client-certificate-data": base64.b64encode(b"CERT").decode(),
+            "client-key-data": base64.b64encode(b"KEY").decode(),
+        },
+    )
     config = kubelite.parse_kubeconfig(doc, base_dir=tmp_path)
     assert "inline" in (config.ca_pem or "")
     assert (config.client_cert_pem, config.client_key_pem) == ("CERT", "KEY")
@@ -84,10 +93,14 @@ def test_given_a_named_context_when_loaded_then_its_cluster_is_chosen(tmp_path: 
     [
         ({"server": "h:6443"}, {"token": "t"}, "no http"),
         ({"server": "https://h"}, {"exec": {"command": "aws"}}, "exec credentials are not supported"),
-        ({"server": "https://h", "certificate-authority": "missing.crt"}, {"token": "t"}, "cannot read certificate-authority"),
+        (
+            {"server": "https://h", "certificate-authority": "missing.crt"},
+            {"token": "t"},
+            "cannot read certificate-authority",
+        ),
         ({"server": "https://h", "certificate-authority-data": "%%%"}, {"token": "t"}, "not base64"),
     ],
-)  # fmt: skip
+)
 def test_given_a_broken_kubeconfig_when_loaded_then_a_config_error_names_the_problem(
     tmp_path: Path, cluster: dict, user: dict, message: str
 ):
@@ -125,8 +138,9 @@ def test_given_no_cluster_environment_when_loaded_then_a_config_error(tmp_path: 
     with pytest.raises(kubelite.ConfigError, match="not in a cluster"):
         kubelite.load_incluster(environ={}, sa_dir=service_account(tmp_path))
     with pytest.raises(kubelite.ConfigError, match="token .* is missing"):
-        kubelite.load_incluster(environ={"KUBERNETES_SERVICE_HOST": "h", "KUBERNETES_SERVICE_PORT": "1"},
-                                sa_dir=tmp_path)  # fmt: skip
+        kubelite.load_incluster(
+            environ={"KUBERNETES_SERVICE_HOST": "h", "KUBERNETES_SERVICE_PORT": "1"}, sa_dir=tmp_path
+        )
 
 
 def test_given_kubeconfig_set_when_loading_from_environment_then_it_wins_over_in_cluster(tmp_path: Path):
@@ -154,8 +168,9 @@ def test_given_a_renewed_token_file_then_the_next_request_sends_the_new_token(tm
 def test_given_a_token_file_that_cannot_be_read_any_more_then_the_last_token_is_kept(tmp_path: Path):
     sa = service_account(tmp_path, token="first")
     now = [0.0]
-    kube = kubelite.KubeClient(kubelite.ClusterConfig(server="http://127.0.0.1:9", token_file=str(sa / "token")),
-                               clock=lambda: now[0])  # fmt: skip
+    kube = kubelite.KubeClient(
+        kubelite.ClusterConfig(server="http://127.0.0.1:9", token_file=str(sa / "token")), clock=lambda: now[0]
+    )
     assert kube._headers()["Authorization"] == "Bearer first"
     (sa / "token").unlink()  # a renewal in progress
     now[0] = 61.0
@@ -164,8 +179,26 @@ def test_given_a_token_file_that_cannot_be_read_any_more_then_the_last_token_is_
 
 def test_given_real_client_cert_data_when_the_context_is_built_then_the_pair_loads(tmp_path: Path):
     key, crt = tmp_path / "k.pem", tmp_path / "c.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
-                    "-days", "1", "-subj", "/CN=runner"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=runner",
+        ],
+        check=True,
+        capture_output=True,
+    )
     doc = kubeconfig({"server": "https://h"}, {"client-certificate": str(crt), "client-key": str(key)})
     config = kubelite.parse_kubeconfig(doc, base_dir=tmp_path)
     kubelite.ssl_context(config)  # raises on an unusable pair

@@ -92,7 +92,10 @@ def test_given_hls_then_variant_streams_master_playlist_and_segments_go_to_the_h
     assert after(argv, "-hls_segment_filename") == f"file:{temp}/%v/seg_%05d.ts"
     assert argv[-1] == f"file:{temp}/%v/index.m3u8"
     assert [(r.name, r.stream, r.playlist) for r in built.renditions] == [
-        ("240p", 0, "240p/index.m3u8"), ("360p", 1, "360p/index.m3u8"), ("720p", 2, "720p/index.m3u8")]
+        ("240p", 0, "240p/index.m3u8"),
+        ("360p", 1, "360p/index.m3u8"),
+        ("720p", 2, "720p/index.m3u8"),
+    ]
     assert (built.targetWidth, built.targetHeight) == (1280, 720)
     assert built.optionalAudio  # a file may have no audio: the runner probes
 
@@ -137,11 +140,13 @@ def test_given_an_nvenc_ladder_then_keyframes_are_idr_and_scene_cuts_off() -> No
 @pytest.mark.parametrize(
     ("case", "overrides", "message"),
     [
-        ("renditions into an mp4", {"output": {"url": "file:///media/out/talk/", "container": "mp4"}},
-         "hls or dash"),
+        ("renditions into an mp4", {"output": {"url": "file:///media/out/talk/", "container": "mp4"}}, "hls or dash"),
         ("renditions without a container", {"output": {"url": "file:///media/out/talk/"}}, "hls or dash"),
-        ("renditions into a file URL", {"output": {"url": "file:///media/out/talk.m3u8", "container": "hls"}},
-         "end the URL with '/'"),
+        (
+            "renditions into a file URL",
+            {"output": {"url": "file:///media/out/talk.m3u8", "container": "hls"}},
+            "end the URL with '/'",
+        ),
         ("a folder URL without renditions", {"renditions": None}, "is for spec.renditions"),
         ("odd width", {"renditions": [{"name": "odd", "width": 427, "height": 240}]}, "even"),
         ("odd height", {"renditions": [{"name": "odd", "width": 426, "height": 241}]}, "even"),
@@ -149,9 +154,12 @@ def test_given_an_nvenc_ladder_then_keyframes_are_idr_and_scene_cuts_off() -> No
         ("bitrate and crf", {"renditions": [{**RENDITIONS[0], "crf": 20}]}, "at most one"),
         ("a rendition named audio", {"renditions": [{**RENDITIONS[0], "name": "audio"}]}, "audio"),
         ("copy", {"video": {"codec": "copy"}}, "copy"),
-        ("dash without renditions", {"output": {"url": "file:///media/out/a.mpd", "container": "dash"},
-                                     "renditions": None}, "dash needs"),
-    ],  # fmt: skip
+        (
+            "dash without renditions",
+            {"output": {"url": "file:///media/out/a.mpd", "container": "dash"}, "renditions": None},
+            "dash needs",
+        ),
+    ],
 )
 def test_given_a_ladder_that_cannot_work_when_validated_then_refused_naming_the_field(
     case: str, overrides: dict[str, Any], message: str

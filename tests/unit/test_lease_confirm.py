@@ -28,9 +28,14 @@ def _job(phase, *, paused_from=None, canceled=False, paused=False):
 
 
 def _lease(renewed_ago: float, rv: int) -> dict:
-    return {"metadata": {"name": "ffrtmp-agent-n1", "resourceVersion": str(rv)},
-            "spec": {"holderIdentity": "n1", "leaseDurationSeconds": 15,
-                     "renewTime": stamp(NOW - timedelta(seconds=renewed_ago))}}  # fmt: skip
+    return {
+        "metadata": {"name": "ffrtmp-agent-n1", "resourceVersion": str(rv)},
+        "spec": {
+            "holderIdentity": "n1",
+            "leaseDurationSeconds": 15,
+            "renewTime": stamp(NOW - timedelta(seconds=renewed_ago)),
+        },
+    }
 
 
 CASES = [

@@ -207,8 +207,9 @@ def test_given_a_failure_when_deciding_then_retry_until_max_retries_unless_final
 
 @pytest.mark.parametrize("reason", [Reason.NODE_LOST, Reason.PREEMPTED, Reason.EVICTED, Reason.NODE_SHUTDOWN])
 def test_given_a_disruption_with_no_retries_left_when_deciding_then_it_is_queued_at_once_without_using_one(reason):
-    outcome = after_failure(Failure(reason, "node gone"), failures=5, disruptions=2, max_retries=0, now=NOW,
-                            base=1, cap=8)  # fmt: skip
+    outcome = after_failure(
+        Failure(reason, "node gone"), failures=5, disruptions=2, max_retries=0, now=NOW, base=1, cap=8
+    )
     assert (outcome.phase, outcome.reason, outcome.retry_after) == (P.QUEUED, reason.value, None)
     assert outcome.counters == {"disruptions": 3}  # status.failures and the backoff are left alone
     assert outcome.status() == {"disruptions": 3}
@@ -250,8 +251,9 @@ def test_given_a_run_paused_for_an_hour_when_the_clock_is_read_then_only_time_on
     assert status["activeSeconds"] == 30 and "activeSince" not in status  # Assigned 10 s .. paused 40 s
     status = _walk((P.QUEUED, 0), (P.ASSIGNED, 10), (P.PROCESSING, 12), (P.PAUSED, 40), (P.PROCESSING, 3640))
     assert status["activeSeconds"] == 30 and status["activeSince"] == stamp_at(3640)  # a fresh stretch
-    status = _walk((P.QUEUED, 0), (P.ASSIGNED, 10), (P.PROCESSING, 12), (P.PAUSED, 40), (P.PROCESSING, 3640),
-                   (P.COMPLETED, 3650))  # fmt: skip
+    status = _walk(
+        (P.QUEUED, 0), (P.ASSIGNED, 10), (P.PROCESSING, 12), (P.PAUSED, 40), (P.PROCESSING, 3640), (P.COMPLETED, 3650)
+    )
     assert status["activeSeconds"] == 40
 
 

@@ -17,8 +17,18 @@ NS = "media"
 
 def _processing(kube: FakeKube) -> None:
     kube.add_node("n1")
-    kube.add_job("a", NS, status={"phase": "Processing", "node": "n1", "pod": "a-1", "attempts": 1,
-                                  "encoder": "libx264", "startedAt": "2026-01-01T00:00:02.000Z"})  # fmt: skip
+    kube.add_job(
+        "a",
+        NS,
+        status={
+            "phase": "Processing",
+            "node": "n1",
+            "pod": "a-1",
+            "attempts": 1,
+            "encoder": "libx264",
+            "startedAt": "2026-01-01T00:00:02.000Z",
+        },
+    )
 
 
 def _complete(kube: FakeKube, *, before=None):
@@ -27,8 +37,9 @@ def _complete(kube: FakeKube, *, before=None):
         job = driver.cache.jobs[(NS, "a")]
         if before:
             before()
-        done = await driver.writer.transition(job, Phase.COMPLETED, reason="Succeeded", message="pod a-1 succeeded",
-                                              now=driver.clock())  # fmt: skip
+        done = await driver.writer.transition(
+            job, Phase.COMPLETED, reason="Succeeded", message="pod a-1 succeeded", now=driver.clock()
+        )
         return driver, recorder, job, done
 
     return asyncio.run(run())
@@ -49,6 +60,7 @@ def test_given_a_transition_then_one_patch_on_the_read_version_then_its_event_an
 def test_given_a_conflict_when_writing_then_the_job_is_read_again_and_decided_again():
     kube = FakeKube()
     _processing(kube)
+
     def runner_writes_progress() -> None:  # after the writer read the job
         kube.change_job(NS, "a", {"progress": {"percent": 99}})
 
@@ -59,8 +71,9 @@ def test_given_a_conflict_when_writing_then_the_job_is_read_again_and_decided_ag
     assert (NS, "a") in driver.cache.take_dirty()  # the next pass decides again on the newer version
 
     async def next_pass():  # which writes the change on the version read back
-        return await driver.writer.transition(fresh, Phase.COMPLETED, reason="Succeeded", message="",
-                                              now=driver.clock())  # fmt: skip
+        return await driver.writer.transition(
+            fresh, Phase.COMPLETED, reason="Succeeded", message="", now=driver.clock()
+        )
 
     assert asyncio.run(next_pass())
     assert kube.jobs[(NS, "a")]["status"]["phase"] == "Completed"
@@ -111,4 +124,5 @@ def test_given_a_namespace_being_terminated_when_its_event_is_refused_then_one_d
     assert done and NS in driver.cache.terminating
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert [r.getMessage() for r in caplog.records if r.name.startswith("ffrtmp") and r.levelno == logging.DEBUG] == [
-        "namespace terminating: its jobs are left alone"]
+        "namespace terminating: its jobs are left alone"
+    ]

@@ -17,33 +17,56 @@ from ffrtmp_operator.records import job_record, lease_record, node_record
 from prometheus_client.parser import text_string_to_metric_families
 
 NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
-SPEC = {"input": {"testSource": {"durationSeconds": 10}}, "output": {"url": "rtmp://sink/live/x"},
-        "video": {"codec": "h264"}}  # fmt: skip
+SPEC = {
+    "input": {"testSource": {"durationSeconds": 10}},
+    "output": {"url": "rtmp://sink/live/x"},
+    "video": {"codec": "h264"},
+}
 
 
 def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _job(name: str, phase: str, *, queue: str = "default", priority: str = "medium", node: str | None = None,
-         progress: dict | None = None, paused_from: str | None = None, queued_at: datetime | None = None) -> dict:
+def _job(
+    name: str,
+    phase: str,
+    *,
+    queue: str = "default",
+    priority: str = "medium",
+    node: str | None = None,
+    progress: dict | None = None,
+    paused_from: str | None = None,
+    queued_at: datetime | None = None,
+) -> dict:
     status: dict = {"phase": phase}
-    for key, value in (("node", node), ("progress", progress), ("pausedFrom", paused_from),
-                       ("queuedAt", queued_at and _iso(queued_at))):  # fmt: skip
+    for key, value in (
+        ("node", node),
+        ("progress", progress),
+        ("pausedFrom", paused_from),
+        ("queuedAt", queued_at and _iso(queued_at)),
+    ):
         if value:
             status[key] = value
-    return {"metadata": {"name": name, "namespace": "media", "uid": name, "resourceVersion": "1"},
-            "spec": {**SPEC, "queue": queue, "priority": priority}, "status": status}  # fmt: skip
+    return {
+        "metadata": {"name": name, "namespace": "media", "uid": name, "resourceVersion": "1"},
+        "spec": {**SPEC, "queue": queue, "priority": priority},
+        "status": status,
+    }
 
 
 def _node(name: str, *, cordoned: bool = False) -> dict:
-    return {"metadata": {"name": name, "labels": {"ffrtmp.io/worker": "true"}},
-            "spec": {"unschedulable": True} if cordoned else {}}
+    return {
+        "metadata": {"name": name, "labels": {"ffrtmp.io/worker": "true"}},
+        "spec": {"unschedulable": True} if cordoned else {},
+    }
 
 
 def _lease(node: str, *, renewed: datetime, slots: str = "2") -> dict:
-    return {"metadata": {"name": f"ffrtmp-agent-{node}", "annotations": {"ffrtmp.io/slots": slots}},
-            "spec": {"holderIdentity": node, "leaseDurationSeconds": 15, "renewTime": _iso(renewed)}}
+    return {
+        "metadata": {"name": f"ffrtmp-agent-{node}", "annotations": {"ffrtmp.io/slots": slots}},
+        "spec": {"holderIdentity": node, "leaseDurationSeconds": 15, "renewTime": _iso(renewed)},
+    }
 
 
 JOBS = [
@@ -57,14 +80,22 @@ JOBS = [
     _job("h", "Assigned", node="n2"),
 ]
 NODES = [_node("n1"), _node("n2"), _node("n3", cordoned=True), _node("n4")]
-LEASES = [_lease("n1", renewed=NOW - timedelta(seconds=3)), _lease("n2", renewed=NOW - timedelta(seconds=60)),
-          _lease("n3", renewed=NOW, slots="4")]  # fmt: skip
+LEASES = [
+    _lease("n1", renewed=NOW - timedelta(seconds=3)),
+    _lease("n2", renewed=NOW - timedelta(seconds=60)),
+    _lease("n3", renewed=NOW, slots="4"),
+]
 
 
 def _filled_cache() -> Cache:
     cache = Cache()
-    cache.replace_all(jobs=[job_record(j) for j in JOBS], pods=[], nodes=[node_record(n) for n in NODES],
-                      leases=[r for x in LEASES if (r := lease_record(x))], priority_values={})  # fmt: skip
+    cache.replace_all(
+        jobs=[job_record(j) for j in JOBS],
+        pods=[],
+        nodes=[node_record(n) for n in NODES],
+        leases=[r for x in LEASES if (r := lease_record(x))],
+        priority_values={},
+    )
     return cache
 
 
@@ -74,21 +105,28 @@ def _gauges(snap: m.MetricsSnapshot) -> dict:
 
 def test_given_the_same_cluster_then_the_cache_snapshot_exports_what_the_api_listing_did():
     cache = _filled_cache()
-    from_cache = snapshot_from_cache(jobs=cache.jobs.values(), nodes=cache.nodes.values(), leases=cache.leases,
-                                     now=NOW)  # fmt: skip
+    from_cache = snapshot_from_cache(jobs=cache.jobs.values(), nodes=cache.nodes.values(), leases=cache.leases, now=NOW)
     by_node = leases_by_node(LEASES)  # the snapshot as listing the API gives it, the reference for the cache's
-    from_api = m.MetricsSnapshot(now=NOW, jobs=[job_sample(j) for j in JOBS],
-                                 nodes=[node_sample(n, by_node.get(n["metadata"]["name"]), now=NOW) for n in NODES])
+    from_api = m.MetricsSnapshot(
+        now=NOW,
+        jobs=[job_sample(j) for j in JOBS],
+        nodes=[node_sample(n, by_node.get(n["metadata"]["name"]), now=NOW) for n in NODES],
+    )
     cached, listed = _gauges(from_cache), _gauges(from_api)
     assert cached == listed
-    assert cached[("ffrtmp_job_progress_ratio", (("job_namespace", "media"), ("node", "n1"),
-                                                 ("transcodejob", "a")))] == pytest.approx(0.42)  # fmt: skip
+    assert cached[
+        ("ffrtmp_job_progress_ratio", (("job_namespace", "media"), ("node", "n1"), ("transcodejob", "a")))
+    ] == pytest.approx(0.42)
     assert cached[("ffrtmp_queue_depth", (("priority", "low"), ("queue", "batch")))] == 2
     assert cached[("ffrtmp_queue_oldest_wait_seconds", (("queue", "batch"),))] == 90
     assert cached[("ffrtmp_node_slots_used", (("node", "n2"),))] == 1
     assert cached[("ffrtmp_node_slots", (("node", "n3"),))] == 4
     assert {s: cached[("ffrtmp_nodes", (("status", s),))] for s in m.NODE_STATUSES} == {
-        "ready": 1, "lost": 1, "cordoned": 1, "no_lease": 1}
+        "ready": 1,
+        "lost": 1,
+        "cordoned": 1,
+        "no_lease": 1,
+    }
 
 
 def test_given_progress_then_only_slot_holders_keep_it_and_a_progress_write_does_not_wake_the_scheduler():

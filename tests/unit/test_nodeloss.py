@@ -17,10 +17,27 @@ def _running_on_stale_lease() -> FakeKube:
     """A Processing job on n1, whose Lease the cache will see 40 s old (expired)."""
     kube = FakeKube()
     kube.add_node("n1", renewed_ago=40)
-    kube.add_job("a", NS, status={"phase": "Processing", "node": "n1", "pod": "a-1", "attempts": 1,
-                                  "encoder": "libx264", "startedAt": "2026-01-01T00:00:02.000Z"})  # fmt: skip
-    kube.pods[(NS, "a-1")] = {"metadata": {"name": "a-1", "namespace": NS, "resourceVersion": "5", "labels": {
-        "ffrtmp.io/job": "a", "ffrtmp.io/job-uid": "uid-a", "ffrtmp.io/attempt": "1"}}, "status": {"phase": "Running"}}
+    kube.add_job(
+        "a",
+        NS,
+        status={
+            "phase": "Processing",
+            "node": "n1",
+            "pod": "a-1",
+            "attempts": 1,
+            "encoder": "libx264",
+            "startedAt": "2026-01-01T00:00:02.000Z",
+        },
+    )
+    kube.pods[(NS, "a-1")] = {
+        "metadata": {
+            "name": "a-1",
+            "namespace": NS,
+            "resourceVersion": "5",
+            "labels": {"ffrtmp.io/job": "a", "ffrtmp.io/job-uid": "uid-a", "ffrtmp.io/attempt": "1"},
+        },
+        "status": {"phase": "Running"},
+    }
     return kube
 
 

@@ -21,8 +21,17 @@ def _iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _job(name: str, phase: str, *, queue: str = "default", priority: str = "medium", node: str | None = None,
-         progress: dict | None = None, paused_from: str | None = None, queued_at: datetime | None = None) -> dict:
+def _job(
+    name: str,
+    phase: str,
+    *,
+    queue: str = "default",
+    priority: str = "medium",
+    node: str | None = None,
+    progress: dict | None = None,
+    paused_from: str | None = None,
+    queued_at: datetime | None = None,
+) -> dict:
     status: dict = {"phase": phase}
     if node:
         status["node"] = node
@@ -32,8 +41,11 @@ def _job(name: str, phase: str, *, queue: str = "default", priority: str = "medi
         status["pausedFrom"] = paused_from
     if queued_at:
         status["queuedAt"] = _iso(queued_at)
-    return {"metadata": {"name": name, "namespace": "media"}, "spec": {"queue": queue, "priority": priority},
-            "status": status}
+    return {
+        "metadata": {"name": name, "namespace": "media"},
+        "spec": {"queue": queue, "priority": priority},
+        "status": status,
+    }
 
 
 def _node(name: str, *, cordoned: bool = False) -> dict:
@@ -41,8 +53,10 @@ def _node(name: str, *, cordoned: bool = False) -> dict:
 
 
 def _lease(node: str, *, renewed: datetime, slots: str = "2") -> dict:
-    return {"metadata": {"name": f"ffrtmp-agent-{node}", "annotations": {"ffrtmp.io/slots": slots}},
-            "spec": {"holderIdentity": node, "leaseDurationSeconds": 15, "renewTime": _iso(renewed)}}
+    return {
+        "metadata": {"name": f"ffrtmp-agent-{node}", "annotations": {"ffrtmp.io/slots": slots}},
+        "spec": {"holderIdentity": node, "leaseDurationSeconds": 15, "renewTime": _iso(renewed)},
+    }
 
 
 def _snapshot() -> m.MetricsSnapshot:
@@ -56,11 +70,17 @@ def _snapshot() -> m.MetricsSnapshot:
         _job("g", "Queued", queue="weird-queue"),
     ]
     nodes = [_node("n1"), _node("n2"), _node("n3", cordoned=True), _node("n4")]
-    leases = [_lease("n1", renewed=NOW - timedelta(seconds=3)), _lease("n2", renewed=NOW - timedelta(seconds=60)),
-              _lease("n3", renewed=NOW)]
+    leases = [
+        _lease("n1", renewed=NOW - timedelta(seconds=3)),
+        _lease("n2", renewed=NOW - timedelta(seconds=60)),
+        _lease("n3", renewed=NOW),
+    ]
     by_node = leases_by_node(leases)
-    return m.MetricsSnapshot(now=NOW, jobs=[job_sample(j) for j in jobs],
-                             nodes=[node_sample(n, by_node.get(n["metadata"]["name"]), now=NOW) for n in nodes])
+    return m.MetricsSnapshot(
+        now=NOW,
+        jobs=[job_sample(j) for j in jobs],
+        nodes=[node_sample(n, by_node.get(n["metadata"]["name"]), now=NOW) for n in nodes],
+    )
 
 
 def _samples(text: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -90,8 +110,9 @@ def test_given_recorded_events_when_rendered_then_promtool_accepts_the_expositio
     metrics.record_admission("admitted", queue="live")
     metrics.record_scheduling_attempt("unschedulable", 3)
     metrics.record_cycle(0.004)
-    metrics.record_result({"psnr": 41.2, "ssim": 0.97, "energyJoules": 120.0, "unavailable": ["vmaf"]},
-                          encoder="libx264")
+    metrics.record_result(
+        {"psnr": 41.2, "ssim": 0.97, "energyJoules": 120.0, "unavailable": ["vmaf"]}, encoder="libx264"
+    )
     text = metrics.render()
     done = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, timeout=30)
     assert done.returncode == 0, done.stdout.decode() + done.stderr.decode()
@@ -107,10 +128,12 @@ def test_given_counters_then_only_counters_end_in_total():
 
 
 def test_given_a_retry_and_a_final_failure_then_failures_retries_and_histograms_count_them(metrics):
-    metrics.record_transition(old="Processing", new="Queued", queue="default", reason="Retrying",
-                              failure="EncoderError")
-    metrics.record_transition(old="Processing", new="Failed", queue="default", reason="InputError",
-                              failure="InputError", ran_s=12.0)
+    metrics.record_transition(
+        old="Processing", new="Queued", queue="default", reason="Retrying", failure="EncoderError"
+    )
+    metrics.record_transition(
+        old="Processing", new="Failed", queue="default", reason="InputError", failure="InputError", ran_s=12.0
+    )
     metrics.record_transition(old="Queued", new="Assigned", queue="default", reason="Admitted", waited_s=7.0)
     s = _samples(metrics.render())
     assert _value(s, "ffrtmp_job_failures_total", reason="EncoderError") == 1

@@ -18,7 +18,7 @@ from ffrtmp_api import paths
         ("given a leading double slash then normalised", "//etc/passwd", "/media", False),
         ("given the filesystem root then everything is within it", "/etc/passwd", "/", True),
         ("given a relative path then never inside", "media/a.mp4", "/media", False),
-    ],  # fmt: skip
+    ],
 )
 def test_within(name: str, path: str, root: str, inside: bool) -> None:
     assert paths.within(path, root) is inside, name
@@ -37,11 +37,22 @@ def test_given_nested_roots_then_the_deepest_contains_the_path() -> None:
 @pytest.mark.parametrize(
     ("path", "problem"),
     [
-        ("media", "absolute"), ("/", "must not be /"), ("//", "normal form"), ("/a//b", "normal form"),
-        ("/a/", "normal form"), ("/a/.", ". or .."), ("/./a", ". or .."), ("/a/../b", ". or .."),
-        ("/a b", "U+0020"), ("/a\tb", "U+0009"), ("/a\x00", "U+0000"), ("/a\u00a0", "U+00A0"),
-        ("/a\u200b", "U+200B"), ("/a\u202e", "U+202E"), ("/a\u2028", "U+2028"),
-    ],  # fmt: skip
+        ("media", "absolute"),
+        ("/", "must not be /"),
+        ("//", "normal form"),
+        ("/a//b", "normal form"),
+        ("/a/", "normal form"),
+        ("/a/.", ". or .."),
+        ("/./a", ". or .."),
+        ("/a/../b", ". or .."),
+        ("/a b", "U+0020"),
+        ("/a\tb", "U+0009"),
+        ("/a\x00", "U+0000"),
+        ("/a\u00a0", "U+00A0"),
+        ("/a\u200b", "U+200B"),
+        ("/a\u202e", "U+202E"),
+        ("/a\u2028", "U+2028"),
+    ],
 )
 def test_normal_form_problems_are_named(path: str, problem: str) -> None:
     found = paths.normal_form_problem(path)
@@ -78,9 +89,20 @@ def test_file_url_paths_are_decoded_once(url: str, path: str) -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["file://host/a", "file:/a", "file:///a/../b", "file:///a/%2e%2e/b", "file:///a%2Fb", "file:///a?b",
-     "file:///a#b", "file:///a%20b", "file:///a%ff", "file:///a/", "http:///a"],
-)  # fmt: skip
+    [
+        "file://host/a",
+        "file:/a",
+        "file:///a/../b",
+        "file:///a/%2e%2e/b",
+        "file:///a%2Fb",
+        "file:///a?b",
+        "file:///a#b",
+        "file:///a%20b",
+        "file:///a%ff",
+        "file:///a/",
+        "http:///a",
+    ],
+)
 def test_bad_file_urls_raise(url: str) -> None:
     with pytest.raises(paths.PathError):
         paths.file_url_path(url)

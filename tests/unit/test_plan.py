@@ -39,8 +39,13 @@ def values_after(argv: list[str], option: str) -> list[str]:
         ("given h264 none when node has libx264 then libx264", "h264", "none", {"libx264"}, "libx264"),
         ("given h264 none when node lacks libx264 then none fits", "h264", "none", {"h264_nvenc"}, None),
         ("given auto when node has nvenc then nvenc", "h264", "auto", {"libx264", "h264_nvenc"}, "h264_nvenc"),
-        ("given auto when node has nvenc and qsv then nvidia first", "hevc", "auto",
-         {"hevc_qsv", "hevc_nvenc", "libx265"}, "hevc_nvenc"),
+        (
+            "given auto when node has nvenc and qsv then nvidia first",
+            "hevc",
+            "auto",
+            {"hevc_qsv", "hevc_nvenc", "libx265"},
+            "hevc_nvenc",
+        ),
         ("given auto when node has only software then software", "av1", "auto", {"libsvtav1"}, "libsvtav1"),
         ("given auto when node has nothing then none fits", "av1", "auto", set(), None),
         ("given nvidia when node has only software then none fits", "h264", "nvidia", {"libx264"}, None),
@@ -48,7 +53,7 @@ def values_after(argv: list[str], option: str) -> list[str]:
         ("given vp9 nvidia when no vp9 nvenc exists then none fits", "vp9", "nvidia", {"libvpx-vp9"}, None),
         ("given vp9 auto when vaapi proven then vaapi", "vp9", "auto", {"vp9_vaapi", "libvpx-vp9"}, "vp9_vaapi"),
         ("given codec copy when node has nothing then copy", "copy", "nvidia", set(), "copy"),
-    ],  # fmt: skip
+    ],
 )
 def test_required_encoder(name: str, video: str, accelerator: str, node: set[str], expected: str | None) -> None:
     spec = job(video={"codec": video}, hardware={"accelerator": accelerator}).spec
@@ -59,8 +64,9 @@ def test_required_encoder(name: str, video: str, accelerator: str, node: set[str
 
 
 def test_given_test_source_when_built_then_lavfi_inputs_bounded_and_progress_on_pipe() -> None:
-    p = build(input={"testSource": {"pattern": "smptebars", "width": 640, "height": 360, "fps": 25,
-                                    "durationSeconds": 4}})  # fmt: skip
+    p = build(
+        input={"testSource": {"pattern": "smptebars", "width": 640, "height": 360, "fps": 25, "durationSeconds": 4}}
+    )
     argv = p.ffmpegArgs
     assert argv[:4] == ["ffmpeg", "-hide_banner", "-nostdin", "-y"]
     assert values_after(argv, "-i") == ["smptebars=size=640x360:rate=25", "sine=frequency=440:sample_rate=48000"]
@@ -87,10 +93,13 @@ def test_given_file_output_when_built_then_written_to_hidden_temp_with_same_exte
         ("given .ts when built then mpegts", {"url": "file:///media/o.ts"}, "mpegts"),
         ("given .mov when built then mov", {"url": "file:///media/o.mov"}, "mov"),
         ("given unknown extension when built then mp4", {"url": "file:///media/o.bin"}, "mp4"),
-        ("given explicit container when built then it wins", {"url": "file:///media/o.bin", "container": "mkv"},
-         "matroska"),
+        (
+            "given explicit container when built then it wins",
+            {"url": "file:///media/o.bin", "container": "mkv"},
+            "matroska",
+        ),
         ("given rtmp when built then flv", {"url": "rtmp://live.example/app/key"}, "flv"),
-    ],  # fmt: skip
+    ],
 )
 def test_output_container(name: str, output: dict[str, str], muxer: str) -> None:
     argv = build(output=output).ffmpegArgs
@@ -149,25 +158,44 @@ def test_given_playlists_allowed_on_a_file_input_when_built_then_only_concat_in_
 @pytest.mark.parametrize(
     ("name", "input_", "extra"),
     [
-        ("given forced concat without allowPlaylists then refused", {"url": "file:///media/in/a.txt", "format": "concat"}, ()),
-        ("given forced hls on a file even with allowPlaylists then refused",
-         {"url": "file:///media/in/a.m3u8", "format": "hls", "allowPlaylists": True}, ()),
+        (
+            "given forced concat without allowPlaylists then refused",
+            {"url": "file:///media/in/a.txt", "format": "concat"},
+            (),
+        ),
+        (
+            "given forced hls on a file even with allowPlaylists then refused",
+            {"url": "file:///media/in/a.m3u8", "format": "hls", "allowPlaylists": True},
+            (),
+        ),
         ("given forced tty (raw bytes) then refused", {"url": "file:///media/in/a.mp4", "format": "tty"}, ()),
         ("given forced bin then refused", {"url": "file:///media/in/a.mp4", "format": "bin"}, ()),
         ("given forced data then refused", {"url": "file:///media/in/a.mp4", "format": "data"}, ()),
         ("given forced lavfi then refused", {"url": "file:///media/in/a.mp4", "format": "lavfi"}, ()),
         ("given forced imf then refused", {"url": "file:///media/in/a.xml", "format": "imf"}, ()),
         ("given forced tracker then refused", {"url": "file:///media/in/a.mod", "format": "libopenmpt"}, ()),
-        ("given a safe format listed before a raw one then refused", {"url": "file:///media/in/a", "format": "mov,tty"}, ()),
-        ("given forced dash on http without allowPlaylists then refused",
-         {"url": "http://h.example/a.mpd", "format": "dash"}, ()),
-        ("given an admin list without the forced one then refused", {"url": "file:///media/in/a", "format": "tty"}, ("hls",)),
-    ],  # fmt: skip
+        (
+            "given a safe format listed before a raw one then refused",
+            {"url": "file:///media/in/a", "format": "mov,tty"},
+            (),
+        ),
+        (
+            "given forced dash on http without allowPlaylists then refused",
+            {"url": "http://h.example/a.mpd", "format": "dash"},
+            (),
+        ),
+        (
+            "given an admin list without the forced one then refused",
+            {"url": "file:///media/in/a", "format": "tty"},
+            ("hls",),
+        ),
+    ],
 )
 def test_forced_formats_off_the_whitelist_are_refused(name: str, input_: dict[str, Any], extra: tuple) -> None:
     with pytest.raises(plan.PlanError, match="spec.input.format"):
-        plan.build_plan(job(input=input_), namespace="ns", name="n", uid="u", attempt=1, encoder="libx264",
-                        extra_formats=extra)  # fmt: skip
+        plan.build_plan(
+            job(input=input_), namespace="ns", name="n", uid="u", attempt=1, encoder="libx264", extra_formats=extra
+        )
 
 
 def test_given_a_forced_safe_format_when_built_then_it_narrows_and_ffprobe_gets_it_too() -> None:
@@ -181,13 +209,21 @@ def test_given_a_forced_format_in_mixed_case_when_the_crd_was_bypassed_then_comp
     spec = job(input={"url": "file:///media/in/a.mp4"}).spec
     spec.input.format = "TTY"  # the CRD pattern refuses upper case; ffmpeg matches demuxer names either way
     with pytest.raises(plan.PlanError, match="'tty'"):
-        plan.build_plan(api.TranscodeJob.model_construct(spec=spec), namespace="ns", name="n", uid="u", attempt=1,
-                        encoder="libx264")  # fmt: skip
+        plan.build_plan(
+            api.TranscodeJob.model_construct(spec=spec), namespace="ns", name="n", uid="u", attempt=1, encoder="libx264"
+        )
 
 
 def test_given_an_admin_allowed_format_when_built_then_whitelisted_and_may_be_forced() -> None:
-    p = plan.build_plan(job(input={"url": "file:///media/in/a.m3u8", "format": "hls"}), namespace="ns", name="n",
-                        uid="u", attempt=1, encoder="libx264", extra_formats=("hls",))  # fmt: skip
+    p = plan.build_plan(
+        job(input={"url": "file:///media/in/a.m3u8", "format": "hls"}),
+        namespace="ns",
+        name="n",
+        uid="u",
+        attempt=1,
+        encoder="libx264",
+        extra_formats=("hls",),
+    )
     assert "hls" in value_after(p.ffmpegArgs, "-format_whitelist").split(",")
     assert value_after(p.ffmpegArgs, "-f") == "hls"
 
@@ -268,23 +304,47 @@ def test_given_an_escaping_or_ambiguous_file_url_then_the_models_and_the_builder
         spec = _bypassing_the_api()
         getattr(spec, field).url = url
         with pytest.raises(plan.PlanError, match=f"spec.{field}.url"):
-            plan.build_plan(api.TranscodeJob.model_construct(spec=spec), namespace="ns", name="n", uid="u",
-                            attempt=1, encoder="libx264")  # fmt: skip
+            plan.build_plan(
+                api.TranscodeJob.model_construct(spec=spec),
+                namespace="ns",
+                name="n",
+                uid="u",
+                attempt=1,
+                encoder="libx264",
+            )
 
 
 @pytest.mark.parametrize(
     "mount",
-    ["/", "//", "/.", "/./", "/media/", "/media/.", "/media/..", "//media", "/media//in", "/../media", "/etc",
-     "/usr/lib", "/var/run/secrets", "/proc/self", "/me dia", "/media\u200b", "/media\n"],
-)  # fmt: skip
+    [
+        "/",
+        "//",
+        "/.",
+        "/./",
+        "/media/",
+        "/media/.",
+        "/media/..",
+        "//media",
+        "/media//in",
+        "/../media",
+        "/etc",
+        "/usr/lib",
+        "/var/run/secrets",
+        "/proc/self",
+        "/me dia",
+        "/media\u200b",
+        "/media\n",
+    ],
+)
 def test_given_a_mount_path_not_in_normal_form_then_the_models_and_the_builder_refuse_it(mount: str) -> None:
     with pytest.raises(ValueError):
         job(volumes=[{"name": "media", "mountPath": mount, "emptyDir": {}}])
     spec = _bypassing_the_api()
     spec.volumes[0].mountPath = mount
     with pytest.raises(plan.PlanError, match="mountPath"):
-        plan.build_plan(api.TranscodeJob.model_construct(spec=spec), namespace="ns", name="n", uid="u", attempt=1,
-                        encoder="libx264")  # fmt: skip
+        plan.build_plan(
+            api.TranscodeJob.model_construct(spec=spec), namespace="ns", name="n", uid="u", attempt=1, encoder="libx264"
+        )
 
 
 def test_given_unicode_dot_lookalikes_then_they_are_names_inside_the_volume() -> None:
@@ -331,22 +391,51 @@ def test_given_network_url_starting_with_dash_when_built_then_refused() -> None:
 @pytest.mark.parametrize(
     ("name", "video", "encoder", "expected"),
     [
-        ("given x264 preset and crf then passed through", {"preset": "veryfast", "crf": 23}, "libx264",
-         ["-c:v", "libx264", "-crf", "23", "-preset", "veryfast"]),
-        ("given nvenc then p-preset and cq", {"preset": "slow", "crf": 28}, "h264_nvenc",
-         ["-c:v", "h264_nvenc", "-rc", "vbr", "-cq", "28", "-b:v", "0", "-preset", "p5"]),
-        ("given nvenc ultrafast then p1", {"preset": "ultrafast"}, "hevc_nvenc", ["-c:v", "hevc_nvenc", "-preset", "p1"]),
+        (
+            "given x264 preset and crf then passed through",
+            {"preset": "veryfast", "crf": 23},
+            "libx264",
+            ["-c:v", "libx264", "-crf", "23", "-preset", "veryfast"],
+        ),
+        (
+            "given nvenc then p-preset and cq",
+            {"preset": "slow", "crf": 28},
+            "h264_nvenc",
+            ["-c:v", "h264_nvenc", "-rc", "vbr", "-cq", "28", "-b:v", "0", "-preset", "p5"],
+        ),
+        (
+            "given nvenc ultrafast then p1",
+            {"preset": "ultrafast"},
+            "hevc_nvenc",
+            ["-c:v", "hevc_nvenc", "-preset", "p1"],
+        ),
         ("given nvenc veryslow then p7", {"preset": "veryslow"}, "h264_nvenc", ["-c:v", "h264_nvenc", "-preset", "p7"]),
-        ("given qsv then global_quality", {"crf": 25, "preset": "ultrafast"}, "h264_qsv",
-         ["-c:v", "h264_qsv", "-global_quality", "25", "-preset", "veryfast"]),
-        ("given svt-av1 then numeric preset", {"codec": "av1", "preset": "medium", "crf": 35}, "libsvtav1",
-         ["-c:v", "libsvtav1", "-crf", "35", "-preset", "7"]),
-        ("given vp9 crf then b:v 0", {"codec": "vp9", "crf": 31, "preset": "fast"}, "libvpx-vp9",
-         ["-c:v", "libvpx-vp9", "-crf", "31", "-b:v", "0", "-deadline", "good", "-cpu-used", "3", "-row-mt", "1"]),
-        ("given bitrate then capped vbv", {"bitrate": "2500k"}, "libx264",
-         ["-c:v", "libx264", "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "5000k"]),
+        (
+            "given qsv then global_quality",
+            {"crf": 25, "preset": "ultrafast"},
+            "h264_qsv",
+            ["-c:v", "h264_qsv", "-global_quality", "25", "-preset", "veryfast"],
+        ),
+        (
+            "given svt-av1 then numeric preset",
+            {"codec": "av1", "preset": "medium", "crf": 35},
+            "libsvtav1",
+            ["-c:v", "libsvtav1", "-crf", "35", "-preset", "7"],
+        ),
+        (
+            "given vp9 crf then b:v 0",
+            {"codec": "vp9", "crf": 31, "preset": "fast"},
+            "libvpx-vp9",
+            ["-c:v", "libvpx-vp9", "-crf", "31", "-b:v", "0", "-deadline", "good", "-cpu-used", "3", "-row-mt", "1"],
+        ),
+        (
+            "given bitrate then capped vbv",
+            {"bitrate": "2500k"},
+            "libx264",
+            ["-c:v", "libx264", "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "5000k"],
+        ),
         ("given gop then -g", {"gop": 60}, "libx264", ["-c:v", "libx264", "-g", "60"]),
-    ],  # fmt: skip
+    ],
 )
 def test_video_encoder_options(name: str, video: dict[str, Any], encoder: str, expected: list[str]) -> None:
     argv = build(video=video, encoder=encoder).ffmpegArgs
@@ -357,12 +446,16 @@ def test_video_encoder_options(name: str, video: dict[str, Any], encoder: str, e
 @pytest.mark.parametrize(
     ("name", "video", "encoder", "vf"),
     [
-        ("given width and height then scale both", {"width": 640, "height": 360}, "libx264",
-         "scale=640:360,format=yuv420p"),
+        (
+            "given width and height then scale both",
+            {"width": 640, "height": 360},
+            "libx264",
+            "scale=640:360,format=yuv420p",
+        ),
         ("given width only then keep aspect", {"width": 640}, "libx264", "scale=640:-2,format=yuv420p"),
         ("given fps then fps filter", {"fps": 25}, "libx264", "fps=25,format=yuv420p"),
         ("given vaapi then upload", {"height": 720}, "h264_vaapi", "scale=-2:720,format=nv12,hwupload"),
-    ],  # fmt: skip
+    ],
 )
 def test_video_filters(name: str, video: dict[str, Any], encoder: str, vf: str) -> None:
     assert value_after(build(video=video, encoder=encoder).ffmpegArgs, "-vf") == vf, name
@@ -378,11 +471,14 @@ def test_given_codec_copy_when_built_then_no_filters_and_no_target_size() -> Non
     ("name", "audio", "expected"),
     [
         ("given aac default then 128k", {}, ["-c:a", "aac", "-b:a", "128k"]),
-        ("given opus with rate and channels", {"codec": "opus", "bitrate": "96k", "sampleRate": 48000, "channels": 2},
-         ["-c:a", "libopus", "-b:a", "96k", "-ar", "48000", "-ac", "2"]),
+        (
+            "given opus with rate and channels",
+            {"codec": "opus", "bitrate": "96k", "sampleRate": 48000, "channels": 2},
+            ["-c:a", "libopus", "-b:a", "96k", "-ar", "48000", "-ac", "2"],
+        ),
         ("given mp3 then lame", {"codec": "mp3"}, ["-c:a", "libmp3lame", "-b:a", "128k"]),
         ("given copy then copy", {"codec": "copy"}, ["-c:a", "copy"]),
-    ],  # fmt: skip
+    ],
 )
 def test_audio_options(name: str, audio: dict[str, Any], expected: list[str]) -> None:
     argv = build(audio=audio).ffmpegArgs
@@ -407,8 +503,12 @@ def test_given_live_test_source_when_built_then_paced_endless_and_zerolatency() 
 
 
 def test_given_live_rtmp_input_when_built_then_network_timeout_and_live_settings() -> None:
-    p = build(queue="live", input={"url": "rtmp://in.example/live/cam"}, output={"url": "file:///media/out/rec.flv"},
-              live={"durationSeconds": 60, "reconnect": True})  # fmt: skip
+    p = build(
+        queue="live",
+        input={"url": "rtmp://in.example/live/cam"},
+        output={"url": "file:///media/out/rec.flv"},
+        live={"durationSeconds": 60, "reconnect": True},
+    )
     assert value_after(p.ffmpegArgs, "-rw_timeout") == plan.NETWORK_TIMEOUT_US
     assert p.liveDurationSeconds == 60 and p.reconnect
     assert p.tempOutputUrl == "/media/out/.rec.ffrtmp-1.part.flv"
@@ -422,7 +522,13 @@ def test_given_quality_and_timeout_when_built_then_carried_in_plan() -> None:
 
 
 def test_given_volumes_when_built_then_the_plan_names_them_for_the_runners_real_path_checks() -> None:
-    p = build(volumes=[{"name": "media", "mountPath": "/media", "readOnly": True, "emptyDir": {}},
-                       {"name": "scratch", "mountPath": "/scratch", "emptyDir": {}}])  # fmt: skip
-    assert [(v.name, v.mountPath, v.readOnly) for v in p.volumes] == [("media", "/media", True),
-                                                                      ("scratch", "/scratch", False)]  # fmt: skip
+    p = build(
+        volumes=[
+            {"name": "media", "mountPath": "/media", "readOnly": True, "emptyDir": {}},
+            {"name": "scratch", "mountPath": "/scratch", "emptyDir": {}},
+        ]
+    )
+    assert [(v.name, v.mountPath, v.readOnly) for v in p.volumes] == [
+        ("media", "/media", True),
+        ("scratch", "/scratch", False),
+    ]

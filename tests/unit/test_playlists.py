@@ -30,8 +30,11 @@ audio/index.m3u8
 
 def test_given_a_media_playlist_then_segments_come_with_their_durations() -> None:
     segments = playlists.media_segments(MEDIA)
-    assert [(s.uri, s.seconds) for s in segments] == [("seg_00000.ts", 2.0), ("seg_00001.ts", 2.0),
-                                                      ("seg_00002.ts", 0.2)]  # fmt: skip
+    assert [(s.uri, s.seconds) for s in segments] == [
+        ("seg_00000.ts", 2.0),
+        ("seg_00001.ts", 2.0),
+        ("seg_00002.ts", 0.2),
+    ]
 
 
 def test_given_ffmpeg_s_master_then_variants_keep_quoted_attributes_with_commas() -> None:
@@ -51,15 +54,33 @@ def test_given_segments_and_sizes_then_peak_ignores_a_last_sliver_and_average_is
 
 def test_given_entries_and_an_audio_rendition_then_the_master_adds_the_audio_rate_to_every_variant() -> None:
     text = playlists.master_playlist(
-        [playlists.MasterEntry("240p/index.m3u8", 426, 240, playlists.Rates(400_000, 300_000), "avc1.640015,mp4a.40.2",
-                               25.0)],
-        audio_uri="audio/index.m3u8", audio_rates=playlists.Rates(70_000, 64_000),
-    )  # fmt: skip
+        [
+            playlists.MasterEntry(
+                "240p/index.m3u8", 426, 240, playlists.Rates(400_000, 300_000), "avc1.640015,mp4a.40.2", 25.0
+            )
+        ],
+        audio_uri="audio/index.m3u8",
+        audio_rates=playlists.Rates(70_000, 64_000),
+    )
     variant = playlists.master_variants(text)[0]
-    assert variant.attributes == {"BANDWIDTH": "470000", "AVERAGE-BANDWIDTH": "364000", "RESOLUTION": "426x240",
-                                  "FRAME-RATE": "25.000", "CODECS": "avc1.640015,mp4a.40.2", "AUDIO": "audio"}  # fmt: skip
-    assert playlists.master_media(text) == [{"TYPE": "AUDIO", "GROUP-ID": "audio", "NAME": "audio", "DEFAULT": "YES",
-                                             "AUTOSELECT": "YES", "URI": "audio/index.m3u8"}]  # fmt: skip
+    assert variant.attributes == {
+        "BANDWIDTH": "470000",
+        "AVERAGE-BANDWIDTH": "364000",
+        "RESOLUTION": "426x240",
+        "FRAME-RATE": "25.000",
+        "CODECS": "avc1.640015,mp4a.40.2",
+        "AUDIO": "audio",
+    }
+    assert playlists.master_media(text) == [
+        {
+            "TYPE": "AUDIO",
+            "GROUP-ID": "audio",
+            "NAME": "audio",
+            "DEFAULT": "YES",
+            "AUTOSELECT": "YES",
+            "URI": "audio/index.m3u8",
+        }
+    ]
     assert text.startswith("#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-INDEPENDENT-SEGMENTS\n")
 
 

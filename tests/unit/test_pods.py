@@ -22,9 +22,15 @@ def hello_pod(rules: JobPolicy | None = None, **spec_changes):
     doc["spec"].update(spec_changes)
     job = api.TranscodeJob.model_validate(doc)
     return build_pod(
-        job, namespace="media", name="hello", uid="u-1", attempt=2, node="node-a", encoder="libx264",
+        job,
+        namespace="media",
+        name="hello",
+        uid="u-1",
+        attempt=2,
+        node="node-a",
+        encoder="libx264",
         settings=PodSettings(image="example.com/ffrtmp:1", policy=rules or JobPolicy()),
-    )  # fmt: skip
+    )
 
 
 def test_given_a_job_when_building_its_pod_then_it_is_bound_named_labelled_and_owned():
@@ -32,12 +38,21 @@ def test_given_a_job_when_building_its_pod_then_it_is_bound_named_labelled_and_o
     meta, spec = pod["metadata"], pod["spec"]
     assert meta["name"] == "hello-2" and meta["namespace"] == "media"
     assert meta["labels"] == {
-        api.LABEL_JOB: "hello", api.LABEL_JOB_UID: "u-1", api.LABEL_ATTEMPT: "2", api.LABEL_MANAGED_BY: api.MANAGED_BY,
-    }  # fmt: skip
+        api.LABEL_JOB: "hello",
+        api.LABEL_JOB_UID: "u-1",
+        api.LABEL_ATTEMPT: "2",
+        api.LABEL_MANAGED_BY: api.MANAGED_BY,
+    }
     assert meta["ownerReferences"] == [
-        {"apiVersion": api.API_VERSION, "kind": "TranscodeJob", "name": "hello", "uid": "u-1", "controller": True,
-         "blockOwnerDeletion": True}
-    ]  # fmt: skip
+        {
+            "apiVersion": api.API_VERSION,
+            "kind": "TranscodeJob",
+            "name": "hello",
+            "uid": "u-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
     assert spec["nodeName"] == "node-a"
     assert spec["priorityClassName"] == "ffrtmp-medium"
     assert spec["serviceAccountName"] == "ffrtmp-job-hello"  # the job's own identity (job_identity.py)
@@ -72,10 +87,15 @@ def test_given_a_job_when_building_its_pod_then_the_runner_gets_the_plan_volumes
 
 
 def test_given_resources_and_an_allowed_priority_class_when_building_then_both_reach_the_pod():
-    pod = hello_pod(JobPolicy(priority_classes=("urgent",)), priorityClassName="urgent",
-                    resources={"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}})
+    pod = hello_pod(
+        JobPolicy(priority_classes=("urgent",)),
+        priorityClassName="urgent",
+        resources={"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+    )
     assert pod["spec"]["containers"][0]["resources"] == {
-        "requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
+        "requests": {"cpu": "1", "memory": "1Gi"},
+        "limits": {"cpu": "2", "memory": "2Gi"},
+    }
     assert pod["spec"]["priorityClassName"] == "urgent"
 
 
@@ -90,17 +110,29 @@ def test_given_no_resources_when_building_then_the_policy_defaults_apply():
 @pytest.mark.parametrize(
     ("name", "given", "expected"),
     [
-        ("given a limit only then the API server copies it into the request",
-         {"limits": {"cpu": "2"}}, {"requests": {"memory": "512Mi"}, "limits": {"cpu": "2", "memory": "4Gi"}}),
-        ("given a request above the default limit then the limit rises with it",
-         {"requests": {"cpu": "8", "memory": "6Gi"}}, {"requests": {"cpu": "8", "memory": "6Gi"},
-                                                      "limits": {"cpu": "8", "memory": "6Gi"}}),
-        ("given defaults turned off then only what the job asks", {"requests": {"cpu": "1"}}, {"requests": {"cpu": "1"}}),
-    ],  # fmt: skip
+        (
+            "given a limit only then the API server copies it into the request",
+            {"limits": {"cpu": "2"}},
+            {"requests": {"memory": "512Mi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+        ),
+        (
+            "given a request above the default limit then the limit rises with it",
+            {"requests": {"cpu": "8", "memory": "6Gi"}},
+            {"requests": {"cpu": "8", "memory": "6Gi"}, "limits": {"cpu": "8", "memory": "6Gi"}},
+        ),
+        (
+            "given defaults turned off then only what the job asks",
+            {"requests": {"cpu": "1"}},
+            {"requests": {"cpu": "1"}},
+        ),
+    ],
 )
 def test_resource_defaults(name, given, expected):
-    rules = JobPolicy() if "off" not in name else JobPolicy(cpu_request="", memory_request="", cpu_limit="",
-                                                             memory_limit="")  # fmt: skip
+    rules = (
+        JobPolicy()
+        if "off" not in name
+        else JobPolicy(cpu_request="", memory_request="", cpu_limit="", memory_limit="")
+    )
     assert policy.resources(api.Resources.model_validate(given), policy=rules) == expected, name
 
 
@@ -125,9 +157,12 @@ def test_given_resources_above_the_maximum_when_building_then_refused_naming_the
         ("given no sizeLimit then the default", {}, {"sizeLimit": "10Gi"}),
         ("given a sizeLimit then kept", {"sizeLimit": "50Gi"}, {"sizeLimit": "50Gi"}),
         ("given RAM without sizeLimit then the cap", {"medium": "Memory"}, {"medium": "Memory", "sizeLimit": "1Gi"}),
-        ("given RAM under the cap then kept", {"medium": "Memory", "sizeLimit": "256Mi"},
-         {"medium": "Memory", "sizeLimit": "256Mi"}),
-    ],  # fmt: skip
+        (
+            "given RAM under the cap then kept",
+            {"medium": "Memory", "sizeLimit": "256Mi"},
+            {"medium": "Memory", "sizeLimit": "256Mi"},
+        ),
+    ],
 )
 def test_empty_dir_sizes(name, empty_dir, expected):
     volumes = hello_pod(volumes=[{"name": "media", "mountPath": "/media", "emptyDir": empty_dir}])["spec"]["volumes"]
@@ -136,7 +171,9 @@ def test_empty_dir_sizes(name, empty_dir, expected):
 
 def test_given_a_ram_empty_dir_above_the_cap_when_building_then_refused_naming_the_field():
     with pytest.raises(policy.PolicyError, match=r"spec\.volumes\[media\]\.emptyDir\.sizeLimit"):
-        hello_pod(volumes=[{"name": "media", "mountPath": "/media", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}])
+        hello_pod(
+            volumes=[{"name": "media", "mountPath": "/media", "emptyDir": {"medium": "Memory", "sizeLimit": "8Gi"}}]
+        )
 
 
 @pytest.mark.parametrize("name", ["urgent", "ffrtmp-highest", "high"])
@@ -163,18 +200,43 @@ def _host(path: str) -> dict:
     ("name", "rules", "path", "refused"),
     [
         ("given no allowlist then refused", JobPolicy(), "/srv/media", "not allowed in namespace media"),
-        ("given another namespace's allowlist then refused", JobPolicy(host_paths=(("other", "/srv/media"),)),
-         "/srv/media", "not allowed in namespace media"),
-        ("given a folder outside the allowlist then refused", JobPolicy(host_paths=(("media", "/srv/media"),)),
-         "/etc", "outside the folders"),
-        ("given a sibling sharing the prefix then refused", JobPolicy(host_paths=(("media", "/srv/media"),)),
-         "/srv/media2", "outside the folders"),
-        ("given the parent of the allowed folder then refused", JobPolicy(host_paths=(("media", "/srv/media"),)),
-         "/srv", "outside the folders"),
-        ("given the allowed folder then accepted", JobPolicy(host_paths=(("media", "/srv/media"),)), "/srv/media", None),
-        ("given a folder under it then accepted", JobPolicy(host_paths=(("media", "/srv/media"),)),
-         "/srv/media/team-a", None),
-    ],  # fmt: skip
+        (
+            "given another namespace's allowlist then refused",
+            JobPolicy(host_paths=(("other", "/srv/media"),)),
+            "/srv/media",
+            "not allowed in namespace media",
+        ),
+        (
+            "given a folder outside the allowlist then refused",
+            JobPolicy(host_paths=(("media", "/srv/media"),)),
+            "/etc",
+            "outside the folders",
+        ),
+        (
+            "given a sibling sharing the prefix then refused",
+            JobPolicy(host_paths=(("media", "/srv/media"),)),
+            "/srv/media2",
+            "outside the folders",
+        ),
+        (
+            "given the parent of the allowed folder then refused",
+            JobPolicy(host_paths=(("media", "/srv/media"),)),
+            "/srv",
+            "outside the folders",
+        ),
+        (
+            "given the allowed folder then accepted",
+            JobPolicy(host_paths=(("media", "/srv/media"),)),
+            "/srv/media",
+            None,
+        ),
+        (
+            "given a folder under it then accepted",
+            JobPolicy(host_paths=(("media", "/srv/media"),)),
+            "/srv/media/team-a",
+            None,
+        ),
+    ],
 )
 def test_host_path_allowlist(name, rules, path, refused):
     if refused:
@@ -190,9 +252,12 @@ def test_given_a_host_path_not_in_normal_form_then_refused_by_the_models_and_by_
     rules = JobPolicy(host_paths=(("media", "/srv/media"),))
     with pytest.raises(ValueError, match="hostPath"):
         hello_pod(rules, **_host(path))
-    spec = api.TranscodeJob.model_validate({**yaml.safe_load((EXAMPLES / "hello.yaml").read_text()),
-                                            "spec": {**yaml.safe_load((EXAMPLES / "hello.yaml").read_text())["spec"],
-                                                     **_host("/srv/media")}}).spec  # fmt: skip
+    spec = api.TranscodeJob.model_validate(
+        {
+            **yaml.safe_load((EXAMPLES / "hello.yaml").read_text()),
+            "spec": {**yaml.safe_load((EXAMPLES / "hello.yaml").read_text())["spec"], **_host("/srv/media")},
+        }
+    ).spec
     spec.volumes[0].hostPath.path = path  # as stored before the rule
     with pytest.raises(policy.PolicyError, match="hostPath.path"):
         policy.check_host_paths(spec, namespace="media", policy=rules)
@@ -207,8 +272,22 @@ def test_given_admin_input_formats_when_building_then_the_plan_whitelists_them()
 
 
 def test_given_policy_flags_when_parsed_then_the_operator_gets_them():
-    rules = parse_args(["--host-path", "media=/srv/media", "--host-path", "media=/data", "--priority-class", "gold",
-                        "--input-format", "hls", "--job-max-cpu", "8", "--job-cpu-limit", ""]).pods.policy  # fmt: skip
+    rules = parse_args(
+        [
+            "--host-path",
+            "media=/srv/media",
+            "--host-path",
+            "media=/data",
+            "--priority-class",
+            "gold",
+            "--input-format",
+            "hls",
+            "--job-max-cpu",
+            "8",
+            "--job-cpu-limit",
+            "",
+        ]
+    ).pods.policy
     assert rules.host_paths == (("media", "/srv/media"), ("media", "/data"))
     assert rules.priority_classes == (*api.PRIORITY_CLASSES.values(), "gold")
     assert (rules.input_formats, rules.max_cpu, rules.cpu_limit) == (("hls",), "8", "")
@@ -217,9 +296,15 @@ def test_given_policy_flags_when_parsed_then_the_operator_gets_them():
 
 @pytest.mark.parametrize(
     "flags",
-    [["--host-path", "media=/"], ["--host-path", "media=/srv/../etc"], ["--host-path", "/srv"],
-     ["--priority-class", "system-node-critical"], ["--input-format", "hls,tty"], ["--job-max-memory", "lots"]],
-)  # fmt: skip
+    [
+        ["--host-path", "media=/"],
+        ["--host-path", "media=/srv/../etc"],
+        ["--host-path", "/srv"],
+        ["--priority-class", "system-node-critical"],
+        ["--input-format", "hls,tty"],
+        ["--job-max-memory", "lots"],
+    ],
+)
 def test_given_an_unsafe_policy_flag_then_the_operator_does_not_start(flags):
     with pytest.raises(SystemExit):
         parse_args(flags)

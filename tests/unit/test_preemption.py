@@ -11,18 +11,31 @@ from ffrtmp_operator import scheduling
 from tests.unit.shell_fakes import FakeKube, started
 
 NS = "media"
-RUNNING = {"phase": "Processing", "node": "n1", "pod": "batch-1", "attempts": 1, "encoder": "libx264",
-           "startedAt": "2026-01-01T00:00:02.000Z", "queuedAt": "2026-01-01T00:00:01.000Z"}  # fmt: skip
+RUNNING = {
+    "phase": "Processing",
+    "node": "n1",
+    "pod": "batch-1",
+    "attempts": 1,
+    "encoder": "libx264",
+    "startedAt": "2026-01-01T00:00:02.000Z",
+    "queuedAt": "2026-01-01T00:00:01.000Z",
+}
 
 
 def _cluster() -> FakeKube:
     kube = FakeKube()
     kube.add_node("n1", slots=1)
     kube.add_job("batch", NS, status=RUNNING, queue="batch")
-    kube.pods[(NS, "batch-1")] = {"metadata": {"name": "batch-1", "namespace": NS, "resourceVersion": "5",
-                                               "labels": {"ffrtmp.io/job": "batch", "ffrtmp.io/job-uid": "uid-batch",
-                                                          "ffrtmp.io/attempt": "1"}},
-                                  "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}}  # fmt: skip
+    kube.pods[(NS, "batch-1")] = {
+        "metadata": {
+            "name": "batch-1",
+            "namespace": NS,
+            "resourceVersion": "5",
+            "labels": {"ffrtmp.io/job": "batch", "ffrtmp.io/job-uid": "uid-batch", "ffrtmp.io/attempt": "1"},
+        },
+        "spec": {"nodeName": "n1"},
+        "status": {"phase": "Running"},
+    }
     kube.add_job("live", NS, status={"phase": "Queued", "queuedAt": "2026-01-01T00:00:03.000Z"}, queue="live")
     return kube
 

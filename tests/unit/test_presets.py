@@ -22,9 +22,11 @@ WEB_720P = {
 LADDER = {
     "video": {"codec": "h264", "preset": "veryfast"},
     "output": {"container": "hls", "segmentSeconds": 4},
-    "renditions": [{"name": "720p", "width": 1280, "height": 720, "bitrate": "3M"},
-                   {"name": "360p", "width": 640, "height": 360, "bitrate": "800k"}],
-}  # fmt: skip
+    "renditions": [
+        {"name": "720p", "width": 1280, "height": 720, "bitrate": "3M"},
+        {"name": "360p", "width": 640, "height": 360, "bitrate": "800k"},
+    ],
+}
 JOB = {
     "input": {"url": "file:///media/in/a.mp4"},
     "output": {"url": "file:///media/out/a.mkv"},
@@ -36,31 +38,58 @@ JOB = {
 @pytest.mark.parametrize(
     ("name", "preset", "job", "expected"),
     [
-        ("given a job with no settings then it takes the preset's", WEB_720P, {},
-         {"video": WEB_720P["video"], "audio": WEB_720P["audio"], "output": {"container": "mkv"}}),
-        ("given a job's field then it wins over the preset's, the rest is kept", WEB_720P,
-         {"video": {"preset": "fast"}, "audio": {"bitrate": "128k"}},
-         {"video": {**WEB_720P["video"], "preset": "fast"}, "audio": {"codec": "opus", "bitrate": "128k"}}),
-        ("given a job's crf then it replaces the preset's bitrate", WEB_720P, {"video": {"crf": 20}},
-         {"video": {"codec": "hevc", "preset": "medium", "width": 1280, "height": 720, "crf": 20}}),
-        ("given a job's container then the preset's is not taken", WEB_720P,
-         {"output": {"url": "file:///media/out/a.mp4", "container": "mp4"}},
-         {"output": {"url": "file:///media/out/a.mp4", "container": "mp4"}}),
-        ("given ladder renditions then a job's rendition of the same name overrides fields, new names add",
-         LADDER, {"renditions": [{"name": "360p", "width": 640, "height": 360, "crf": 24},
-                                 {"name": "1080p", "width": 1920, "height": 1080, "bitrate": "6M"}]},
-         {"renditions": [LADDER["renditions"][0], {"name": "360p", "width": 640, "height": 360, "crf": 24},
-                         {"name": "1080p", "width": 1920, "height": 1080, "bitrate": "6M"}],
-          "output": {"container": "hls", "segmentSeconds": 4}}),
-    ],  # fmt: skip
+        (
+            "given a job with no settings then it takes the preset's",
+            WEB_720P,
+            {},
+            {"video": WEB_720P["video"], "audio": WEB_720P["audio"], "output": {"container": "mkv"}},
+        ),
+        (
+            "given a job's field then it wins over the preset's, the rest is kept",
+            WEB_720P,
+            {"video": {"preset": "fast"}, "audio": {"bitrate": "128k"}},
+            {"video": {**WEB_720P["video"], "preset": "fast"}, "audio": {"codec": "opus", "bitrate": "128k"}},
+        ),
+        (
+            "given a job's crf then it replaces the preset's bitrate",
+            WEB_720P,
+            {"video": {"crf": 20}},
+            {"video": {"codec": "hevc", "preset": "medium", "width": 1280, "height": 720, "crf": 20}},
+        ),
+        (
+            "given a job's container then the preset's is not taken",
+            WEB_720P,
+            {"output": {"url": "file:///media/out/a.mp4", "container": "mp4"}},
+            {"output": {"url": "file:///media/out/a.mp4", "container": "mp4"}},
+        ),
+        (
+            "given ladder renditions then a job's rendition of the same name overrides fields, new names add",
+            LADDER,
+            {
+                "renditions": [
+                    {"name": "360p", "width": 640, "height": 360, "crf": 24},
+                    {"name": "1080p", "width": 1920, "height": 1080, "bitrate": "6M"},
+                ]
+            },
+            {
+                "renditions": [
+                    LADDER["renditions"][0],
+                    {"name": "360p", "width": 640, "height": 360, "crf": 24},
+                    {"name": "1080p", "width": 1920, "height": 1080, "bitrate": "6M"},
+                ],
+                "output": {"container": "hls", "segmentSeconds": 4},
+            },
+        ),
+    ],
 )
 def test_merge(name: str, preset: dict[str, Any], job: dict[str, Any], expected: dict[str, Any]) -> None:
     own = {"output": {"url": "file:///media/out/a/"}, **job}
     merged = presets.merge(preset, own)
     for key, value in expected.items():
         if key == "output":
-            assert {k: v for k, v in merged["output"].items() if k != "url"} == \
-                {k: v for k, v in value.items() if k != "url"}, name  # fmt: skip
+            assert {k: v for k, v in merged["output"].items() if k != "url"} == {
+                k: v for k, v in value.items() if k != "url"
+            }, name
             assert merged["output"]["url"] == own["output"]["url"], name  # never the URL
         else:
             assert merged[key] == value, name
@@ -82,8 +111,11 @@ def test_given_presets_in_both_namespaces_then_the_job_s_own_namespace_wins() ->
 
 
 def _job(*, status: dict[str, Any] | None = None, **spec: Any) -> Any:
-    body = {"metadata": {"namespace": "team", "name": "a", "uid": "u", "resourceVersion": "1", "generation": 1},
-            "spec": {**JOB, **spec}, "status": status or {}}  # fmt: skip
+    body = {
+        "metadata": {"namespace": "team", "name": "a", "uid": "u", "resourceVersion": "1", "generation": 1},
+        "spec": {**JOB, **spec},
+        "status": status or {},
+    }
     return job_record(body)
 
 
@@ -122,8 +154,13 @@ def test_given_a_placed_job_then_its_preset_is_never_resolved_again() -> None:
 
 def test_given_jobs_when_a_preset_appears_then_only_those_waiting_for_it_are_woken() -> None:
     waiting = _job(status={"phase": "Queued"})
-    other = job_record({"metadata": {"namespace": "team", "name": "b", "uid": "v", "generation": 1},
-                        "spec": {**JOB, "preset": "web-1080p"}, "status": {"phase": "Queued"}})  # fmt: skip
+    other = job_record(
+        {
+            "metadata": {"namespace": "team", "name": "b", "uid": "v", "generation": 1},
+            "spec": {**JOB, "preset": "web-1080p"},
+            "status": {"phase": "Queued"},
+        }
+    )
     jobs = [waiting, other]
     assert presets.waiting_on(jobs, ("ffrtmp-system", "web-720p"), system_namespace="ffrtmp-system") == [("team", "a")]
     assert presets.waiting_on(jobs, ("elsewhere", "web-720p"), system_namespace="ffrtmp-system") == []

@@ -76,8 +76,11 @@ def test_given_long_ffmpeg_stderr_then_the_error_summary_is_the_bounded_tail():
 
 
 H200 = GpuInfo(index=0, name="NVIDIA H200", memoryTotalBytes=141 * 2**30)
-H200_TRIALS = [Trial("libx264", True, 0.2), Trial("h264_nvenc", False, 0.1, "exit 1: OpenEncodeSessionEx failed"),
-               Trial("hevc_nvenc", False, 0.1, "exit 1: No capable devices found")]
+H200_TRIALS = [
+    Trial("libx264", True, 0.2),
+    Trial("h264_nvenc", False, 0.1, "exit 1: OpenEncodeSessionEx failed"),
+    Trial("hevc_nvenc", False, 0.1, "exit 1: No capable devices found"),
+]
 
 
 def test_given_an_h200_without_nvenc_then_it_is_a_gpu_node_but_not_an_nvenc_encode_node():
@@ -90,7 +93,9 @@ def test_given_no_gpu_then_gpu_false_and_software_encoders_only():
     labels = probe.node_labels(gpu=probe.has_gpu([], trials), proven=probe.proven_encoders(trials))
     assert labels[api.LABEL_GPU] == "false"
     assert sorted(k for k in labels if k.startswith(api.LABEL_ENCODER_PREFIX)) == [
-        "ffrtmp.io/encoder.libx264", "ffrtmp.io/encoder.libx265"]
+        "ffrtmp.io/encoder.libx264",
+        "ffrtmp.io/encoder.libx265",
+    ]
 
 
 def test_given_a_proven_hardware_encoder_without_nvml_then_it_is_a_gpu_node():
@@ -99,20 +104,39 @@ def test_given_a_proven_hardware_encoder_without_nvml_then_it_is_a_gpu_node():
 
 def test_given_an_h200_then_the_annotation_says_which_trials_failed_and_why():
     doc = probe.hardware_document(
-        cpu={"cores": 64}, memory={"totalBytes": 1}, gpu_probe=GpuProbe([H200]), trials=H200_TRIALS,
-        listed=["libx264", "h264_nvenc", "hevc_nvenc"], ffmpeg_version="6.1", render_nodes=[], slots=4, probed_at=NOW,
+        cpu={"cores": 64},
+        memory={"totalBytes": 1},
+        gpu_probe=GpuProbe([H200]),
+        trials=H200_TRIALS,
+        listed=["libx264", "h264_nvenc", "hevc_nvenc"],
+        ffmpeg_version="6.1",
+        render_nodes=[],
+        slots=4,
+        probed_at=NOW,
     )
     assert doc["gpu"] is True and doc["gpus"][0]["name"] == "NVIDIA H200"
     assert doc["encoders"]["proven"] == ["libx264"]
     failed = {t["encoder"]: t["error"] for t in doc["encoders"]["trials"] if not t["ok"]}
-    assert failed == {"h264_nvenc": "exit 1: OpenEncodeSessionEx failed", "hevc_nvenc": "exit 1: No capable devices found"}
+    assert failed == {
+        "h264_nvenc": "exit 1: OpenEncodeSessionEx failed",
+        "hevc_nvenc": "exit 1: No capable devices found",
+    }
     assert doc["probedAt"] == "2026-01-02T03:04:05Z"
     json.dumps(doc)  # the annotation is JSON
 
 
 def test_given_a_probe_without_nvml_then_the_document_says_why_there_is_no_gpu():
-    doc = probe.hardware_document(cpu={}, memory={}, gpu_probe=GpuProbe([], "NVML unavailable: not found"),
-                                  trials=[], listed=[], ffmpeg_version=None, render_nodes=[], slots=1, probed_at=NOW)
+    doc = probe.hardware_document(
+        cpu={},
+        memory={},
+        gpu_probe=GpuProbe([], "NVML unavailable: not found"),
+        trials=[],
+        listed=[],
+        ffmpeg_version=None,
+        render_nodes=[],
+        slots=1,
+        probed_at=NOW,
+    )
     assert doc["gpu"] is False and doc["gpus"] == [] and doc["gpuError"] == "NVML unavailable: not found"
 
 
@@ -126,8 +150,11 @@ def test_given_a_machine_without_nvml_then_probe_gpus_returns_none_and_a_reason(
     ("name", "cpuinfo", "expected"),
     [
         ("x86 model name", "processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Gold 6430\n", "Intel(R) Xeon(R) Gold 6430"),
-        ("arm Model line", "processor\t: 0\nBogoMIPS\t: 50\n\nModel\t\t: Raspberry Pi 4 Model B\n",
-         "Raspberry Pi 4 Model B"),
+        (
+            "arm Model line",
+            "processor\t: 0\nBogoMIPS\t: 50\n\nModel\t\t: Raspberry Pi 4 Model B\n",
+            "Raspberry Pi 4 Model B",
+        ),
         ("nothing known", "processor\t: 0\n", None),
     ],
 )
@@ -144,8 +171,13 @@ def test_given_labels_already_set_then_the_patch_is_empty():
 
 
 def test_given_an_encoder_no_longer_proven_then_its_label_is_removed_and_others_untouched():
-    current = {"kubernetes.io/os": "linux", api.LABEL_WORKER: "true", api.LABEL_GPU: "true",
-               api.LABEL_ENCODER_PREFIX + "h264_nvenc": "true", api.LABEL_ENCODER_PREFIX + "libx264": "true"}
+    current = {
+        "kubernetes.io/os": "linux",
+        api.LABEL_WORKER: "true",
+        api.LABEL_GPU: "true",
+        api.LABEL_ENCODER_PREFIX + "h264_nvenc": "true",
+        api.LABEL_ENCODER_PREFIX + "libx264": "true",
+    }
     desired = probe.node_labels(gpu=True, proven=["libx264"])
     assert probe.labels_patch(current, desired) == {api.LABEL_ENCODER_PREFIX + "h264_nvenc": None}
 
@@ -156,19 +188,32 @@ def test_given_a_node_without_our_labels_then_all_are_set():
 
 
 def _hardware(**over):
-    doc = probe.hardware_document(cpu={"cores": 2, "load1": 0.5}, memory={"totalBytes": 8, "availableBytes": 4},
-                                  gpu_probe=GpuProbe([]), trials=[Trial("libx264", True, 0.2)], listed=["libx264"],
-                                  ffmpeg_version="5.1", render_nodes=[], slots=2, probed_at=NOW)
+    doc = probe.hardware_document(
+        cpu={"cores": 2, "load1": 0.5},
+        memory={"totalBytes": 8, "availableBytes": 4},
+        gpu_probe=GpuProbe([]),
+        trials=[Trial("libx264", True, 0.2)],
+        listed=["libx264"],
+        ffmpeg_version="5.1",
+        render_nodes=[],
+        slots=2,
+        probed_at=NOW,
+    )
     doc.update(over)
     return doc
 
 
 def test_given_the_same_hardware_probed_later_then_the_node_is_not_patched():
     stored = _hardware()
-    node_obj = {"metadata": {"labels": probe.node_labels(gpu=False, proven=["libx264"]),
-                             "annotations": {api.ANNOTATION_HARDWARE: json.dumps(stored)}}}
-    later = _hardware(probedAt="2026-02-02T00:00:00Z", cpu={"cores": 2, "load1": 1.9},
-                      memory={"totalBytes": 8, "availableBytes": 1})
+    node_obj = {
+        "metadata": {
+            "labels": probe.node_labels(gpu=False, proven=["libx264"]),
+            "annotations": {api.ANNOTATION_HARDWARE: json.dumps(stored)},
+        }
+    }
+    later = _hardware(
+        probedAt="2026-02-02T00:00:00Z", cpu={"cores": 2, "load1": 1.9}, memory={"totalBytes": 8, "availableBytes": 1}
+    )
     assert metadata_patch(node_obj, labels=probe.node_labels(gpu=False, proven=["libx264"]), hardware=later) == {}
 
 

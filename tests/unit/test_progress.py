@@ -43,17 +43,32 @@ def test_given_two_real_blocks_when_parsed_then_two_samples_with_units_converted
 @pytest.mark.parametrize(
     ("name", "lines", "expected"),
     [
-        ("given N/A values when parsed then None", ["bitrate=N/A", "speed=N/A", "out_time_us=N/A", "progress=continue"],
-         Sample()),
-        ("given only out_time_ms when parsed then microseconds too", ["out_time_ms=1500000", "progress=continue"],
-         Sample(out_time_seconds=1.5)),
-        ("given only out_time clock when parsed then seconds", ["out_time=01:02:03.500000", "progress=continue"],
-         Sample(out_time_seconds=3723.5)),
-        ("given a negative start time when parsed then unknown", ["out_time_us=-9223372036854775807",
-         "out_time=-577014:32:22.775808", "progress=continue"], Sample()),
-        ("given noise lines when parsed then ignored", ["garbage", "", "frame=5", "progress=end"],
-         Sample(frame=5, end=True)),
-    ],  # fmt: skip
+        (
+            "given N/A values when parsed then None",
+            ["bitrate=N/A", "speed=N/A", "out_time_us=N/A", "progress=continue"],
+            Sample(),
+        ),
+        (
+            "given only out_time_ms when parsed then microseconds too",
+            ["out_time_ms=1500000", "progress=continue"],
+            Sample(out_time_seconds=1.5),
+        ),
+        (
+            "given only out_time clock when parsed then seconds",
+            ["out_time=01:02:03.500000", "progress=continue"],
+            Sample(out_time_seconds=3723.5),
+        ),
+        (
+            "given a negative start time when parsed then unknown",
+            ["out_time_us=-9223372036854775807", "out_time=-577014:32:22.775808", "progress=continue"],
+            Sample(),
+        ),
+        (
+            "given noise lines when parsed then ignored",
+            ["garbage", "", "frame=5", "progress=end"],
+            Sample(frame=5, end=True),
+        ),
+    ],
 )
 def test_parse_edge_cases(name: str, lines: list[str], expected: Sample) -> None:
     assert list(parse_blocks(lines)) == [expected], name
@@ -77,10 +92,17 @@ def test_percent(name: str, out_time: float | None, duration: float | None, expe
 
 
 def test_given_sample_when_converted_then_api_progress_fields_without_unknowns() -> None:
-    body = status_progress(Sample(frame=60, fps=58.21, out_time_seconds=2.0, speed=7.06), percent_done=20.0,
-                           now="2026-01-01T00:00:00Z")  # fmt: skip
-    assert body == {"percent": 20.0, "frame": 60, "fps": 58.21, "speed": 7.06, "outTimeSeconds": 2.0,
-                    "updatedAt": "2026-01-01T00:00:00Z"}  # fmt: skip
+    body = status_progress(
+        Sample(frame=60, fps=58.21, out_time_seconds=2.0, speed=7.06), percent_done=20.0, now="2026-01-01T00:00:00Z"
+    )
+    assert body == {
+        "percent": 20.0,
+        "frame": 60,
+        "fps": 58.21,
+        "speed": 7.06,
+        "outTimeSeconds": 2.0,
+        "updatedAt": "2026-01-01T00:00:00Z",
+    }
 
 
 def test_given_interval_when_samples_arrive_fast_then_one_write_per_interval_and_forced_ones_pass() -> None:

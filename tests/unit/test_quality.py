@@ -12,7 +12,11 @@ VMAF = "[libvmaf @ 0x5635] VMAF score: 93.712345"
 
 
 def test_given_summary_lines_when_parsed_then_averages() -> None:
-    assert quality.parse_quality("\n".join(["noise", SSIM, PSNR, VMAF])) == {"psnr": 47.244, "ssim": 0.9956, "vmaf": 93.712}
+    assert quality.parse_quality("\n".join(["noise", SSIM, PSNR, VMAF])) == {
+        "psnr": 47.244,
+        "ssim": 0.9956,
+        "vmaf": 93.712,
+    }
 
 
 def test_given_identical_frames_when_psnr_is_inf_then_capped() -> None:
@@ -20,8 +24,13 @@ def test_given_identical_frames_when_psnr_is_inf_then_capped() -> None:
 
 
 def test_given_psnr_and_ssim_when_argv_built_then_reference_scaled_to_output_and_split() -> None:
-    argv = quality.quality_argv(output_ref="file:/o.mp4", input_args=["-protocol_whitelist", "file", "-i", "file:/i.mov"],
-                                metrics=["ssim", "psnr"], width=640, height=360)  # fmt: skip
+    argv = quality.quality_argv(
+        output_ref="file:/o.mp4",
+        input_args=["-protocol_whitelist", "file", "-i", "file:/i.mov"],
+        metrics=["ssim", "psnr"],
+        width=640,
+        height=360,
+    )
     graph = argv[argv.index("-lavfi") + 1]
     assert argv[argv.index("-i") + 1] == "file:/o.mp4"  # the output is the distorted input 0
     assert "[1:v]scale=640:360:flags=bicubic" in graph
@@ -35,8 +44,10 @@ def test_has_libvmaf_reads_the_filter_listing() -> None:
 
 
 def test_given_ffprobe_json_when_parsed_then_video_stream_facts() -> None:
-    text = ('{"streams": [{"codec_name": "aac", "codec_type": "audio"}, {"codec_name": "h264", "codec_type": "video",'
-            ' "width": 320, "height": 240}], "format": {"duration": "3.000000", "size": "346905"}}')  # fmt: skip
+    text = (
+        '{"streams": [{"codec_name": "aac", "codec_type": "audio"}, {"codec_name": "h264", "codec_type": "video",'
+        ' "width": 320, "height": 240}], "format": {"duration": "3.000000", "size": "346905"}}'
+    )
     assert quality.parse_probe(text) == quality.MediaInfo("h264", 320, 240, 3.0, 346905)
 
 
@@ -51,7 +62,9 @@ def test_given_ffprobe_json_when_parsed_then_video_stream_facts() -> None:
         ("given no metric then unknown", None, None, None, None),
     ],
 )
-def test_qoe_score(name: str, psnr: float | None, ssim: float | None, vmaf: float | None, expected: float | None) -> None:
+def test_qoe_score(
+    name: str, psnr: float | None, ssim: float | None, vmaf: float | None, expected: float | None
+) -> None:
     assert scores.qoe_score(psnr=psnr, ssim=ssim, vmaf=vmaf) == expected, name
 
 

@@ -38,10 +38,12 @@ def cycle_of(jobs, *, slots=1, the_queues=queues.BUILTIN, pods=(), now=NOW, usag
     def share(q: str, ns: str) -> float:
         return held[(q, ns)] + usage.of(q, ns, now=now, half_life=600)
 
-    ordered = fairshare.arrange(queued, queues=the_queues, priority_of=lambda j: priority_value(j, VALUES),
-                                share=share, now=now)  # fmt: skip
-    return schedule(ordered, snapshot, now=now, priority_values=VALUES, queues=the_queues, held=held,
-                    preemption=preemption)  # fmt: skip
+    ordered = fairshare.arrange(
+        queued, queues=the_queues, priority_of=lambda j: priority_value(j, VALUES), share=share, now=now
+    )
+    return schedule(
+        ordered, snapshot, now=now, priority_values=VALUES, queues=the_queues, held=held, preemption=preemption
+    )
 
 
 def in_ns(record, namespace):

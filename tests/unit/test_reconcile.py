@@ -66,8 +66,9 @@ def pod(phase="Running", *, attempt=1, exit_code=None, message=None, deleting=Fa
 
 
 def run(the_job, pods=(), *, alive=True, start_timeout=None):
-    return decide(the_job, list(pods), node_alive=alive, now=NOW, backoff_base=1, backoff_cap=8,
-                  start_timeout=start_timeout)  # fmt: skip
+    return decide(
+        the_job, list(pods), node_alive=alive, now=NOW, backoff_base=1, backoff_cap=8, start_timeout=start_timeout
+    )
 
 
 FINISHED_LONG_AGO = NOW - timedelta(seconds=60)
@@ -89,20 +90,28 @@ FINISHED_LONG_AGO = NOW - timedelta(seconds=60)
         (job("Paused", paused_from="Assigned"), [pod()], Phase.PROCESSING, "ResumedByUser"),
         (job("Processing"), [pod("Failed", exit_code=10)], Phase.FAILED, "InputError"),
         (job("Processing", attempts=1), [pod("Failed", exit_code=11)], Phase.QUEUED, "EncoderError"),
-        (job("Processing", attempts=3, failures=2), [pod("Failed", exit_code=11, attempt=3)], Phase.FAILED,
-         "RetriesExhausted"),
+        (
+            job("Processing", attempts=3, failures=2),
+            [pod("Failed", exit_code=11, attempt=3)],
+            Phase.FAILED,
+            "RetriesExhausted",
+        ),
         (job("Processing", active=100, timeout=60), [pod()], Phase.FAILED, "Timeout"),
         (job("Assigned", active=100, timeout=60), [pod("Pending")], Phase.FAILED, "Timeout"),
         (job("Processing"), [], Phase.QUEUED, "Evicted"),
         (job("Processing"), [pod("Failed", exit_code=143, reason="Evicted")], Phase.QUEUED, "Evicted"),
         (job("Processing"), [pod("Failed", exit_code=143, reason="NodeShutdown")], Phase.QUEUED, "NodeShutdown"),
         (job("Processing"), [pod("Failed", exit_code=137, reason="NodeLost")], Phase.QUEUED, "NodeLost"),
-        (job("Processing"), [pod("Failed", exit_code=143, disruption="EvictionByEvictionAPI")], Phase.QUEUED,
-         "Evicted"),
+        (
+            job("Processing"),
+            [pod("Failed", exit_code=143, disruption="EvictionByEvictionAPI")],
+            Phase.QUEUED,
+            "Evicted",
+        ),
         (job("Processing"), [pod("Running", deleting=True)], Phase.QUEUED, "Evicted"),
         (job("Processing"), [pod("Succeeded", finished_at=FINISHED_LONG_AGO)], Phase.QUEUED, "PodError"),
     ],
-)  # fmt: skip
+)
 def test_given_a_job_and_its_pod_when_deciding_then_the_phase_follows_the_lifecycle(the_job, pods, target, reason):
     decision = run(the_job, pods)
     assert (decision.target, decision.reason) == (target, reason)
@@ -200,15 +209,30 @@ def test_given_10000_jobs_when_cached_then_they_fit_well_under_250_mb():
     bodies = []
     for i in range(10_000):
         status = {
-            "phase": "Queued", "queuedAt": stamp(NOW), "attempts": 1,
+            "phase": "Queued",
+            "queuedAt": stamp(NOW),
+            "attempts": 1,
             "transitions": [{"phase": "Queued", "at": stamp(NOW), "reason": "Created", "message": "queued"}] * 4,
-            "conditions": [{"type": t, "status": "False", "reason": "Created", "lastTransitionTime": stamp(NOW)}
-                           for t in ("Scheduled", "Running", "Paused", "Complete", "Failed", "Canceled")],
-            "progress": {"percent": 50.0}, "result": {"psnr": 40.0},
-        }  # fmt: skip
-        bodies.append({"metadata": {"name": f"job-{i:05d}", "namespace": "ns", "uid": f"uid-{i:032d}",
-                                    "resourceVersion": str(i), "creationTimestamp": "2026-01-01T00:00:00Z"},
-                       "spec": HELLO["spec"], "status": status})  # fmt: skip
+            "conditions": [
+                {"type": t, "status": "False", "reason": "Created", "lastTransitionTime": stamp(NOW)}
+                for t in ("Scheduled", "Running", "Paused", "Complete", "Failed", "Canceled")
+            ],
+            "progress": {"percent": 50.0},
+            "result": {"psnr": 40.0},
+        }
+        bodies.append(
+            {
+                "metadata": {
+                    "name": f"job-{i:05d}",
+                    "namespace": "ns",
+                    "uid": f"uid-{i:032d}",
+                    "resourceVersion": str(i),
+                    "creationTimestamp": "2026-01-01T00:00:00Z",
+                },
+                "spec": HELLO["spec"],
+                "status": status,
+            }
+        )
     tracemalloc.start()
     cache = Cache()
     for body in bodies:
@@ -222,12 +246,18 @@ def test_given_10000_jobs_when_cached_then_they_fit_well_under_250_mb():
 
 def test_given_a_progress_only_update_when_cached_then_the_scheduler_is_not_woken():
     cache = Cache()
-    body = {"metadata": {"name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "1"}, "spec": HELLO["spec"],
-            "status": {"phase": "Processing", "node": "n1", "pod": "p-1", "attempts": 1}}  # fmt: skip
+    body = {
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u", "resourceVersion": "1"},
+        "spec": HELLO["spec"],
+        "status": {"phase": "Processing", "node": "n1", "pod": "p-1", "attempts": 1},
+    }
     assert cache.upsert_job(job_record(body)) is True
     cache.take_dirty()
-    progressed = {**body, "metadata": {**body["metadata"], "resourceVersion": "2"},
-                  "status": {**body["status"], "progress": {"percent": 40.0}}}  # fmt: skip
+    progressed = {
+        **body,
+        "metadata": {**body["metadata"], "resourceVersion": "2"},
+        "status": {**body["status"], "progress": {"percent": 40.0}},
+    }
     assert cache.upsert_job(job_record(progressed)) is False
     assert cache.dirty == {} and cache.jobs[("ns", "p")].resource_version == "2"
     older = {**body, "status": {**body["status"], "phase": "Assigned"}}

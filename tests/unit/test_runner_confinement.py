@@ -114,10 +114,17 @@ def test_given_the_volume_root_as_output_folder_then_it_opens(volume):
 # ------------------------------------------------------------------------------------------ concat
 
 
-@pytest.mark.parametrize(("line", "name"), [
-    ("file part.mp4", "part.mp4"), ("file 'my part.mp4'", "my part.mp4"), ("file li'n'k.mp4", "link.mp4"),
-    ("file l\\ink.mp4", "link.mp4"), ("  file   sub/p.mp4  ", "sub/p.mp4"), ("file 'a'\\''b'", "a'b"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("line", "name"),
+    [
+        ("file part.mp4", "part.mp4"),
+        ("file 'my part.mp4'", "my part.mp4"),
+        ("file li'n'k.mp4", "link.mp4"),
+        ("file l\\ink.mp4", "link.mp4"),
+        ("  file   sub/p.mp4  ", "sub/p.mp4"),
+        ("file 'a'\\''b'", "a'b"),
+    ],
+)
 def test_given_concat_lines_then_names_are_read_as_ffmpeg_reads_them(line: str, name: str):
     assert concat.file_names(f"ffconcat version 1.0\n{line}\n") == [name]
 
@@ -158,18 +165,30 @@ def test_given_a_nested_list_naming_a_link_then_refused(volume):
 # ----------------------------------------------------------------------------------------- netplan
 
 
-@pytest.mark.parametrize(("url", "tcurl"), [
-    ("rtmp://host/live/key", "rtmp://host/live"), ("rtmp://host:1936/live/key", "rtmp://host:1936/live"),
-    ("rtmp://u:p@host/app/inst/key", "rtmp://host/app/inst"), ("rtmps://host/app/mp4:file", "rtmps://host/app"),
-    ("rtmp://host/app", "rtmp://host/app"), ("RTMP://Host/ondemand/x/y", "rtmp://Host/ondemand"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("url", "tcurl"),
+    [
+        ("rtmp://host/live/key", "rtmp://host/live"),
+        ("rtmp://host:1936/live/key", "rtmp://host:1936/live"),
+        ("rtmp://u:p@host/app/inst/key", "rtmp://host/app/inst"),
+        ("rtmps://host/app/mp4:file", "rtmps://host/app"),
+        ("rtmp://host/app", "rtmp://host/app"),
+        ("RTMP://Host/ondemand/x/y", "rtmp://Host/ondemand"),
+    ],
+)
 def test_given_rtmp_urls_then_tcurl_is_what_ffmpeg_would_send(url: str, tcurl: str):
     assert netplan.rtmp_tcurl(url) == tcurl
 
 
-@pytest.mark.parametrize(("url", "problem"), [("srt://h:9000", None), ("srt://h:9000?mode=caller", None),
-                                              ("srt://h:9000?mode=listener", "listener"),
-                                              ("srt://h:9000?latency=20&mode=rendezvous", "rendezvous")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("srt://h:9000", None),
+        ("srt://h:9000?mode=caller", None),
+        ("srt://h:9000?mode=listener", "listener"),
+        ("srt://h:9000?latency=20&mode=rendezvous", "rendezvous"),
+    ],
+)
 def test_given_srt_urls_then_only_callers_are_allowed(url: str, problem: str | None):
     found = netplan.srt_problem(url)
     assert (found is None) if problem is None else (problem in found)
@@ -180,15 +199,35 @@ def test_given_an_https_input_then_ffmpeg_opens_the_gateway_over_http_without_tl
 
     url = "https://media.example/a/talk.mp4"
     options = ["-protocol_whitelist", "https,http,tls,tcp", "-format_whitelist", "mov", "-i", url]
-    plan = api.ExecutionPlan(namespace="n", job="j", jobUid="u", attempt=1, inputUrl=url, inputArgs=options,
-                             outputUrl="rtmps://out.example/live/key", encoder="libx264",
-                             probeArgs=["ffprobe", *options],
-                             ffmpegArgs=["ffmpeg", *options, "-c", "copy", "-f", "flv", "rtmps://out.example/live/key"])
+    plan = api.ExecutionPlan(
+        namespace="n",
+        job="j",
+        jobUid="u",
+        attempt=1,
+        inputUrl=url,
+        inputArgs=options,
+        outputUrl="rtmps://out.example/live/key",
+        encoder="libx264",
+        probeArgs=["ffprobe", *options],
+        ffmpegArgs=["ffmpeg", *options, "-c", "copy", "-f", "flv", "rtmps://out.example/live/key"],
+    )
     local = {url: "http://127.0.0.1:1111/a/talk.mp4", "rtmps://out.example/live/key": "rtmp://127.0.0.1:2222/live/key"}
     done = netplan.rewrite(plan, local=local.__getitem__, pinned=lambda u: u)
-    assert done.plan.inputArgs == ["-protocol_whitelist", "http,tcp", "-format_whitelist", "mov", "-i",
-                                   "http://127.0.0.1:1111/a/talk.mp4"]  # fmt: skip
+    assert done.plan.inputArgs == [
+        "-protocol_whitelist",
+        "http,tcp",
+        "-format_whitelist",
+        "mov",
+        "-i",
+        "http://127.0.0.1:1111/a/talk.mp4",
+    ]
     assert done.plan.probeArgs[-1] == done.plan.ffmpegArgs[6] == "http://127.0.0.1:1111/a/talk.mp4"
-    assert done.plan.ffmpegArgs[-6:] == ["copy", "-rtmp_tcurl", "rtmps://out.example/live", "-f", "flv",
-                                         "rtmp://127.0.0.1:2222/live/key"]  # fmt: skip
+    assert done.plan.ffmpegArgs[-6:] == [
+        "copy",
+        "-rtmp_tcurl",
+        "rtmps://out.example/live",
+        "-f",
+        "flv",
+        "rtmp://127.0.0.1:2222/live/key",
+    ]
     assert done.shown["http://127.0.0.1:1111/a/talk.mp4"] == url

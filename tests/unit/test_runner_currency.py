@@ -75,9 +75,18 @@ class SilentJobs:
 def test_given_a_runner_stopped_before_it_read_its_job_then_it_reports_a_stop_never_a_success():
     from ffrtmp_agent.runner import supervise
 
-    plan = api.ExecutionPlan.model_construct(namespace="ns", job="j", jobUid="u1", attempt=1, progressIntervalSeconds=2,
-                                             inputDurationSeconds=None, ffmpegArgs=["ffmpeg", "out"], inputArgs=[],
-                                             inputUrl=None, live=False)  # fmt: skip
+    plan = api.ExecutionPlan.model_construct(
+        namespace="ns",
+        job="j",
+        jobUid="u1",
+        attempt=1,
+        progressIntervalSeconds=2,
+        inputDurationSeconds=None,
+        ffmpegArgs=["ffmpeg", "out"],
+        inputArgs=[],
+        inputUrl=None,
+        live=False,
+    )
     runner = supervise.Runner(plan, SilentJobs(), settings=supervise.Settings(spec_wait_seconds=0.1))
     runner.control.terminate()  # SIGTERM: the pod was deleted before the runner could read its job
     assert runner.run().end is supervise.End.TERMINATED  # exit 143: the pod fails, the job never Completes

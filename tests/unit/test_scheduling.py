@@ -96,8 +96,13 @@ def test_given_mixed_queues_priorities_and_arrivals_when_ordering_then_queue_the
     ]
     ordered = [j.name for j in sorted(jobs, key=lambda j: order_key(j, VALUES))]
     assert ordered == [
-        "live-low", "default-high-early", "default-high-late", "default-medium", "default-low-early", "batch-high",
-    ]  # fmt: skip
+        "live-low",
+        "default-high-early",
+        "default-high-late",
+        "default-medium",
+        "default-low-early",
+        "batch-high",
+    ]
 
 
 def test_given_a_custom_priority_class_when_ordering_then_its_value_counts():
@@ -286,10 +291,13 @@ def test_given_a_missing_priority_class_when_a_slot_is_free_then_the_job_waits_a
 
 
 def test_given_a_job_being_deleted_when_a_slot_is_free_then_it_is_not_admitted():
-    deleting = job_record({"metadata": {"name": "gone", "namespace": "ns", "uid": "g",
-                                        "deletionTimestamp": "2026-01-01T00:00:00Z"},
-                           "spec": {"input": {"testSource": {}}, "output": {"url": "rtmp://s/x"}},
-                           "status": {"phase": "Queued", "queuedAt": stamp(NOW)}})  # fmt: skip
+    deleting = job_record(
+        {
+            "metadata": {"name": "gone", "namespace": "ns", "uid": "g", "deletionTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"input": {"testSource": {}}, "output": {"url": "rtmp://s/x"}},
+            "status": {"phase": "Queued", "queuedAt": stamp(NOW)},
+        }
+    )
     assert placed(run([deleting], [node("n")], [lease("n")])) == []
 
 

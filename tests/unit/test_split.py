@@ -47,10 +47,16 @@ def after(argv: list[str], option: str) -> str:
         ("an rtmp input", {"input": {"url": "rtmp://example.invalid/live/key"}}, "file:// or http(s)://"),
         ("a test source", {"input": {"testSource": {"durationSeconds": 10}}}, "file:// or http(s)://"),
         ("codec copy", {"video": {"codec": "copy"}}, "copy"),
-        ("renditions", {"renditions": [{"name": "a", "width": 320, "height": 180}],
-                        "output": {"url": "file:///media/out/f/", "container": "hls"}}, "renditions"),
+        (
+            "renditions",
+            {
+                "renditions": [{"name": "a", "width": 320, "height": 180}],
+                "output": {"url": "file:///media/out/f/", "container": "hls"},
+            },
+            "renditions",
+        ),
         ("an rtmp output", {"output": {"url": "rtmp://example.invalid/live/out"}}, "file://"),
-    ],  # fmt: skip
+    ],
 )
 def test_given_a_split_that_cannot_work_when_validated_then_refused(case: str, change: dict, message: str) -> None:
     with pytest.raises(ValidationError) as refused:
@@ -65,9 +71,17 @@ def test_given_a_parent_then_children_inherit_placement_retries_and_settings_but
     child = split_children.slice_child(PARENT, index=3, seconds=30.03)
     meta, spec = child["metadata"], child["spec"]
     assert meta["name"] == "film-s00003" and meta["namespace"] == "ns"
-    assert meta["labels"][split_children.LABEL_PARENT_UID] == "uid-1" and meta["labels"][split_children.LABEL_ROLE] == "slice"
+    assert (
+        meta["labels"][split_children.LABEL_PARENT_UID] == "uid-1"
+        and meta["labels"][split_children.LABEL_ROLE] == "slice"
+    )
     assert meta["ownerReferences"][0]["uid"] == "uid-1" and meta["ownerReferences"][0]["controller"] is True
-    assert (spec["queue"], spec["priority"], spec["nodeSelector"], spec["maxRetries"]) == ("batch", "high", {"team": "a"}, 2)
+    assert (spec["queue"], spec["priority"], spec["nodeSelector"], spec["maxRetries"]) == (
+        "batch",
+        "high",
+        {"team": "a"},
+        2,
+    )
     assert spec["input"] == {"url": f"file://{WORK}/src-00003.mkv"}
     assert spec["output"] == {"url": f"file://{WORK}/enc-00003.mkv", "container": "mkv"}
     assert spec["video"] == PARENT_SPEC["video"] and spec["audio"] == {"codec": "none"}
@@ -77,9 +91,11 @@ def test_given_a_parent_then_children_inherit_placement_retries_and_settings_but
 
 
 def test_given_the_split_stitch_and_cleanup_children_then_none_needs_a_video_encoder() -> None:
-    for child in (split_children.split_child(PARENT, segment_seconds=30),
-                  split_children.stitch_child(PARENT, segments=4, audio=True, seconds=120.0),
-                  split_children.cleanup_child(PARENT)):  # fmt: skip
+    for child in (
+        split_children.split_child(PARENT, segment_seconds=30),
+        split_children.stitch_child(PARENT, segments=4, audio=True, seconds=120.0),
+        split_children.cleanup_child(PARENT),
+    ):
         spec = api.TranscodeJobSpec.model_validate(child["spec"])
         assert spec.video.codec == "copy" and spec.output.url == PARENT_SPEC["output"]["url"]
     stitch = split_children.stitch_child(PARENT, segments=4, audio=True, seconds=120.0)["spec"]
@@ -141,13 +157,29 @@ def test_given_the_segment_muxer_s_list_then_each_segment_s_length() -> None:
 
 
 def _job(name: str, spec: dict[str, Any], **status: Any) -> Any:
-    return job_record({"metadata": {"namespace": "ns", "name": name, "uid": f"uid-{name}", "resourceVersion": "1",
-                                    "generation": 1}, "spec": spec, "status": status})  # fmt: skip
+    return job_record(
+        {
+            "metadata": {
+                "namespace": "ns",
+                "name": name,
+                "uid": f"uid-{name}",
+                "resourceVersion": "1",
+                "generation": 1,
+            },
+            "spec": spec,
+            "status": status,
+        }
+    )
 
 
 def _parent(**status: Any) -> Any:
-    return job_record({"metadata": {"namespace": "ns", "name": "film", "uid": "uid-1", "resourceVersion": "1",
-                                    "generation": 1}, "spec": PARENT_SPEC, "status": status})  # fmt: skip
+    return job_record(
+        {
+            "metadata": {"namespace": "ns", "name": "film", "uid": "uid-1", "resourceVersion": "1", "generation": 1},
+            "spec": PARENT_SPEC,
+            "status": status,
+        }
+    )
 
 
 def _child(manifest: dict[str, Any], phase: str, **status: Any) -> Any:
@@ -180,8 +212,9 @@ def test_given_the_split_child_done_then_one_slice_per_segment_is_made() -> None
     parent = _parent(phase="Processing")
     children = _children(_child(split_children.split_child(PARENT, segment_seconds=30), "Completed"))
     assert split_control.needs_split_result(parent, children)
-    decision = split_control.decide(parent, children, now=NOW, split_result={"segments": [30.0, 30.0, 12.5],
-                                                                              "audio": True})  # fmt: skip
+    decision = split_control.decide(
+        parent, children, now=NOW, split_result={"segments": [30.0, 30.0, 12.5], "audio": True}
+    )
     assert [c["metadata"]["name"] for c in decision.create] == ["film-s00000", "film-s00001", "film-s00002"]
     assert decision.status["segments"] == {"total": 3, "completed": 0, "nodes": []}
 
@@ -237,8 +270,12 @@ def test_given_a_canceled_parent_then_children_are_canceled_and_a_cleanup_child_
 
 def test_given_a_slice_that_failed_for_good_then_the_parent_fails_with_its_reason() -> None:
     parent, children = _running(1)
-    failed = _child(split_children.slice_child(PARENT, index=2, seconds=30.0), "Failed", reason="RetriesExhausted",
-                    message="3 failed run(s), last: EncoderError")  # fmt: skip
+    failed = _child(
+        split_children.slice_child(PARENT, index=2, seconds=30.0),
+        "Failed",
+        reason="RetriesExhausted",
+        message="3 failed run(s), last: EncoderError",
+    )
     decision = split_control.decide(parent, split_control.children_of(parent, [*children.all[:-1], failed]), now=NOW)
     (step,) = decision.steps
     assert (step.target, step.reason) == (api.Phase.FAILED, "RetriesExhausted") and "film-s00002" in step.message

@@ -16,10 +16,18 @@ NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 OWNER = {"apiVersion": api.API_VERSION, "kind": api.KIND, "name": "job", "uid": "u1", "controller": True}
 
 
-def pod(*, labels: dict[str, str] | None = None, owners: list[dict[str, Any]] | None = None, phase: str | None = None,
-        deleting: bool = False, **spec: Any) -> dict[str, Any]:
+def pod(
+    *,
+    labels: dict[str, str] | None = None,
+    owners: list[dict[str, Any]] | None = None,
+    phase: str | None = None,
+    deleting: bool = False,
+    **spec: Any,
+) -> dict[str, Any]:
     meta: dict[str, Any] = {
-        "name": "job-1", "namespace": "media", "uid": "0123456789",
+        "name": "job-1",
+        "namespace": "media",
+        "uid": "0123456789",
         "labels": {api.LABEL_MANAGED_BY: api.MANAGED_BY} if labels is None else labels,
         "ownerReferences": [OWNER] if owners is None else owners,
     }
@@ -40,10 +48,20 @@ def pod(*, labels: dict[str, str] | None = None, owners: list[dict[str, Any]] | 
         ("given a pending job pod already running then nothing", pod(), True, False, Action.NOTHING),
         ("given a job pod run to the end then nothing", pod(phase="Pending"), False, True, Action.NOTHING),
         ("given a pod without managed-by then ignore", pod(labels={}), False, False, Action.IGNORE_FOREIGN),
-        ("given a pod without a job owner then ignore", pod(owners=[{"kind": "ReplicaSet", "apiVersion": "apps/v1"}]),
-         False, False, Action.IGNORE_FOREIGN),
-        ("given Running in the API but no process then mark lost", pod(phase="Running"), False, False,
-         Action.MARK_LOST),
+        (
+            "given a pod without a job owner then ignore",
+            pod(owners=[{"kind": "ReplicaSet", "apiVersion": "apps/v1"}]),
+            False,
+            False,
+            Action.IGNORE_FOREIGN,
+        ),
+        (
+            "given Running in the API but no process then mark lost",
+            pod(phase="Running"),
+            False,
+            False,
+            Action.MARK_LOST,
+        ),
         ("given a deleted running pod then terminate", pod(deleting=True), True, False, Action.TERMINATE),
         ("given a deleted pod with no process then finalize", pod(deleting=True), False, False, Action.FINALIZE),
         ("given a deleted foreign pod then finalize", pod(labels={}, deleting=True), False, False, Action.FINALIZE),
@@ -69,14 +87,22 @@ def test_given_env_refs_then_they_expand_like_kubernetes():
 
 
 def test_given_a_container_then_env_has_values_field_refs_and_expansions():
-    the_pod = pod(containers=[{
-        "name": "runner", "command": ["ffmpeg", "-i", "$(INPUT)"], "args": ["$(POD)"],
-        "env": [{"name": "INPUT", "value": "/media/in.mp4"},
-                {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
-                {"name": "DERIVED", "value": "$(NS)/x"}],
-    }])
+    the_pod = pod(
+        containers=[
+            {
+                "name": "runner",
+                "command": ["ffmpeg", "-i", "$(INPUT)"],
+                "args": ["$(POD)"],
+                "env": [
+                    {"name": "INPUT", "value": "/media/in.mp4"},
+                    {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                    {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}},
+                    {"name": "DERIVED", "value": "$(NS)/x"},
+                ],
+            }
+        ]
+    )
     env, skipped = podspec.container_env(the_pod, base={"PATH": "/bin"})
     assert env["PATH"] == "/bin" and env["POD"] == "job-1" and env["NS"] == "media" and env["DERIVED"] == "media/x"
     assert skipped == ["PW"]
@@ -88,8 +114,9 @@ def test_given_a_container_without_command_then_argv_is_empty():
 
 
 def test_given_a_token_then_the_kubeconfig_targets_the_agents_server_with_its_ca():
-    cfg = podspec.kubeconfig(server="https://127.0.0.1:6443", token="t0k", namespace="media", ca_pem="PEM",
-                             insecure=False)
+    cfg = podspec.kubeconfig(
+        server="https://127.0.0.1:6443", token="t0k", namespace="media", ca_pem="PEM", insecure=False
+    )
     cluster = cfg["clusters"][0]["cluster"]
     assert cluster["server"] == "https://127.0.0.1:6443"
     assert base64.b64decode(cluster["certificate-authority-data"]) == b"PEM"
@@ -107,23 +134,35 @@ def test_given_an_insecure_agent_then_the_kubeconfig_is_insecure_too():
 
 def vol_pod() -> dict[str, Any]:
     return pod(
-        volumes=[{"name": "media", "persistentVolumeClaim": {"claimName": "media-pvc", "readOnly": True}},
-                 {"name": "scratch", "emptyDir": {}},
-                 {"name": "host", "hostPath": {"path": "/srv/videos"}},
-                 {"name": "kube-api-access-x", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}],
-        containers=[{"name": "runner", "command": ["x"], "volumeMounts": [
-            {"name": "scratch", "mountPath": "/media/tmp"},
-            {"name": "media", "mountPath": "/media"},
-            {"name": "host", "mountPath": "/in", "subPath": "talks"},
-            {"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
-        ]}],
+        volumes=[
+            {"name": "media", "persistentVolumeClaim": {"claimName": "media-pvc", "readOnly": True}},
+            {"name": "scratch", "emptyDir": {}},
+            {"name": "host", "hostPath": {"path": "/srv/videos"}},
+            {"name": "kube-api-access-x", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}},
+        ],
+        containers=[
+            {
+                "name": "runner",
+                "command": ["x"],
+                "volumeMounts": [
+                    {"name": "scratch", "mountPath": "/media/tmp"},
+                    {"name": "media", "mountPath": "/media"},
+                    {"name": "host", "mountPath": "/in", "subPath": "talks"},
+                    {"name": "kube-api-access-x", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"},
+                ],
+            }
+        ],
     )
 
 
 def test_given_each_volume_type_then_it_maps_to_a_host_directory():
     sources = volumes.volume_sources(vol_pod(), pod_dir="/work/pods/p", claim_paths={"media-pvc": "/pv/media"})
-    assert sources == {"media": "/pv/media", "scratch": "/work/pods/p/volumes/scratch", "host": "/srv/videos",
-                       "kube-api-access-x": "/work/pods/p/volumes/kube-api-access-x"}
+    assert sources == {
+        "media": "/pv/media",
+        "scratch": "/work/pods/p/volumes/scratch",
+        "host": "/srv/videos",
+        "kube-api-access-x": "/work/pods/p/volumes/kube-api-access-x",
+    }
 
 
 def test_given_mounts_then_parents_bind_before_children_with_subpath_and_read_only():
@@ -146,14 +185,16 @@ def test_given_a_subpath_escaping_the_volume_then_it_is_refused():
 
 def test_given_an_unsupported_volume_then_the_error_names_it():
     with pytest.raises(volumes.VolumeError, match="volume cfg: type configMap is not supported"):
-        volumes.volume_sources(pod(volumes=[{"name": "cfg", "configMap": {"name": "c"}}]), pod_dir="/w",
-                               claim_paths={})
+        volumes.volume_sources(pod(volumes=[{"name": "cfg", "configMap": {"name": "c"}}]), pod_dir="/w", claim_paths={})
 
 
 @pytest.mark.parametrize(
     ("pv", "expected"),
-    [({"spec": {"hostPath": {"path": "/data"}}}, "/data"), ({"spec": {"local": {"path": "/mnt/ssd"}}}, "/mnt/ssd"),
-     ({"spec": {"nfs": {"server": "x", "path": "/"}}}, None)],
+    [
+        ({"spec": {"hostPath": {"path": "/data"}}}, "/data"),
+        ({"spec": {"local": {"path": "/mnt/ssd"}}}, "/mnt/ssd"),
+        ({"spec": {"nfs": {"server": "x", "path": "/"}}}, None),
+    ],
 )
 def test_given_a_pv_then_its_local_path_is_found(pv, expected):
     assert volumes.pv_path(pv) == expected
@@ -177,18 +218,31 @@ def test_given_exit_zero_then_succeeded_completed():
 
 
 def test_given_a_runner_exit_code_then_failed_error_with_the_message():
-    status = podstatus.terminated_status(pod(), code=10, message='{"reason":"InputError"}', started=NOW,
-                                         finished=NOW)["status"]
+    status = podstatus.terminated_status(pod(), code=10, message='{"reason":"InputError"}', started=NOW, finished=NOW)[
+        "status"
+    ]
     term = status["containerStatuses"][0]["state"]["terminated"]
     assert status["phase"] == "Failed" and "reason" not in status
-    assert term == {"exitCode": 10, "reason": "Error", "message": '{"reason":"InputError"}',
-                    "startedAt": "2026-01-02T03:04:05Z", "finishedAt": "2026-01-02T03:04:05Z"}
+    assert term == {
+        "exitCode": 10,
+        "reason": "Error",
+        "message": '{"reason":"InputError"}',
+        "startedAt": "2026-01-02T03:04:05Z",
+        "finishedAt": "2026-01-02T03:04:05Z",
+    }
 
 
 def test_given_a_lost_process_then_the_pod_reason_says_node_lost():
-    status = podstatus.terminated_status(pod(), code=137, message="gone", started=None, finished=NOW,
-                                         reason="ContainerStatusUnknown", pod_reason="NodeLost",
-                                         pod_message="agent restarted")["status"]
+    status = podstatus.terminated_status(
+        pod(),
+        code=137,
+        message="gone",
+        started=None,
+        finished=NOW,
+        reason="ContainerStatusUnknown",
+        pod_reason="NodeLost",
+        pod_message="agent restarted",
+    )["status"]
     assert status["reason"] == "NodeLost" and status["message"] == "agent restarted"
 
 
@@ -198,16 +252,22 @@ def test_given_a_popen_returncode_then_the_container_exit_code(returncode, expec
 
 
 def test_given_a_termination_log_then_it_wins_over_the_log_tail():
-    assert podstatus.termination_message(termination_log="why", log_text="noise", policy="FallbackToLogsOnError",
-                                         failed=True) == "why"
+    assert (
+        podstatus.termination_message(
+            termination_log="why", log_text="noise", policy="FallbackToLogsOnError", failed=True
+        )
+        == "why"
+    )
 
 
 def test_given_no_termination_log_and_fallback_policy_then_the_log_tail_on_error_only():
     log = "\n".join(f"line {i}" for i in range(200))
     msg = podstatus.termination_message(termination_log="", log_text=log, policy="FallbackToLogsOnError", failed=True)
     assert msg.splitlines() == [f"line {i}" for i in range(120, 200)]
-    assert podstatus.termination_message(termination_log="", log_text=log, policy="FallbackToLogsOnError",
-                                         failed=False) == ""
+    assert (
+        podstatus.termination_message(termination_log="", log_text=log, policy="FallbackToLogsOnError", failed=False)
+        == ""
+    )
     assert podstatus.termination_message(termination_log="", log_text=log, policy="File", failed=True) == ""
 
 

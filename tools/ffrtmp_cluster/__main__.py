@@ -28,8 +28,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     img = sub.add_parser("image", help="build dist/ffrtmp-<version>.tar (cached)")
     img.add_argument("--dist", default="dist")
-    for name, text in (("up", "start the cluster (whatever is missing), install the chart, wait until ready"),
-                       ("demo", "up, then run the example jobs as pods and follow them")):
+    for name, text in (
+        ("up", "start the cluster (whatever is missing), install the chart, wait until ready"),
+        ("demo", "up, then run the example jobs as pods and follow them"),
+    ):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--nodes", type=int, default=int(os.environ.get("NODES", "1")))
         cmd.add_argument("--archive", type=Path, help="image archive (default dist/ffrtmp-<version>.tar)")
@@ -46,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("up", "demo"):
             if args.nodes < 1:
                 parser.error("--nodes (NODES) must be at least 1")
-            cfg = UpConfig(nodes=args.nodes, archive=args.archive,
-                           helm_args=tuple(a for s in args.set for a in ("--set", s)))
+            cfg = UpConfig(
+                nodes=args.nodes, archive=args.archive, helm_args=tuple(a for s in args.set for a in ("--set", s))
+            )
             if args.command == "demo":
                 from . import demo
 

@@ -81,20 +81,31 @@ class Cluster:
         want = f"{procs.MARKER_ENV}={self._marker(part)}".encode()
         for proc in Path("/proc").glob("[0-9]*"):
             try:
-                if want in (proc / "environ").read_bytes().split(b"\0") and procs.owned(int(proc.name),
-                                                                                      self._marker(part)):
+                if want in (proc / "environ").read_bytes().split(b"\0") and procs.owned(
+                    int(proc.name), self._marker(part)
+                ):
                     return int(proc.name)
             except OSError:
                 continue
         return None
 
     def nodes(self, count: int) -> list[node.Node]:
-        return [node.Node(i, self.dir / "nodes" / f"ffrtmp-node-{i}", IMAGE_STORES / f"ffrtmp-node-{i}")
-                for i in range(1, count + 1)]
+        return [
+            node.Node(i, self.dir / "nodes" / f"ffrtmp-node-{i}", IMAGE_STORES / f"ffrtmp-node-{i}")
+            for i in range(1, count + 1)
+        ]
 
     # -- starting parts --------------------------------------------------------------------------
-    def _ensure(self, part: str, argv: list[str], ready: Callable[[], bool], *, timeout_s: float = 90,
-                ports: tuple[tuple[str, int], ...] = (), env: dict[str, str] | None = None) -> None:
+    def _ensure(
+        self,
+        part: str,
+        argv: list[str],
+        ready: Callable[[], bool],
+        *,
+        timeout_s: float = 90,
+        ports: tuple[tuple[str, int], ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> None:
         pid = self.pid(part)
         if pid is not None and procs.cmdline(pid) != argv:
             self._stop(part, why="started with other arguments")
@@ -103,8 +114,10 @@ class Cluster:
         if pid is None:
             for host, port in ports:
                 if _listening(host, port):
-                    raise RuntimeError(f"{part}: port {host}:{port} is in use by another process "
-                                       f"({procs.listener(port) or 'unknown'}); stop it or `make down`")
+                    raise RuntimeError(
+                        f"{part}: port {host}:{port} is in use by another process "
+                        f"({procs.listener(port) or 'unknown'}); stop it or `make down`"
+                    )
             proc = procs.start(argv, log=self._log(part), marker=self._marker(part), env=env, cwd=REPO)
             pid = proc.pid
             self._pid_file(part).parent.mkdir(parents=True, exist_ok=True)
@@ -112,8 +125,9 @@ class Cluster:
             action = "started"
         t0 = time.monotonic()
         marker = self._marker(part)
-        procs.wait_until(ready, timeout_s=timeout_s, what=part, alive=lambda: procs.owned(pid, marker),
-                         log=self._log(part))
+        procs.wait_until(
+            ready, timeout_s=timeout_s, what=part, alive=lambda: procs.owned(pid, marker), log=self._log(part)
+        )
         self.say(f"{part}: {action} (pid {pid}), ready in {time.monotonic() - t0:.1f} s")
 
     def _stop(self, part: str, *, why: str, grace_s: float = 10.0) -> None:
@@ -127,8 +141,7 @@ class Cluster:
     def _preflight(self, cfg: UpConfig) -> Path:
         if os.geteuid() != 0:
             raise RuntimeError("make cluster needs root (containerd, kubelet, bridges, iptables)")
-        missing = [t for t in ("containerd", "runc", "ctr", "iptables", "ip", "mount")
-                   if shutil.which(t) is None]
+        missing = [t for t in ("containerd", "runc", "ctr", "iptables", "ip", "mount") if shutil.which(t) is None]
         if not Path("/usr/lib/cni/bridge").exists():
             missing.append("containernetworking-plugins (/usr/lib/cni)")
         if missing:
@@ -138,13 +151,17 @@ class Cluster:
             raise RuntimeError(f"image archive {archive} is missing: run `make image` first")
         owner = OWNER.read_text().strip() if OWNER.exists() else ""
         if owner and owner != str(self.dev) and Path(owner, "cluster", "state.json").exists():
-            raise RuntimeError(f"a cluster from {owner} runs on this machine: `make down DEV={owner}` first "
-                               "(one cluster per machine)")
-        stack = [p for p in STACK_PARTS if (self.dev / "pids" / f"{p}.pid").exists()
-                 and procs.owned(_int(self.dev / "pids" / f"{p}.pid"), f"{self.dev}:{p}")]
+            raise RuntimeError(
+                f"a cluster from {owner} runs on this machine: `make down DEV={owner}` first (one cluster per machine)"
+            )
+        stack = [
+            p
+            for p in STACK_PARTS
+            if (self.dev / "pids" / f"{p}.pid").exists()
+            and procs.owned(_int(self.dev / "pids" / f"{p}.pid"), f"{self.dev}:{p}")
+        ]
         if stack:
-            raise RuntimeError(f"the local stack (`make up`) runs in {self.dev}: `make down` first, or use "
-                               "another DEV")
+            raise RuntimeError(f"the local stack (`make up`) runs in {self.dev}: `make down` first, or use another DEV")
         return archive
 
     def up(self, cfg: UpConfig) -> None:
@@ -160,32 +177,52 @@ class Cluster:
         self._save(state)
         p = control.Paths(self.dir, bin_dir)
         nodes = self.nodes(cfg.nodes)
-        ids = [pki.ADMIN, pki.CONTROLLER_MANAGER, pki.SCHEDULER, pki.KUBE_PROXY,
-               *[pki.node_identity(n.name) for n in nodes]]
+        ids = [
+            pki.ADMIN,
+            pki.CONTROLLER_MANAGER,
+            pki.SCHEDULER,
+            pki.KUBE_PROXY,
+            *[pki.node_identity(n.name) for n in nodes],
+        ]
         keys = pki.ensure(p.pki.dir, ips=["127.0.0.1", net.CONTROL_IP, net.KUBERNETES_SERVICE_IP], identities=ids)
-        for who, name in ((pki.ADMIN, "admin"), (pki.CONTROLLER_MANAGER, "kube-controller-manager"),
-                          (pki.SCHEDULER, "kube-scheduler"), (pki.KUBE_PROXY, "kube-proxy")):
+        for who, name in (
+            (pki.ADMIN, "admin"),
+            (pki.CONTROLLER_MANAGER, "kube-controller-manager"),
+            (pki.SCHEDULER, "kube-scheduler"),
+            (pki.KUBE_PROXY, "kube-proxy"),
+        ):
             control.kubeconfig(keys, who, p.kubeconfig(name))
         net.setup(cfg.nodes, state)
         self._save(state)
 
         ports = state["ports"]
         admin = p.kubeconfig("admin")
-        self._ensure("etcd", control.etcd_argv(p, ports["etcd"], ports["etcd_peer"]),
-                     lambda: procs.http_ok(f"http://127.0.0.1:{ports['etcd']}/health"),
-                     ports=(("127.0.0.1", ports["etcd"]), ("127.0.0.1", ports["etcd_peer"])))
-        self._ensure("kube-apiserver", control.apiserver_argv(p, ports["etcd"]),
-                     lambda: procs.http_ok(f"{control.server()}/readyz", token=keys.token(pki.ADMIN),
-                                           ca_file=keys.ca_cert),
-                     ports=((net.CONTROL_IP, control.APISERVER_PORT),))
-        self._ensure("kube-controller-manager", control.controller_manager_argv(p, ports["kcm"]),
-                     lambda: _https_ok(f"https://127.0.0.1:{ports['kcm']}/healthz"),
-                     ports=(("127.0.0.1", ports["kcm"]),))
-        self._ensure("kube-scheduler", control.scheduler_argv(p, ports["scheduler"]),
-                     lambda: _https_ok(f"https://127.0.0.1:{ports['scheduler']}/healthz"),
-                     ports=(("127.0.0.1", ports["scheduler"]),))
+        self._ensure(
+            "etcd",
+            control.etcd_argv(p, ports["etcd"], ports["etcd_peer"]),
+            lambda: procs.http_ok(f"http://127.0.0.1:{ports['etcd']}/health"),
+            ports=(("127.0.0.1", ports["etcd"]), ("127.0.0.1", ports["etcd_peer"])),
+        )
+        self._ensure(
+            "kube-apiserver",
+            control.apiserver_argv(p, ports["etcd"]),
+            lambda: procs.http_ok(f"{control.server()}/readyz", token=keys.token(pki.ADMIN), ca_file=keys.ca_cert),
+            ports=((net.CONTROL_IP, control.APISERVER_PORT),),
+        )
+        self._ensure(
+            "kube-controller-manager",
+            control.controller_manager_argv(p, ports["kcm"]),
+            lambda: _https_ok(f"https://127.0.0.1:{ports['kcm']}/healthz"),
+            ports=(("127.0.0.1", ports["kcm"]),),
+        )
+        self._ensure(
+            "kube-scheduler",
+            control.scheduler_argv(p, ports["scheduler"]),
+            lambda: _https_ok(f"https://127.0.0.1:{ports['scheduler']}/healthz"),
+            ports=(("127.0.0.1", ports["scheduler"]),),
+        )
 
-        for extra in self.nodes(old_nodes)[cfg.nodes:]:
+        for extra in self.nodes(old_nodes)[cfg.nodes :]:
             self._down_node(extra, why=f"NODES={cfg.nodes}")
             _kubectl(admin, bin_dir, "delete", "node", extra.name, "--ignore-not-found")
         state["nodes"] = cfg.nodes
@@ -197,9 +234,13 @@ class Cluster:
             self._up_node(n, p, keys, archive=archive, ref=ref, digest=digest, pause_archive=pause_archive)
         # kube-proxy after the nodes: it waits for its Node object before it programs anything
         control.kube_proxy_config(p, nodes[0].name)
-        self._ensure("kube-proxy", control.kube_proxy_argv(p),
-                     lambda: procs.http_ok(f"http://{net.CONTROL_IP}:10256/healthz"),
-                     ports=((net.CONTROL_IP, 10256),), timeout_s=60)
+        self._ensure(
+            "kube-proxy",
+            control.kube_proxy_argv(p),
+            lambda: procs.http_ok(f"http://{net.CONTROL_IP}:10256/healthz"),
+            ports=((net.CONTROL_IP, 10256),),
+            timeout_s=60,
+        )
         _wait_nodes_ready(admin, bin_dir, [n.name for n in nodes], timeout_s=120)
         # the kubelets set it when they register; a node registered before (a rerun) gets it here
         _kubectl(admin, bin_dir, "label", "node", "--overwrite", *[n.name for n in nodes], "ffrtmp.io/worker=true")
@@ -207,11 +248,22 @@ class Cluster:
         self._helm(admin, bin_dir, ref, cfg)
         state["image"] = {"ref": ref, "digest": digest}
         self._save(state)
-        self.say(f"cluster up with {cfg.nodes} node(s) in {time.monotonic() - began:.1f} s: "
-                 f"KUBECONFIG={self.dev / 'kubeconfig'} (source {self.dev / 'env'})")
+        self.say(
+            f"cluster up with {cfg.nodes} node(s) in {time.monotonic() - began:.1f} s: "
+            f"KUBECONFIG={self.dev / 'kubeconfig'} (source {self.dev / 'env'})"
+        )
 
-    def _up_node(self, n: node.Node, p: control.Paths, keys: pki.Pki, *, archive: Path, ref: str, digest: str,
-                 pause_archive: Path) -> None:
+    def _up_node(
+        self,
+        n: node.Node,
+        p: control.Paths,
+        keys: pki.Pki,
+        *,
+        archive: Path,
+        ref: str,
+        digest: str,
+        pause_archive: Path,
+    ) -> None:
         n.dir.mkdir(parents=True, exist_ok=True)
         n.image_store.mkdir(parents=True, exist_ok=True)
         node.write_cni(n)
@@ -230,27 +282,49 @@ class Cluster:
         kc = control.kubeconfig(keys, pki.node_identity(n.name), n.dir / "kubeconfig")
         node.kubelet_config(n, keys.ca_cert)
         node.ensure_cgroup(n)
-        self._ensure(f"kubelet-{n.name}", node.kubelet_argv(n, p.bin_dir, kc),
-                     lambda: _kubelet_healthy(n), timeout_s=60)
+        self._ensure(
+            f"kubelet-{n.name}", node.kubelet_argv(n, p.bin_dir, kc), lambda: _kubelet_healthy(n), timeout_s=60
+        )
 
     def _helm(self, admin: Path, bin_dir: Path, ref: str, cfg: UpConfig) -> None:
         repo, _, tag = ref.rpartition(":")
-        env = {**os.environ, "KUBECONFIG": str(admin), "PATH": f"{bin_dir}:{os.environ['PATH']}",
-               "HELM_CACHE_HOME": str(self.dir / "helm" / "cache"),
-               "HELM_CONFIG_HOME": str(self.dir / "helm" / "config"),
-               "HELM_DATA_HOME": str(self.dir / "helm" / "data")}
-        installed = subprocess.run([str(bin_dir / "helm"), "status", RELEASE, "-n", NAMESPACE], env=env,
-                                   capture_output=True, check=False).returncode == 0
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(admin),
+            "PATH": f"{bin_dir}:{os.environ['PATH']}",
+            "HELM_CACHE_HOME": str(self.dir / "helm" / "cache"),
+            "HELM_CONFIG_HOME": str(self.dir / "helm" / "config"),
+            "HELM_DATA_HOME": str(self.dir / "helm" / "data"),
+        }
+        installed = (
+            subprocess.run(
+                [str(bin_dir / "helm"), "status", RELEASE, "-n", NAMESPACE], env=env, capture_output=True, check=False
+            ).returncode
+            == 0
+        )
         verb = ["upgrade"] if installed else ["install", "--create-namespace"]
-        argv = [str(bin_dir / "helm"), *verb, RELEASE, str(REPO / "helm" / "ffrtmp"), "-n", NAMESPACE,
-                "--set", f"image.repository={repo},image.tag={tag},image.pullPolicy=Never",
-                *cfg.helm_args, "--wait", "--timeout", f"{int(cfg.timeout_s)}s"]
+        argv = [
+            str(bin_dir / "helm"),
+            *verb,
+            RELEASE,
+            str(REPO / "helm" / "ffrtmp"),
+            "-n",
+            NAMESPACE,
+            "--set",
+            f"image.repository={repo},image.tag={tag},image.pullPolicy=Never",
+            *cfg.helm_args,
+            "--wait",
+            "--timeout",
+            f"{int(cfg.timeout_s)}s",
+        ]
         t0 = time.monotonic()
         self.say(f"helm {verb[0]} {RELEASE} (image {ref}, pullPolicy Never)...")
         done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise RuntimeError(f"helm {verb[0]} failed: {done.stderr.strip()}; pods: "
-                               f"{_kubectl(admin, bin_dir, 'get', 'pods', '-A', '-o', 'wide', check=False)}")
+            raise RuntimeError(
+                f"helm {verb[0]} failed: {done.stderr.strip()}; pods: "
+                f"{_kubectl(admin, bin_dir, 'get', 'pods', '-A', '-o', 'wide', check=False)}"
+            )
         # helm's --wait counts a DaemonSet ready at desired - maxUnavailable: wait for every agent
         for what in (f"deployment/{RELEASE}-operator", f"daemonset/{RELEASE}-agent"):
             _kubectl(admin, bin_dir, "rollout", "status", "-n", NAMESPACE, what, f"--timeout={int(cfg.timeout_s)}s")
@@ -262,7 +336,8 @@ class Cluster:
         (self.dev / "env").write_text(
             "# source this file: kubectl and helm from the built assets, `make cluster`'s kubeconfig\n"
             f'export PATH="{bin_dir}:$PATH"\n'
-            f'export KUBECONFIG="{kubeconfig}"\n')
+            f'export KUBECONFIG="{kubeconfig}"\n'
+        )
 
     # -- down --------------------------------------------------------------------------------------
     def _down_node(self, n: node.Node, *, why: str) -> None:
@@ -285,8 +360,11 @@ class Cluster:
         self._stop("kube-proxy", why="down")
         bin_dir = Path(state.get("bin_dir", "")) if state.get("bin_dir") else None
         if bin_dir and (self.dir / "kube-proxy.yaml").exists():
-            subprocess.run([str(bin_dir / "kube-proxy"), "--cleanup", f"--config={self.dir / 'kube-proxy.yaml'}"],
-                           capture_output=True, check=False)
+            subprocess.run(
+                [str(bin_dir / "kube-proxy"), "--cleanup", f"--config={self.dir / 'kube-proxy.yaml'}"],
+                capture_output=True,
+                check=False,
+            )
         for part in ("kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"):
             self._stop(part, why="down")
         removed = net.teardown(state)
@@ -318,12 +396,14 @@ class Cluster:
         if healthy:
             bin_dir = Path(state["bin_dir"])
             self.say(_kubectl(self.dev / "kubeconfig", bin_dir, "get", "nodes", "-o", "wide", check=False))
-            self.say(_kubectl(self.dev / "kubeconfig", bin_dir, "get", "pods", "-n", NAMESPACE, "-o", "wide",
-                              check=False))
+            self.say(
+                _kubectl(self.dev / "kubeconfig", bin_dir, "get", "pods", "-n", NAMESPACE, "-o", "wide", check=False)
+            )
         return healthy
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+
 
 def _int(path: Path) -> int:
     try:
@@ -338,8 +418,9 @@ def _count_nodes(cluster_dir: Path) -> int:
 
 
 def _cluster_bins() -> Path:
-    done = subprocess.run([str(REPO / "tools" / "binaries.sh"), "--cluster"], stdout=subprocess.PIPE, text=True,
-                          check=False)
+    done = subprocess.run(
+        [str(REPO / "tools" / "binaries.sh"), "--cluster"], stdout=subprocess.PIPE, text=True, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError("tools/binaries.sh --cluster failed (see above)")
     return Path(done.stdout.strip().splitlines()[-1])
@@ -371,8 +452,9 @@ def _kubelet_healthy(n: node.Node) -> bool:
 
 
 def _kubectl(kubeconfig: Path, bin_dir: Path, *args: str, check: bool = True) -> str:
-    done = subprocess.run([str(bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig), *args],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, check=False
+    )
     if check and done.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout + (done.stderr if done.returncode else "")
@@ -386,13 +468,17 @@ def _wait_nodes_ready(kubeconfig: Path, bin_dir: Path, names: list[str], *, time
             items = json.loads(out)["items"]
         except (ValueError, KeyError):
             items = []
-        ready = {i["metadata"]["name"] for i in items
-                 if any(c["type"] == "Ready" and c["status"] == "True" for c in i["status"].get("conditions", []))}
+        ready = {
+            i["metadata"]["name"]
+            for i in items
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in i["status"].get("conditions", []))
+        }
         if set(names) <= ready:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"nodes {sorted(set(names) - ready)} not Ready after {timeout_s:.0f} s "
-                               "(see .dev/logs/kubelet-*.log)")
+            raise RuntimeError(
+                f"nodes {sorted(set(names) - ready)} not Ready after {timeout_s:.0f} s (see .dev/logs/kubelet-*.log)"
+            )
         time.sleep(1)
 
 

@@ -46,9 +46,11 @@ def server() -> str:
 def kubeconfig(pki: Pki, who: Identity, path: Path, *, server_url: str | None = None) -> Path:
     ca = base64.b64encode(pki.ca_cert.read_bytes()).decode()
     config = {
-        "apiVersion": "v1", "kind": "Config",
-        "clusters": [{"name": CONTEXT, "cluster": {"server": server_url or server(),
-                                                   "certificate-authority-data": ca}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": CONTEXT, "cluster": {"server": server_url or server(), "certificate-authority-data": ca}}
+        ],
         "users": [{"name": who.user, "user": {"token": pki.token(who)}}],
         "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": who.user}}],
         "current-context": CONTEXT,
@@ -63,10 +65,19 @@ def kubeconfig(pki: Pki, who: Identity, path: Path, *, server_url: str | None = 
 
 def etcd_argv(p: Paths, port: int, peer_port: int) -> list[str]:
     url, peer = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{peer_port}"
-    return [p.bin("etcd"), "--name=default", f"--data-dir={p.dir / 'etcd'}", f"--listen-client-urls={url}",
-            f"--advertise-client-urls={url}", f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
-            f"--initial-cluster=default={peer}", "--unsafe-no-fsync", "--log-level=warn",
-            "--listen-metrics-urls="]
+    return [
+        p.bin("etcd"),
+        "--name=default",
+        f"--data-dir={p.dir / 'etcd'}",
+        f"--listen-client-urls={url}",
+        f"--advertise-client-urls={url}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster=default={peer}",
+        "--unsafe-no-fsync",
+        "--log-level=warn",
+        "--listen-metrics-urls=",
+    ]
 
 
 def apiserver_argv(p: Paths, etcd_port: int) -> list[str]:
@@ -102,30 +113,46 @@ def controller_manager_argv(p: Paths, port: int) -> list[str]:
     kc = p.kubeconfig("kube-controller-manager")
     return [
         p.bin("kube-controller-manager"),
-        f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}", f"--authorization-kubeconfig={kc}",
-        "--bind-address=127.0.0.1", f"--secure-port={port}", f"--cert-dir={p.dir / 'kcm-certs'}",
+        f"--kubeconfig={kc}",
+        f"--authentication-kubeconfig={kc}",
+        f"--authorization-kubeconfig={kc}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--cert-dir={p.dir / 'kcm-certs'}",
         "--leader-elect=false",
         "--use-service-account-credentials=true",
         f"--service-account-private-key-file={p.pki.path('sa.key')}",
         f"--root-ca-file={p.pki.ca_cert}",  # published as kube-root-ca.crt, the CA pods trust
-        f"--cluster-signing-cert-file={p.pki.ca_cert}", f"--cluster-signing-key-file={p.pki.path('ca.key')}",
+        f"--cluster-signing-cert-file={p.pki.ca_cert}",
+        f"--cluster-signing-key-file={p.pki.path('ca.key')}",
         f"--service-cluster-ip-range={net.SERVICE_CIDR}",
         # a node whose kubelet stopped is NotReady after 20 s instead of 40
         "--node-monitor-grace-period=20s",
-        "--profiling=false", "--v=1",
+        "--profiling=false",
+        "--v=1",
     ]
 
 
 def scheduler_argv(p: Paths, port: int) -> list[str]:
     kc = p.kubeconfig("kube-scheduler")
-    return [p.bin("kube-scheduler"), f"--kubeconfig={kc}", f"--authentication-kubeconfig={kc}",
-            f"--authorization-kubeconfig={kc}", "--bind-address=127.0.0.1", f"--secure-port={port}",
-            f"--cert-dir={p.dir / 'scheduler-certs'}", "--leader-elect=false", "--profiling=false", "--v=1"]
+    return [
+        p.bin("kube-scheduler"),
+        f"--kubeconfig={kc}",
+        f"--authentication-kubeconfig={kc}",
+        f"--authorization-kubeconfig={kc}",
+        "--bind-address=127.0.0.1",
+        f"--secure-port={port}",
+        f"--cert-dir={p.dir / 'scheduler-certs'}",
+        "--leader-elect=false",
+        "--profiling=false",
+        "--v=1",
+    ]
 
 
 def kube_proxy_config(p: Paths, hostname: str) -> Path:
     cfg = {
-        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1", "kind": "KubeProxyConfiguration",
+        "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
+        "kind": "KubeProxyConfiguration",
         "clientConnection": {"kubeconfig": str(p.kubeconfig("kube-proxy"))},
         "hostnameOverride": hostname,
         "mode": "iptables",

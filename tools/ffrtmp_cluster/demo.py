@@ -27,10 +27,33 @@ def record_input(path: Path) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-                    "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=10",
-                    "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(path)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30:duration=10",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=10",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+    )
 
 
 def storage(media: Path, *, pv_name: str = "ffrtmp-media") -> str:
@@ -64,8 +87,13 @@ def run(cluster: Cluster, cfg: UpConfig, *, timeout_s: float = 300) -> bool:
     bin_dir = Path(json.loads((cluster.dir / "state.json").read_text())["bin_dir"])
 
     def kubectl(*args: str, stdin: str | None = None) -> str:
-        done = subprocess.run([str(bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig), *args], input=stdin,
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [str(bin_dir / "kubectl"), "--kubeconfig", str(kubeconfig), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
         return done.stdout
@@ -87,18 +115,26 @@ def run(cluster: Cluster, cfg: UpConfig, *, timeout_s: float = 300) -> bool:
         jobs = {j["metadata"]["name"]: j.get("status") or {} for j in listed}
         for name in names:
             st = jobs.get(name, {})
-            line = (st.get("phase", "Pending"), (st.get("progress") or {}).get("percent"), st.get("node"),
-                    st.get("reason"))
+            line = (
+                st.get("phase", "Pending"),
+                (st.get("progress") or {}).get("percent"),
+                st.get("node"),
+                st.get("reason"),
+            )
             if seen.get(name) != line:
                 seen[name] = line
-                cluster.say(f"  {name:<12} {line[0]:<10} {line[1] if line[1] is not None else '-':>5}%  "
-                            f"node={line[2] or '-'}  {line[3] or ''}")
+                cluster.say(
+                    f"  {name:<12} {line[0]:<10} {line[1] if line[1] is not None else '-':>5}%  "
+                    f"node={line[2] or '-'}  {line[3] or ''}"
+                )
         if all(jobs.get(n, {}).get("phase") in TERMINAL for n in names):
             break
         time.sleep(1)
     cluster.say(kubectl("get", "tj,pods", "-n", NAMESPACE, "-o", "wide"))
     for out in sorted((media / "out").iterdir()):
         cluster.say(f"output {out} ({out.stat().st_size} bytes, uid {out.stat().st_uid})")
-    cluster.say(f"try: source {cluster.dev / 'env'}; kubectl get tj,pods -n {NAMESPACE} -o wide; "
-                f"kubectl logs -n {NAMESPACE} hello-1")
+    cluster.say(
+        f"try: source {cluster.dev / 'env'}; kubectl get tj,pods -n {NAMESPACE} -o wide; "
+        f"kubectl logs -n {NAMESPACE} hello-1"
+    )
     return all(jobs.get(n, {}).get("phase") == "Completed" for n in names)

@@ -39,8 +39,13 @@ RUNNER_UID = 65532  # operator/ffrtmp_operator/pods.py runs job pods as this use
 # ffprobe and python3 does not name them, NVENC comes from the driver the NVIDIA runtime mounts, and VAAPI
 # drivers (*_drv_video.so) are a separate package. 165 MB of 596 MB.
 EXCLUDES = (
-    "/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*", "/usr/share/lintian/*",
-    "/usr/lib/x86_64-linux-gnu/dri/*_dri.so", "/usr/lib/x86_64-linux-gnu/libLLVM-*",
+    "/usr/share/doc/*",
+    "/usr/share/man/*",
+    "/usr/share/info/*",
+    "/usr/share/locale/*",
+    "/usr/share/lintian/*",
+    "/usr/lib/x86_64-linux-gnu/dri/*_dri.so",
+    "/usr/lib/x86_64-linux-gnu/libLLVM-*",
     "/usr/lib/x86_64-linux-gnu/libz3.so*",
 )
 BASE_HOOKS = (
@@ -128,9 +133,16 @@ def build_base() -> tuple[oci.Layer, Path]:
     t0 = time.monotonic()
     _log(f"base layer: mmdebstrap {SUITE} with {', '.join(PACKAGES)} (about a minute)...")
     tar = CACHE / f"base-{key}.tar"
-    argv = ["mmdebstrap", "--variant=essential", "--quiet", f"--include={','.join(PACKAGES)}",
-            *[f"--dpkgopt=path-exclude={p}" for p in EXCLUDES],
-            *[f"--customize-hook={h}" for h in BASE_HOOKS], SUITE, str(tar)]
+    argv = [
+        "mmdebstrap",
+        "--variant=essential",
+        "--quiet",
+        f"--include={','.join(PACKAGES)}",
+        *[f"--dpkgopt=path-exclude={p}" for p in EXCLUDES],
+        *[f"--customize-hook={h}" for h in BASE_HOOKS],
+        SUITE,
+        str(tar),
+    ]
     _run(argv, env={**os.environ, "SOURCE_DATE_EPOCH": str(SOURCE_DATE_EPOCH)})
     shutil.rmtree(rootfs, ignore_errors=True)
     rootfs.mkdir(parents=True)
@@ -170,11 +182,32 @@ def _wheels(reqs: list[str], key: str) -> Path:
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     _log(f"fetching wheels for {', '.join(reqs)}...")
-    target = ["--only-binary=:all:", "--python-version", PYTHON_VERSION, "--implementation", "cp",
-              "--abi", f"cp{PYTHON_VERSION.replace('.', '')}", "--abi", "abi3", "--abi", "none",
-              *[a for p in ("manylinux_2_36_x86_64", "manylinux_2_28_x86_64", "manylinux_2_17_x86_64",
-                            "manylinux2014_x86_64", "manylinux1_x86_64", "linux_x86_64", "any")
-                for a in ("--platform", p)]]
+    target = [
+        "--only-binary=:all:",
+        "--python-version",
+        PYTHON_VERSION,
+        "--implementation",
+        "cp",
+        "--abi",
+        f"cp{PYTHON_VERSION.replace('.', '')}",
+        "--abi",
+        "abi3",
+        "--abi",
+        "none",
+        *[
+            a
+            for p in (
+                "manylinux_2_36_x86_64",
+                "manylinux_2_28_x86_64",
+                "manylinux_2_17_x86_64",
+                "manylinux2014_x86_64",
+                "manylinux1_x86_64",
+                "linux_x86_64",
+                "any",
+            )
+            for a in ("--platform", p)
+        ],
+    ]
     _run([sys.executable, "-m", "pip", "download", "-q", "-d", str(out), *target, "pip", *reqs])
     (out / ".done").touch()
     return out
@@ -183,9 +216,23 @@ def _wheels(reqs: list[str], key: str) -> Path:
 def _pip(root: Path, wheel_dir: str, *args: str) -> None:
     """Run pip from its wheel (the image has no pip of its own) inside the chroot, offline."""
     pip_whl = next(Path(root, wheel_dir.lstrip("/")).glob("pip-*.whl")).name
-    _run([shutil.which("chroot") or "/usr/sbin/chroot", str(root), f"{VENV}/bin/python", f"{wheel_dir}/{pip_whl}/pip", "install", "-q",
-          "--no-index", "--no-cache-dir", "--disable-pip-version-check", "--find-links", wheel_dir, *args],
-         env={"PATH": "/usr/bin:/bin", "HOME": "/root", "LC_ALL": "C.UTF-8"})
+    _run(
+        [
+            shutil.which("chroot") or "/usr/sbin/chroot",
+            str(root),
+            f"{VENV}/bin/python",
+            f"{wheel_dir}/{pip_whl}/pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--find-links",
+            wheel_dir,
+            *args,
+        ],
+        env={"PATH": "/usr/bin:/bin", "HOME": "/root", "LC_ALL": "C.UTF-8"},
+    )
 
 
 def build_deps(base: Path) -> tuple[oci.Layer, Path]:
@@ -203,8 +250,9 @@ def build_deps(base: Path) -> tuple[oci.Layer, Path]:
         _pip(root, "/tmp/wheels", *reqs)
         shutil.rmtree(root / "tmp/wheels")
         for rel in PRUNE:
-            shutil.rmtree(root / VENV.lstrip("/") / f"lib/python{PYTHON_VERSION}/site-packages" / rel,
-                          ignore_errors=True)
+            shutil.rmtree(
+                root / VENV.lstrip("/") / f"lib/python{PYTHON_VERSION}/site-packages" / rel, ignore_errors=True
+            )
     layer = oci.write_layer_from_dir(upper, CACHE / f"deps-{key}.tar.gz", mtime=SOURCE_DATE_EPOCH)
     _log(f"deps layer {layer.digest[:19]} ({layer.size / 1e6:.0f} MB gzipped) in {time.monotonic() - t0:.0f} s")
     return _remember("deps", key, layer), upper
@@ -213,12 +261,16 @@ def build_deps(base: Path) -> tuple[oci.Layer, Path]:
 def _source_files() -> list[str]:
     """The files a checkout holds (tracked, or new and not ignored): what a user's `docker build` sees."""
     try:
-        out = subprocess.run(["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"],
-                             capture_output=True, check=True).stdout
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "ls-files", "-co", "--exclude-standard", "-z"], capture_output=True, check=True
+        ).stdout
         return [f for f in out.decode().split("\0") if f and (REPO / f).is_file()]
     except (OSError, subprocess.CalledProcessError):  # not a git checkout
-        return [str(p.relative_to(REPO)) for p in REPO.rglob("*")
-                if p.is_file() and not {".git", ".dev", "dist"} & set(p.relative_to(REPO).parts)]
+        return [
+            str(p.relative_to(REPO))
+            for p in REPO.rglob("*")
+            if p.is_file() and not {".git", ".dev", "dist"} & set(p.relative_to(REPO).parts)
+        ]
 
 
 def build_wheel(out_dir: Path) -> Path:
@@ -230,8 +282,7 @@ def build_wheel(out_dir: Path) -> Path:
             dest = Path(tmp, rel)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, dest)
-        _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
-              str(out_dir), tmp])
+        _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out_dir), tmp])
     return next(out_dir.glob("ffrtmp-*.whl"))
 
 
@@ -276,8 +327,10 @@ def _build_app(base: Path, deps: Path) -> oci.Layer:
         with _overlay([deps, base], upper) as root:
             (root / "tmp/wheels").mkdir()
             shutil.copy2(wheel, root / "tmp/wheels" / wheel.name)
-            shutil.copy2(next((deps.parent / f"wheels-{_key('wheels', requirements(), PYTHON_VERSION)}")
-                              .glob("pip-*.whl")), root / "tmp/wheels")
+            shutil.copy2(
+                next((deps.parent / f"wheels-{_key('wheels', requirements(), PYTHON_VERSION)}").glob("pip-*.whl")),
+                root / "tmp/wheels",
+            )
             _pip(root, "/tmp/wheels", "--no-deps", f"/tmp/wheels/{wheel.name}")
             shutil.rmtree(root / "tmp/wheels")
         layer = oci.write_layer_from_dir(upper, CACHE / f"app-{key}.tar.gz", mtime=SOURCE_DATE_EPOCH)
@@ -321,28 +374,46 @@ def _build(dist: Path, t0: float) -> Built:
     ref = f"{NAME}:{ver}"
     labels = {
         "org.opencontainers.image.title": "ffrtmp",
-        "org.opencontainers.image.description": tomllib.loads((REPO / "pyproject.toml").read_text())
-        ["project"]["description"],
+        "org.opencontainers.image.description": tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+            "description"
+        ],
         "org.opencontainers.image.version": ver,
         "org.opencontainers.image.source": "https://github.com/ffrtmp/ffrtmp",
         "org.opencontainers.image.base.name": f"debian:{SUITE} (mmdebstrap, essential + {' '.join(PACKAGES)})",
     }
     config = oci.image_config(
-        layers, user=f"{RUNNER_UID}:{RUNNER_UID}", workdir="/", cmd=["ffrtmp-operator", "--help"],
-        env={"PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"},
-        labels=labels, created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(SOURCE_DATE_EPOCH)))
+        layers,
+        user=f"{RUNNER_UID}:{RUNNER_UID}",
+        workdir="/",
+        cmd=["ffrtmp-operator", "--help"],
+        env={
+            "PATH": f"{VENV}/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
+        labels=labels,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(SOURCE_DATE_EPOCH)),
+    )
     archive = dist / f"ffrtmp-{ver}.tar"
     stamp = CACHE / f"archive-{_key(ref, [layer.digest for layer in layers], config)}.json"
     if archive.exists() and stamp.exists():
         saved = json.loads(stamp.read_text())
         if saved.get("size") == archive.stat().st_size and saved.get("path") == str(archive):
-            image = oci.Image(tuple(saved["refs"]), saved["manifest_digest"], saved["config_digest"],
-                              saved["size"], saved["unpacked"])
+            image = oci.Image(
+                tuple(saved["refs"]), saved["manifest_digest"], saved["config_digest"], saved["size"], saved["unpacked"]
+            )
             return Built(archive, ref, image, True, time.monotonic() - t0)
-    image = oci.write_archive(archive, refs=[ref], layers=layers, config=config,
-                              unpacked=_unpacked_size(layers))
-    stamp.write_text(json.dumps({"path": str(archive), "refs": list(image.refs),
-                                 "manifest_digest": image.manifest_digest, "config_digest": image.config_digest,
-                                 "size": image.size, "unpacked": image.unpacked}))
+    image = oci.write_archive(archive, refs=[ref], layers=layers, config=config, unpacked=_unpacked_size(layers))
+    stamp.write_text(
+        json.dumps(
+            {
+                "path": str(archive),
+                "refs": list(image.refs),
+                "manifest_digest": image.manifest_digest,
+                "config_digest": image.config_digest,
+                "size": image.size,
+                "unpacked": image.unpacked,
+            }
+        )
+    )
     return Built(archive, ref, image, False, time.monotonic() - t0)

@@ -68,8 +68,10 @@ def check_no_overlap() -> None:
                 continue
             net = ipaddress.ip_network(f"{addr['local']}/{addr['prefixlen']}", strict=False)
             if net.overlaps(RANGE):
-                raise RuntimeError(f"{link['ifname']} has {addr['local']}/{addr['prefixlen']}, inside the cluster's "
-                                   f"range {RANGE}: pick another machine or change tools/ffrtmp_cluster/net.py")
+                raise RuntimeError(
+                    f"{link['ifname']} has {addr['local']}/{addr['prefixlen']}, inside the cluster's "
+                    f"range {RANGE}: pick another machine or change tools/ffrtmp_cluster/net.py"
+                )
     for route in json.loads(_run("ip", "-j", "route", "show").stdout or "[]"):
         dst = route.get("dst", "")
         if dst in ("", "default") or _ours(route.get("dev", "")):
@@ -96,8 +98,11 @@ def setup(nodes: int, state: dict) -> None:
         _run("iptables", "-N", GUARD)
     _run("iptables", "-F", GUARD)
     r = str(RANGE)
-    for rule in (["-s", r, "!", "-d", r, "-j", "DROP"], ["-d", r, "!", "-s", r, "-j", "DROP"],
-                 ["-s", r, "-d", r, "-j", "ACCEPT"]):
+    for rule in (
+        ["-s", r, "!", "-d", r, "-j", "DROP"],
+        ["-d", r, "!", "-s", r, "-j", "DROP"],
+        ["-s", r, "-d", r, "-j", "ACCEPT"],
+    ):
         _run("iptables", "-A", GUARD, *rule)
     if _run("iptables", "-C", "FORWARD", "-j", GUARD, check=False).returncode != 0:
         _run("iptables", "-I", "FORWARD", "1", "-j", GUARD)
@@ -110,12 +115,21 @@ def cni_config(i: int, ipam_dir: Path) -> dict:
     return {
         "cniVersion": "1.0.0",
         "name": "ffrtmp",
-        "plugins": [{
-            "type": "bridge", "bridge": cni_bridge(i), "isGateway": True, "ipMasq": False, "hairpinMode": True,
-            "ipam": {"type": "host-local", "dataDir": str(ipam_dir),
-                     "ranges": [[{"subnet": subnet, "gateway": gateway}]],
-                     "routes": [{"dst": str(RANGE)}]},
-        }],
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": cni_bridge(i),
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "dataDir": str(ipam_dir),
+                    "ranges": [[{"subnet": subnet, "gateway": gateway}]],
+                    "routes": [{"dst": str(RANGE)}],
+                },
+            }
+        ],
     }
 
 
@@ -130,7 +144,9 @@ def netns_in_range() -> list[str]:
             continue
         for link in links:
             for addr in link.get("addr_info", []):
-                if addr.get("family") == "inet" and ipaddress.ip_address(addr["local"]) in ipaddress.ip_network(POD_CIDR):
+                if addr.get("family") == "inet" and ipaddress.ip_address(addr["local"]) in ipaddress.ip_network(
+                    POD_CIDR
+                ):
                     out.append(ns)
     return sorted(set(out))
 
@@ -172,8 +188,12 @@ def _sweep_kube_chains() -> list[str]:
             chains = [r.split()[1] for r in rules if r.startswith("-N KUBE-")]
             for rule in rules:
                 parts = shlex.split(rule)
-                if parts[:1] == ["-A"] and "-j" in parts and parts[parts.index("-j") + 1].startswith("KUBE-") \
-                        and not parts[1].startswith("KUBE-"):
+                if (
+                    parts[:1] == ["-A"]
+                    and "-j" in parts
+                    and parts[parts.index("-j") + 1].startswith("KUBE-")
+                    and not parts[1].startswith("KUBE-")
+                ):
                     _run(cmd, "-t", table, "-D", *parts[1:], check=False)
             for chain in chains:
                 _run(cmd, "-t", table, "-F", chain, check=False)

@@ -52,8 +52,13 @@ class Node:
         return f"/{self.name}"
 
     def ctr(self, *args: str, check: bool = True, timeout: float = 300) -> str:
-        done = subprocess.run(["ctr", "--address", str(self.socket), "--namespace", K8S_NS, *args],
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            ["ctr", "--address", str(self.socket), "--namespace", K8S_NS, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and done.returncode != 0:
             raise RuntimeError(f"{self.name}: ctr {' '.join(args[:3])}: {done.stderr.strip()}")
         return done.stdout
@@ -72,26 +77,34 @@ def containerd_config(node: Node, sandbox_image: str) -> Path:
         "containerd": {
             "snapshotter": "overlayfs",
             "default_runtime_name": "runc",
-            "runtimes": {"runc": {"runtime_type": "io.containerd.runc.v2",
-                                  "options": {"SystemdCgroup": False, "Root": str(d / "runc")}}},
+            "runtimes": {
+                "runc": {
+                    "runtime_type": "io.containerd.runc.v2",
+                    "options": {"SystemdCgroup": False, "Root": str(d / "runc")},
+                }
+            },
         },
         "cni": {"bin_dir": "/usr/lib/cni", "conf_dir": str(node.dir / "cni" / "net.d"), "max_conf_num": 1},
     }
-    text = "\n".join([
-        "version = 2",
-        f'root = "{node.image_store}"',
-        f'state = "{node.state}"',
-        ('disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", '
-         '"io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", '
-         '"io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]'),
-        "[grpc]",
-        f'  address = "{node.socket}"',
-        "[ttrpc]",
-        f'  address = "{node.socket}.ttrpc"',
-        '[plugins."io.containerd.internal.v1.opt"]',
-        f'  path = "{d / "opt"}"',
-        _toml_table('plugins."io.containerd.grpc.v1.cri"', cri),
-    ])
+    text = "\n".join(
+        [
+            "version = 2",
+            f'root = "{node.image_store}"',
+            f'state = "{node.state}"',
+            (
+                'disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", '
+                '"io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", '
+                '"io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]'
+            ),
+            "[grpc]",
+            f'  address = "{node.socket}"',
+            "[ttrpc]",
+            f'  address = "{node.socket}.ttrpc"',
+            '[plugins."io.containerd.internal.v1.opt"]',
+            f'  path = "{d / "opt"}"',
+            _toml_table('plugins."io.containerd.grpc.v1.cri"', cri),
+        ]
+    )
     path = d / "config.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n")
@@ -100,6 +113,7 @@ def containerd_config(node: Node, sandbox_image: str) -> Path:
 
 def _toml_table(name: str, table: dict) -> str:
     """Enough TOML for containerd's config: nested tables of strings, booleans and numbers."""
+
     def value(v) -> str:
         return ("true" if v else "false") if isinstance(v, bool) else json.dumps(v)
 
@@ -115,11 +129,18 @@ def kubelet_config(node: Node, ca_file: Path) -> Path:
     resolv = node.dir / "resolv.conf"
     resolv.write_text("# no upstream resolver: nothing in the cluster resolves names off this machine\n")
     cfg = {
-        "apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
-        "address": node.ip, "port": 10250, "readOnlyPort": 0,
-        "healthzBindAddress": node.ip, "healthzPort": 10248,
-        "authentication": {"anonymous": {"enabled": False}, "webhook": {"enabled": True},
-                           "x509": {"clientCAFile": str(ca_file)}},
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "address": node.ip,
+        "port": 10250,
+        "readOnlyPort": 0,
+        "healthzBindAddress": node.ip,
+        "healthzPort": 10248,
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": True},
+            "x509": {"clientCAFile": str(ca_file)},
+        },
         "authorization": {"mode": "Webhook"},
         "containerRuntimeEndpoint": f"unix://{node.socket}",
         "cgroupDriver": "cgroupfs",
@@ -130,8 +151,12 @@ def kubelet_config(node: Node, ca_file: Path) -> Path:
         "clusterDomain": "cluster.local",
         "serializeImagePulls": False,
         "imageGCHighThresholdPercent": 100,  # never remove the imported images: they cannot be pulled
-        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%",
-                         "nodefs.inodesFree": "1%"},
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "1%",
+            "imagefs.available": "1%",
+            "nodefs.inodesFree": "1%",
+        },
         "maxPods": 60,
         "syncFrequency": "10s",
         "fileCheckFrequency": "20s",
@@ -141,7 +166,8 @@ def kubelet_config(node: Node, ca_file: Path) -> Path:
         "shutdownGracePeriod": "0s",
         "protectKernelDefaults": False,
         "makeIPTablesUtilChains": False,
-        "tlsCertFile": "", "tlsPrivateKeyFile": "",
+        "tlsCertFile": "",
+        "tlsPrivateKeyFile": "",
     }
     path = node.dir / "kubelet.yaml"
     path.write_text(yaml.safe_dump({k: v for k, v in cfg.items() if v != ""}, sort_keys=False))
@@ -166,9 +192,17 @@ def containerd_argv(node: Node) -> list[str]:
 
 
 def kubelet_argv(node: Node, bin_dir: Path, kubeconfig: Path) -> list[str]:
-    return [str(bin_dir / "kubelet"), f"--config={node.dir / 'kubelet.yaml'}", f"--kubeconfig={kubeconfig}",
-            f"--hostname-override={node.name}", f"--node-ip={node.ip}", f"--root-dir={node.dir / 'kubelet'}",
-            f"--cert-dir={node.dir / 'kubelet-pki'}", "--node-labels=ffrtmp.io/worker=true", "--v=1"]
+    return [
+        str(bin_dir / "kubelet"),
+        f"--config={node.dir / 'kubelet.yaml'}",
+        f"--kubeconfig={kubeconfig}",
+        f"--hostname-override={node.name}",
+        f"--node-ip={node.ip}",
+        f"--root-dir={node.dir / 'kubelet'}",
+        f"--cert-dir={node.dir / 'kubelet-pki'}",
+        "--node-labels=ffrtmp.io/worker=true",
+        "--v=1",
+    ]
 
 
 def write_cni(node: Node) -> None:
@@ -180,7 +214,9 @@ def write_cni(node: Node) -> None:
 def containerd_ready(node: Node) -> bool:
     if not node.socket.exists():
         return False
-    done = subprocess.run(["ctr", "--address", str(node.socket), "version"], capture_output=True, timeout=10, check=False)
+    done = subprocess.run(
+        ["ctr", "--address", str(node.socket), "version"], capture_output=True, timeout=10, check=False
+    )
     return done.returncode == 0
 
 
@@ -214,6 +250,7 @@ def remove_leftover_containers(node: Node) -> int:
 
 
 # -- teardown -----------------------------------------------------------------------------------------
+
 
 def _cgroup_dirs(node: Node) -> list[Path]:
     """The node's cgroup subtree in every v1 hierarchy (and the v2 one), deepest first."""

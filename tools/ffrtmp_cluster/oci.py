@@ -150,21 +150,41 @@ class Image:
     unpacked: int  # bytes of all layers uncompressed
 
 
-def image_config(layers: list[Layer], *, user: str, env: dict[str, str], cmd: list[str], workdir: str,
-                 labels: dict[str, str], created: str) -> dict[str, Any]:
+def image_config(
+    layers: list[Layer],
+    *,
+    user: str,
+    env: dict[str, str],
+    cmd: list[str],
+    workdir: str,
+    labels: dict[str, str],
+    created: str,
+) -> dict[str, Any]:
     return {
         "architecture": "amd64",
         "os": "linux",
         "created": created,
-        "config": {"User": user, "Env": [f"{k}={v}" for k, v in env.items()], "Cmd": cmd,
-                   "WorkingDir": workdir, "Labels": labels},
+        "config": {
+            "User": user,
+            "Env": [f"{k}={v}" for k, v in env.items()],
+            "Cmd": cmd,
+            "WorkingDir": workdir,
+            "Labels": labels,
+        },
         "rootfs": {"type": "layers", "diff_ids": [layer.diff_id for layer in layers]},
         "history": [{"created": created, "created_by": f"ffrtmp_cluster layer {i}"} for i in range(len(layers))],
     }
 
 
-def write_archive(out: Path, *, refs: list[str], layers: list[Layer], config: dict[str, Any],
-                  annotations: dict[str, str] | None = None, unpacked: int = 0) -> Image:
+def write_archive(
+    out: Path,
+    *,
+    refs: list[str],
+    layers: list[Layer],
+    config: dict[str, Any],
+    annotations: dict[str, str] | None = None,
+    unpacked: int = 0,
+) -> Image:
     """One tar with an OCI layout and a docker manifest.json naming the same blobs. refs are full
     references ("localhost/ffrtmp:0.1.0"): each gets an index entry and a docker RepoTag."""
     config_digest, config_bytes = _blob(_canonical(config))
@@ -179,13 +199,26 @@ def write_archive(out: Path, *, refs: list[str], layers: list[Layer], config: di
     index = {
         "schemaVersion": 2,
         "mediaType": INDEX,
-        "manifests": [{"mediaType": MANIFEST, "digest": manifest_digest, "size": len(manifest_bytes),
-                       "annotations": {"io.containerd.image.name": ref,
-                                       "org.opencontainers.image.ref.name": ref.rpartition(":")[2]}}
-                      for ref in refs],
+        "manifests": [
+            {
+                "mediaType": MANIFEST,
+                "digest": manifest_digest,
+                "size": len(manifest_bytes),
+                "annotations": {
+                    "io.containerd.image.name": ref,
+                    "org.opencontainers.image.ref.name": ref.rpartition(":")[2],
+                },
+            }
+            for ref in refs
+        ],
     }
-    docker = [{"Config": _blob_path(config_digest), "RepoTags": refs,
-               "Layers": [_blob_path(layer.digest) for layer in layers]}]
+    docker = [
+        {
+            "Config": _blob_path(config_digest),
+            "RepoTags": refs,
+            "Layers": [_blob_path(layer.digest) for layer in layers],
+        }
+    ]
     tmp = out.with_suffix(".tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:

@@ -30,11 +30,22 @@ def build() -> Path:
         root = Path(tmp, "root")
         root.mkdir()
         env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": ""}
-        subprocess.run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(root / "pause"), SOURCE.name],
-                       cwd=SOURCE.parent, env=env, check=True, capture_output=True)
+        subprocess.run(
+            ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(root / "pause"), SOURCE.name],
+            cwd=SOURCE.parent,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         layer = oci.write_layer_from_dir(root, Path(tmp, "layer.tar.gz"), mtime=SOURCE_DATE_EPOCH)
-        config = oci.image_config([layer], user="65535:65535", env={}, cmd=["/pause"], workdir="/",
-                                  labels={"org.opencontainers.image.title": "ffrtmp pause"},
-                                  created="2024-01-01T00:00:00Z")
+        config = oci.image_config(
+            [layer],
+            user="65535:65535",
+            env={},
+            cmd=["/pause"],
+            workdir="/",
+            labels={"org.opencontainers.image.title": "ffrtmp pause"},
+            created="2024-01-01T00:00:00Z",
+        )
         oci.write_archive(archive, refs=[REF], layers=[layer], config=config)
     return archive

@@ -18,8 +18,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-_SAN_DNS = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local"]
+_SAN_DNS = [
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+]
 
 
 @dataclass(frozen=True)
@@ -58,22 +63,47 @@ class Pki:
 
 
 def _pem_key(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
-def _cert(subject: x509.Name, key, issuer: x509.Name, issuer_key, *, ca: bool = False,
-          sans: list[x509.GeneralName] | None = None, usage=None) -> x509.Certificate:
+def _cert(
+    subject: x509.Name,
+    key,
+    issuer: x509.Name,
+    issuer_key,
+    *,
+    ca: bool = False,
+    sans: list[x509.GeneralName] | None = None,
+    usage=None,
+) -> x509.Certificate:
     now = datetime.datetime.now(datetime.UTC)
-    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
-         .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-         .not_valid_after(now + datetime.timedelta(days=365))
-         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
     if ca:
-        b = b.add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                          content_commitment=False, key_encipherment=False,
-                                          data_encipherment=False, key_agreement=False, encipher_only=False,
-                                          decipher_only=False), critical=True)
+        b = b.add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
     if sans:
         b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     if usage:
@@ -98,19 +128,25 @@ def ensure(directory: Path, *, ips: list[str], identities: list[Identity]) -> Pk
         ca = _cert(ca_name, ca_key, ca_name, ca_key, ca=True)
         key = ec.generate_private_key(ec.SECP256R1())
         sans = [x509.DNSName(d) for d in _SAN_DNS] + [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
-        serving = _cert(_name("kube-apiserver"), key, ca_name, ca_key, sans=sans,
-                        usage=ExtendedKeyUsageOID.SERVER_AUTH)
+        serving = _cert(_name("kube-apiserver"), key, ca_name, ca_key, sans=sans, usage=ExtendedKeyUsageOID.SERVER_AUTH)
         ckey = ec.generate_private_key(ec.SECP256R1())
-        client = _cert(_name("kube-apiserver-kubelet-client", "system:masters"), ckey, ca_name, ca_key,
-                       usage=ExtendedKeyUsageOID.CLIENT_AUTH)
+        client = _cert(
+            _name("kube-apiserver-kubelet-client", "system:masters"),
+            ckey,
+            ca_name,
+            ca_key,
+            usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        )
         sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         files = {
-            "apiserver.key": _pem_key(key), "apiserver.crt": serving.public_bytes(serialization.Encoding.PEM),
+            "apiserver.key": _pem_key(key),
+            "apiserver.crt": serving.public_bytes(serialization.Encoding.PEM),
             "kubelet-client.key": _pem_key(ckey),
             "kubelet-client.crt": client.public_bytes(serialization.Encoding.PEM),
             "sa.key": _pem_key(sa),
-            "sa.pub": sa.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo),
+            "sa.pub": sa.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
             "ca.key": _pem_key(ca_key),
         }
         for name, data in files.items():

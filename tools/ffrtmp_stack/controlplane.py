@@ -35,8 +35,9 @@ def find_bin_dir(*, build: bool = True) -> Path:
     build: build missing binaries (minutes, once; the log goes to our stderr); else raise RuntimeError.
     """
     argv = [str(REPO / "tools" / "binaries.sh"), *([] if build else ["--check"])]
-    done = subprocess.run(argv, check=False, stdout=subprocess.PIPE, stderr=None if build else subprocess.PIPE,
-                          text=True)
+    done = subprocess.run(
+        argv, check=False, stdout=subprocess.PIPE, stderr=None if build else subprocess.PIPE, text=True
+    )
     if done.returncode != 0:
         raise RuntimeError((done.stderr or "").strip() or f"tools/binaries.sh exited {done.returncode}")
     return Path(done.stdout.strip().splitlines()[-1])
@@ -161,8 +162,7 @@ def _apply(create, replace, read, name: str, body: dict) -> None:
         replace(name, body)
 
 
-def install_base(api, *, crd_dir: Path = CRD_DIR, system_namespace: str | None = None,
-                 timeout_s: float = 30.0) -> None:
+def install_base(api, *, crd_dir: Path = CRD_DIR, system_namespace: str | None = None, timeout_s: float = 30.0) -> None:
     """Install the CRDs (waiting until Established), ffrtmp's PriorityClasses and the system namespace."""
     import ffrtmp_api as ffapi
     from kubernetes import client
@@ -172,15 +172,24 @@ def install_base(api, *, crd_dir: Path = CRD_DIR, system_namespace: str | None =
     for path in sorted(crd_dir.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
             if doc and doc.get("kind") == "CustomResourceDefinition":
-                _apply(ext.create_custom_resource_definition, ext.replace_custom_resource_definition,
-                       ext.read_custom_resource_definition, doc["metadata"]["name"], doc)
+                _apply(
+                    ext.create_custom_resource_definition,
+                    ext.replace_custom_resource_definition,
+                    ext.read_custom_resource_definition,
+                    doc["metadata"]["name"],
+                    doc,
+                )
                 names.append(doc["metadata"]["name"])
     sched = client.SchedulingV1Api(api)
     for name, value in ffapi.PRIORITY_CLASS_VALUES.items():
-        body = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-                "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "ffrtmp"}},
-                "value": value, "globalDefault": False,
-                "description": f"ffrtmp jobs with priority {name.removeprefix('ffrtmp-')}"}
+        body = {
+            "apiVersion": "scheduling.k8s.io/v1",
+            "kind": "PriorityClass",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": "ffrtmp"}},
+            "value": value,
+            "globalDefault": False,
+            "description": f"ffrtmp jobs with priority {name.removeprefix('ffrtmp-')}",
+        }
         try:
             sched.create_priority_class(body)
         except client.exceptions.ApiException as exc:
@@ -214,8 +223,13 @@ class ControlPlane:
         self.work_dir = work_dir
         self.bin_dir = bin_dir or find_bin_dir()
         etcd_port, etcd_peer_port, apiserver_port = procs.free_ports(3)
-        self.layout = Layout(work_dir=work_dir, bin_dir=self.bin_dir, etcd_port=etcd_port,
-                             etcd_peer_port=etcd_peer_port, apiserver_port=apiserver_port)
+        self.layout = Layout(
+            work_dir=work_dir,
+            bin_dir=self.bin_dir,
+            etcd_port=etcd_port,
+            etcd_peer_port=etcd_peer_port,
+            apiserver_port=apiserver_port,
+        )
         self.server = self.layout.server
         self.kubeconfig = self.layout.kubeconfig
         self.ca_file = self.layout.pki.ca_cert
@@ -230,13 +244,20 @@ class ControlPlane:
         lay = self.layout
         pki = ensure_pki(lay.pki.dir)
         self.token = pki.admin_token
-        for name, argv, ready in (("etcd", etcd_argv(lay), etcd_ready),
-                                  ("kube-apiserver", apiserver_argv(lay), apiserver_ready)):
+        for name, argv, ready in (
+            ("etcd", etcd_argv(lay), etcd_ready),
+            ("kube-apiserver", apiserver_argv(lay), apiserver_ready),
+        ):
             t0 = time.monotonic()
             proc = procs.start(argv, log=lay.log(name), marker=f"{self.work_dir}:{name}", tie_to_parent=True)
             self._procs.append((name, proc))
-            procs.wait_until(lambda ready=ready: ready(lay), timeout_s=60, what=name,
-                             alive=lambda proc=proc: proc.poll() is None, log=lay.log(name))
+            procs.wait_until(
+                lambda ready=ready: ready(lay),
+                timeout_s=60,
+                what=name,
+                alive=lambda proc=proc: proc.poll() is None,
+                log=lay.log(name),
+            )
             log.info("%s ready in %.1f s", name, time.monotonic() - t0)
         t0 = time.monotonic()
         write_kubeconfig(lay)
@@ -256,8 +277,11 @@ class ControlPlane:
 
     def env(self) -> dict[str, str]:
         """Environment for a subprocess (operator, agent, kubectl, helm) that should use this control plane."""
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig),
-                "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
 
     def api_client(self):  # -> kubernetes.client.ApiClient
         return api_client_for(self.kubeconfig)

@@ -22,8 +22,13 @@ TERMINAL = {"Completed", "Failed", "Canceled"}
 
 
 def _kubectl(lay: cp.Layout, *args: str, stdin: str | None = None) -> str:
-    done = subprocess.run([str(lay.bin_dir / "kubectl"), "--kubeconfig", str(lay.kubeconfig), *args],
-                          input=stdin, capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [str(lay.bin_dir / "kubectl"), "--kubeconfig", str(lay.kubeconfig), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
     return done.stdout
@@ -43,10 +48,33 @@ def _record_input(path: Path) -> None:
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-                    "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30:duration=10",
-                    "-f", "lavfi", "-i", "sine=frequency=440:duration=10",
-                    "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(path)], check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30:duration=10",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=10",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-c:a",
+            "aac",
+            "-shortest",
+            str(path),
+        ],
+        check=True,
+    )
 
 
 def _jobs(lay: cp.Layout) -> dict[str, dict]:
@@ -61,15 +89,30 @@ def run(stack: Stack, cfg: StackConfig, *, timeout_s: float = 300) -> bool:
     (media / "out").mkdir(parents=True, exist_ok=True)
     _record_input(media / INPUT)
 
-    _kubectl(lay, "apply", "-f", "-", stdin=yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace",
-                                                            "metadata": {"name": NAMESPACE}}))
+    _kubectl(
+        lay,
+        "apply",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}),
+    )
     _kubectl(lay, "apply", "-n", NAMESPACE, "-f", "-", stdin=_storage(media))
     names = [yaml.safe_load((cp.REPO / "examples" / f).read_text())["metadata"]["name"] for f in EXAMPLES]
     # A rerun starts the jobs afresh. Their old pods go too: no garbage collector runs locally to follow
     # the ownerReferences, and a leftover "hello-1" would stand in the new job's way.
     _kubectl(lay, "delete", "tj", "-n", NAMESPACE, "--ignore-not-found", "--wait=true", "--timeout=60s", *names)
-    _kubectl(lay, "delete", "pods", "-n", NAMESPACE, "-l", f"{api.LABEL_JOB} in ({','.join(names)})",
-             "--ignore-not-found", "--wait=true", "--timeout=60s")
+    _kubectl(
+        lay,
+        "delete",
+        "pods",
+        "-n",
+        NAMESPACE,
+        "-l",
+        f"{api.LABEL_JOB} in ({','.join(names)})",
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=60s",
+    )
     for example in EXAMPLES:
         stack.say(_kubectl(lay, "apply", "-n", NAMESPACE, "-f", str(cp.REPO / "examples" / example)).strip())
 
@@ -79,12 +122,18 @@ def run(stack: Stack, cfg: StackConfig, *, timeout_s: float = 300) -> bool:
         jobs = _jobs(lay)
         for name in names:
             st = jobs.get(name, {})
-            line = (st.get("phase", "Pending"), (st.get("progress") or {}).get("percent"), st.get("node"),
-                    st.get("reason"))
+            line = (
+                st.get("phase", "Pending"),
+                (st.get("progress") or {}).get("percent"),
+                st.get("node"),
+                st.get("reason"),
+            )
             if seen.get(name) != line:
                 seen[name] = line
-                stack.say(f"  {name:<12} {line[0]:<10} {line[1] if line[1] is not None else '-':>5}%  "
-                          f"node={line[2] or '-'}  {line[3] or ''}")
+                stack.say(
+                    f"  {name:<12} {line[0]:<10} {line[1] if line[1] is not None else '-':>5}%  "
+                    f"node={line[2] or '-'}  {line[3] or ''}"
+                )
         if all(jobs.get(n, {}).get("phase") in TERMINAL for n in names):
             break
         time.sleep(1)
@@ -95,6 +144,7 @@ def run(stack: Stack, cfg: StackConfig, *, timeout_s: float = 300) -> bool:
             stack.say(f"{name}: result {st['result']}")
     for out in sorted((media / "out").iterdir()):
         stack.say(f"output {out} ({out.stat().st_size} bytes)")
-    stack.say(f"try: source {stack.dev / 'env'}; kubectl get tj -n {NAMESPACE}; "
-              f"kubectl describe tj -n {NAMESPACE} hello")
+    stack.say(
+        f"try: source {stack.dev / 'env'}; kubectl get tj -n {NAMESPACE}; kubectl describe tj -n {NAMESPACE} hello"
+    )
     return all(_jobs(lay).get(n, {}).get("phase") == "Completed" for n in names)

@@ -21,8 +21,13 @@ from cryptography.x509.oid import NameOID
 ADMIN_USER = "ffrtmp-admin"
 ADMIN_GROUP = "system:masters"
 SERVICE_IP = "10.0.0.1"  # first address of the service range given to the apiserver
-_SAN_DNS = ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-            "kubernetes.default.svc.cluster.local"]
+_SAN_DNS = [
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+]
 
 
 @dataclass(frozen=True)
@@ -59,8 +64,9 @@ class Pki:
 
 
 def _pem_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _cert(*, subject: str, key, issuer_name: x509.Name | None, issuer_key, ca: bool) -> x509.Certificate:
@@ -78,14 +84,25 @@ def _cert(*, subject: str, key, issuer_name: x509.Name | None, issuer_key, ca: b
     )
     if ca:
         builder = builder.add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False), critical=True)
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
     else:
         sans = [x509.DNSName(d) for d in _SAN_DNS]
         sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ("127.0.0.1", SERVICE_IP)]
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False).add_extension(
-            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -105,8 +122,9 @@ def ensure_pki(directory: Path) -> Pki:
     if not (pki.sa_key.exists() and pki.sa_pub.exists()):
         sa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         pki.sa_key.write_bytes(_pem_key(sa))
-        pki.sa_pub.write_bytes(sa.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        pki.sa_pub.write_bytes(
+            sa.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        )
     if not pki.token_file.exists():
         # format: token,user,uid,"group1,group2"
         pki.token_file.write_text(f'{secrets.token_hex(24)},{ADMIN_USER},{ADMIN_USER},"{ADMIN_GROUP}"\n')

@@ -89,8 +89,9 @@ def port_in_use(port: int) -> bool:
 def listener(port: int) -> str:
     """Who listens on port, as `ss` tells it ("" when unknown), for error messages."""
     try:
-        done = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, timeout=5,
-                              check=False)
+        done = subprocess.run(
+            ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return ""
     return " ".join(done.stdout.split())

@@ -38,8 +38,10 @@ class Ctx:
     lay: cp.Layout
 
     def env(self) -> dict[str, str]:
-        return {"KUBECONFIG": str(self.lay.kubeconfig),
-                "PATH": f"{self.lay.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+        return {
+            "KUBECONFIG": str(self.lay.kubeconfig),
+            "PATH": f"{self.lay.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
 
 
 @dataclass(frozen=True)
@@ -67,10 +69,22 @@ def _agent(i: int, cfg: StackConfig) -> Part:
     return Part(
         name=f"agent-{i}",
         module="ffrtmp_agent.__main__",
-        argv=lambda ctx: [sys.executable, "-m", "ffrtmp_agent", "--standalone", "--node-name",
-                          f"ffrtmp-local-{i}", "--slots", str(ctx.cfg.slots), "--metrics-port", str(port),
-                          "--system-namespace", ctx.cfg.system_namespace,
-                          "--work-dir", str(ctx.cfg.dev_dir / "agents" / str(i))],
+        argv=lambda ctx: [
+            sys.executable,
+            "-m",
+            "ffrtmp_agent",
+            "--standalone",
+            "--node-name",
+            f"ffrtmp-local-{i}",
+            "--slots",
+            str(ctx.cfg.slots),
+            "--metrics-port",
+            str(port),
+            "--system-namespace",
+            ctx.cfg.system_namespace,
+            "--work-dir",
+            str(ctx.cfg.dev_dir / "agents" / str(i)),
+        ],
         ready=_metrics_ready(port),
         ports=lambda ctx: [port] if port else [],
     )
@@ -80,18 +94,38 @@ def parts(cfg: StackConfig) -> list[Part]:
     """The stack in start order."""
     op_port = cfg.metrics_port
     return [
-        Part(name="etcd", argv=lambda ctx: cp.etcd_argv(ctx.lay), ready=lambda ctx: cp.etcd_ready(ctx.lay),
-             ports=lambda ctx: [ctx.lay.etcd_port, ctx.lay.etcd_peer_port]),
-        Part(name="kube-apiserver", argv=lambda ctx: cp.apiserver_argv(ctx.lay),
-             ready=lambda ctx: cp.apiserver_ready(ctx.lay), after_ready=_install,
-             ports=lambda ctx: [ctx.lay.apiserver_port]),
-        Part(name="operator", module="ffrtmp_operator.__main__",
-             argv=lambda ctx: [sys.executable, "-m", "ffrtmp_operator", "--metrics-port", str(op_port),
-                               "--system-namespace", ctx.cfg.system_namespace,
-                               # examples/live-restream.yaml: a developer's nginx-rtmp on this machine, that
-                               # port only (etcd and the API server on loopback stay out of jobs' reach)
-                               "--egress-allow", "127.0.0.1:1935"],
-             ready=_metrics_ready(op_port), ports=lambda ctx: [op_port] if op_port else []),
+        Part(
+            name="etcd",
+            argv=lambda ctx: cp.etcd_argv(ctx.lay),
+            ready=lambda ctx: cp.etcd_ready(ctx.lay),
+            ports=lambda ctx: [ctx.lay.etcd_port, ctx.lay.etcd_peer_port],
+        ),
+        Part(
+            name="kube-apiserver",
+            argv=lambda ctx: cp.apiserver_argv(ctx.lay),
+            ready=lambda ctx: cp.apiserver_ready(ctx.lay),
+            after_ready=_install,
+            ports=lambda ctx: [ctx.lay.apiserver_port],
+        ),
+        Part(
+            name="operator",
+            module="ffrtmp_operator.__main__",
+            argv=lambda ctx: [
+                sys.executable,
+                "-m",
+                "ffrtmp_operator",
+                "--metrics-port",
+                str(op_port),
+                "--system-namespace",
+                ctx.cfg.system_namespace,
+                # examples/live-restream.yaml: a developer's nginx-rtmp on this machine, that
+                # port only (etcd and the API server on loopback stay out of jobs' reach)
+                "--egress-allow",
+                "127.0.0.1:1935",
+            ],
+            ready=_metrics_ready(op_port),
+            ports=lambda ctx: [op_port] if op_port else [],
+        ),
         *[_agent(i, cfg) for i in range(1, cfg.agents + 1)],
     ]
 
@@ -186,8 +220,13 @@ class Stack:
             if busy:
                 who = "; ".join(procs.listener(p) for p in busy)
                 raise RuntimeError(f"{part.name}: port(s) {busy} are taken by another process ({who})")
-            proc = procs.start(argv, log=self.dev / "logs" / f"{part.name}.log", marker=self._marker(part.name),
-                               env=ctx.env(), cwd=cp.REPO)
+            proc = procs.start(
+                argv,
+                log=self.dev / "logs" / f"{part.name}.log",
+                marker=self._marker(part.name),
+                env=ctx.env(),
+                cwd=cp.REPO,
+            )
             pid = proc.pid
             self._pid_file(part.name).parent.mkdir(parents=True, exist_ok=True)
             self._pid_file(part.name).write_text(f"{pid}\n")
@@ -195,8 +234,13 @@ class Stack:
         else:
             action = "already running"
         marker = self._marker(part.name)
-        procs.wait_until(lambda: part.ready(ctx), timeout_s=part.timeout_s, what=part.name,
-                         alive=lambda: procs.owned(pid, marker), log=self.dev / "logs" / f"{part.name}.log")
+        procs.wait_until(
+            lambda: part.ready(ctx),
+            timeout_s=part.timeout_s,
+            what=part.name,
+            alive=lambda: procs.owned(pid, marker),
+            log=self.dev / "logs" / f"{part.name}.log",
+        )
         if part.after_ready:
             part.after_ready(ctx)
         self.say(f"{part.name}: {action} (pid {pid}), ready")
@@ -239,7 +283,8 @@ class Stack:
         (self.dev / "env").write_text(
             "# source this file: kubectl and helm from the built assets, the local stack's kubeconfig\n"
             f'export PATH="{lay.bin_dir}:$PATH"\n'
-            f'export KUBECONFIG="{lay.kubeconfig}"\n')
+            f'export KUBECONFIG="{lay.kubeconfig}"\n'
+        )
 
 
 def _module_exists(name: str) -> bool:

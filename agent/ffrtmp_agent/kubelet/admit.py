@@ -26,8 +26,11 @@ class Identity(NamedTuple):
 
 
 def _owner(pod: dict[str, Any]) -> dict[str, Any] | None:
-    owners = [r for r in (pod.get("metadata") or {}).get("ownerReferences") or []
-              if r.get("kind") == api.KIND and str(r.get("apiVersion", "")).startswith(api.GROUP + "/")]  # fmt: skip
+    owners = [
+        r
+        for r in (pod.get("metadata") or {}).get("ownerReferences") or []
+        if r.get("kind") == api.KIND and str(r.get("apiVersion", "")).startswith(api.GROUP + "/")
+    ]
     return owners[0] if len(owners) == 1 else None
 
 
@@ -43,8 +46,11 @@ def shape_problem(pod: dict[str, Any]) -> str | None:
     if owner is None or not owner.get("controller"):
         return "it is not controlled by exactly one TranscodeJob"
     labels = meta.get("labels") or {}
-    expected = {api.LABEL_JOB: owner.get("name"), api.LABEL_JOB_UID: owner.get("uid"),
-                api.LABEL_MANAGED_BY: api.MANAGED_BY}  # fmt: skip
+    expected = {
+        api.LABEL_JOB: owner.get("name"),
+        api.LABEL_JOB_UID: owner.get("uid"),
+        api.LABEL_MANAGED_BY: api.MANAGED_BY,
+    }
     for key, value in expected.items():
         if labels.get(key) != value:
             return f"label {key} is {labels.get(key)!r}, not {value!r}"

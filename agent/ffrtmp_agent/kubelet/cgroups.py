@@ -110,7 +110,9 @@ def create(hierarchy: Hierarchy | None, pod_uid: str, limits: Limits) -> list[st
             if value is None:
                 continue
             if parent is None:
-                raise CgroupError(f"no {controller} cgroup controller here: the pod's {controller} limit cannot be enforced")
+                raise CgroupError(
+                    f"no {controller} cgroup controller here: the pod's {controller} limit cannot be enforced"
+                )
             group = parent / pod_uid
             if hierarchy.version == 2 and group in made:
                 _write_limit(hierarchy.version, controller, group, value)

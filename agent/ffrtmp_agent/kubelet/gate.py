@@ -67,6 +67,7 @@ class Gate:
         except ApiException as exc:
             if exc.status not in (403, 404):
                 raise
-            log.warning("cannot read the pod-signing key %s/%s: %s", self.system_namespace, podsign.SECRET_NAME,
-                        exc.reason)  # fmt: skip
+            log.warning(
+                "cannot read the pod-signing key %s/%s: %s", self.system_namespace, podsign.SECRET_NAME, exc.reason
+            )
         return self._key

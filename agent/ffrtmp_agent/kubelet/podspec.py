@@ -121,8 +121,15 @@ def container_argv(pod: dict[str, Any], env: dict[str, str]) -> list[str]:
     return [expand(a, env) for a in (container.get("command") or []) + (container.get("args") or [])]
 
 
-def kubeconfig(*, server: str, namespace: str, ca_pem: str | None, insecure: bool, token: str | None = None,
-               token_file: str | None = None) -> dict[str, Any]:  # fmt: skip
+def kubeconfig(
+    *,
+    server: str,
+    namespace: str,
+    ca_pem: str | None,
+    insecure: bool,
+    token: str | None = None,
+    token_file: str | None = None,
+) -> dict[str, Any]:
     """A kubeconfig that authenticates as the pod's ServiceAccount against the agent's own API server, with
     the token in a file (renewed in place while the pod runs) or, for tools that want it inline, `token`."""
     import base64

@@ -28,13 +28,22 @@ POD_HOME = "/run/ffrtmp/pod"  # where a pod sees its folder (bind-mounted in its
 
 
 def helper_argv(
-    argv: Sequence[str], *, mounts: Sequence[Sequence[object]], chdir: str, start_error: Path,
-    identity: Identity | None = None, cgroups: Sequence[str] = (),
-) -> list[str]:  # fmt: skip
+    argv: Sequence[str],
+    *,
+    mounts: Sequence[Sequence[object]],
+    chdir: str,
+    start_error: Path,
+    identity: Identity | None = None,
+    cgroups: Sequence[str] = (),
+) -> list[str]:
     """The command that binds the pod's volumes (in a private mount namespace when it has any), joins the
     pod's cgroups, changes directory, becomes the pod's user, then execs the container's argv (same pid)."""
-    spec: dict[str, Any] = {"mounts": [list(m) for m in mounts], "chdir": chdir, "startError": str(start_error),
-                            "cgroups": list(cgroups)}  # fmt: skip
+    spec: dict[str, Any] = {
+        "mounts": [list(m) for m in mounts],
+        "chdir": chdir,
+        "startError": str(start_error),
+        "cgroups": list(cgroups),
+    }
     if identity is not None:
         spec["user"] = {"uid": identity.uid, "gid": identity.gid, "groups": list(identity.groups)}
     # The helper needs the standard library only: -I -S skip site-packages and .pth processing (~30 ms
@@ -96,8 +105,9 @@ def working_dir(pod: dict[str, Any]) -> str | None:
 def check_unshare() -> str | None:
     """None when `unshare --mount` works here, else why not."""
     try:
-        out = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"], capture_output=True,
-                             text=True, timeout=10)
+        out = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, text=True, timeout=10
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     return None if out.returncode == 0 else (out.stderr.strip() or f"exit {out.returncode}")
@@ -153,4 +163,3 @@ def read_tail(path: Path, limit: int = 64 * 1024) -> str:
             return f.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-

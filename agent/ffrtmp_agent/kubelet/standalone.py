@@ -231,14 +231,25 @@ class StandaloneRunner:
         except ApiException as exc:
             self._fail_start(pod, f"API error preparing the pod: {exc.status} {exc.reason}")
             return
-        helper = processes.helper_argv(argv, mounts=mounts, chdir=processes.working_dir(pod) or env["HOME"],
-                                       start_error=pod_dir / "start-error", identity=who, cgroups=groups)
+        helper = processes.helper_argv(
+            argv,
+            mounts=mounts,
+            chdir=processes.working_dir(pod) or env["HOME"],
+            start_error=pod_dir / "start-error",
+            identity=who,
+            cgroups=groups,
+        )
         log_path = pod_dir / f"{podstatus.container_name(pod)}.log"
         try:
             with open(log_path, "ab") as out:
                 popen = subprocess.Popen(
-                    helper, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
-                    cwd=str(pod_dir), start_new_session=True,  # own process group: SIGKILL reaches every child
+                    helper,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=str(pod_dir),
+                    start_new_session=True,  # own process group: SIGKILL reaches every child
                 )
         except OSError as exc:  # unshare or python missing: the pod cannot start on this machine
             cgroups.remove(groups)
@@ -246,8 +257,9 @@ class StandaloneRunner:
             return
         started = self.now()
         processes.write_pidfile(pod_dir, popen.pid)
-        self.procs[pod["metadata"]["uid"]] = LocalProcess(pod=pod, popen=popen, pod_dir=pod_dir, started=started,
-                                                          token=token, groups=groups)  # fmt: skip
+        self.procs[pod["metadata"]["uid"]] = LocalProcess(
+            pod=pod, popen=popen, pod_dir=pod_dir, started=started, token=token, groups=groups
+        )
         log.info("pod %s started: pid %d, log %s", key, popen.pid, log_path)
         self._patch_status(pod, podstatus.running_status(pod, pid=popen.pid, started=started))
         self._annotate(pod, {podspec.LOG_FILE_ANNOTATION: str(log_path)})
@@ -261,8 +273,10 @@ class StandaloneRunner:
         volumes.prepare_sources(pod, sources)
         mounts = volumes.bind_mounts(pod, sources=sources)
         if mounts and self.unshare_error:
-            raise StartError(f"cannot mount the pod's volumes: private mount namespace not permitted "
-                             f"({self.unshare_error}); run the standalone agent as root")
+            raise StartError(
+                f"cannot mount the pod's volumes: private mount namespace not permitted "
+                f"({self.unshare_error}); run the standalone agent as root"
+            )
         home = pod_dir / processes.HOME
         # In its own mount namespace the pod sees its folder at one fixed path, as a container sees its
         # secrets, and needs no way through the agent's folders to it.
@@ -273,9 +287,13 @@ class StandaloneRunner:
         token.files = volumes.write_projected(pod, sources, ca_pem=self.target.ca_pem, core=self.core)
         if spec.get("automountServiceAccountToken") is not False:
             token.files.insert(0, home / "token")
-            config = podspec.kubeconfig(server=self.target.server, token_file=str(seen / "token"),
-                                        namespace=meta["namespace"], ca_pem=self.target.ca_pem,
-                                        insecure=self.target.insecure)  # fmt: skip
+            config = podspec.kubeconfig(
+                server=self.target.server,
+                token_file=str(seen / "token"),
+                namespace=meta["namespace"],
+                ca_pem=self.target.ca_pem,
+                insecure=self.target.insecure,
+            )
             tokens.write_private(home / "kubeconfig", json.dumps(config, indent=1), who)
             base["KUBECONFIG"] = str(seen / "kubeconfig")
         if token.files:
@@ -295,8 +313,9 @@ class StandaloneRunner:
         for proc in self.procs.values():
             if proc.kill_at is None and proc.token.due(now):
                 try:
-                    proc.token.issue(self.core, proc.pod, seconds=self.token_seconds,
-                                     renew_after=self.token_renew_seconds)  # fmt: skip
+                    proc.token.issue(
+                        self.core, proc.pod, seconds=self.token_seconds, renew_after=self.token_renew_seconds
+                    )
                     log.info("pod %s: token renewed", podspec.pod_key(proc.pod))
                 except (tokens.TokenError, OSError) as exc:
                     log.warning("pod %s: token renewal failed, retrying: %s", podspec.pod_key(proc.pod), exc)
@@ -306,8 +325,12 @@ class StandaloneRunner:
         log.warning("pod %s cannot start: %s", podspec.pod_key(pod), message)
         self.finished.add(pod["metadata"]["uid"])
         status = podstatus.terminated_status(
-            pod, code=podstatus.START_ERROR_EXIT_CODE, message=podstatus.truncate_message(message), started=None,
-            finished=self.now(), reason=reason,
+            pod,
+            code=podstatus.START_ERROR_EXIT_CODE,
+            message=podstatus.truncate_message(message),
+            started=None,
+            finished=self.now(),
+            reason=reason,
         )
         self._patch_status(pod, status)
 
@@ -341,27 +364,39 @@ class StandaloneRunner:
             log_text = processes.read_tail(proc.pod_dir / f"{podstatus.container_name(proc.pod)}.log")
             message = podstatus.termination_message(
                 termination_log=processes.read_private(proc.pod_dir / processes.HOME / "termination-log"),
-                log_text=log_text, policy=policy,
+                log_text=log_text,
+                policy=policy,
                 failed=code != 0,
             )
         pod_reason = "NodeShutdown" if proc.shutdown else None
         log.info("pod %s exited with %d%s", podspec.pod_key(proc.pod), code, f" ({reason})" if reason else "")
         status = podstatus.terminated_status(
-            proc.pod, code=code, message=message, started=proc.started, finished=self.now(), reason=reason,
-            pod_reason=pod_reason, pod_message="the ffrtmp agent stopped" if pod_reason else None, pid=proc.popen.pid,
+            proc.pod,
+            code=code,
+            message=message,
+            started=proc.started,
+            finished=self.now(),
+            reason=reason,
+            pod_reason=pod_reason,
+            pod_message="the ffrtmp agent stopped" if pod_reason else None,
+            pid=proc.popen.pid,
         )
         self._patch_status(proc.pod, status)
 
     def _mark_lost(self, pod: dict[str, Any]) -> None:
-        log.warning("pod %s was Running but this agent has no process for it: marking it Failed",
-                    podspec.pod_key(pod))
+        log.warning("pod %s was Running but this agent has no process for it: marking it Failed", podspec.pod_key(pod))
         processes.kill_leftover(self.pod_dir(pod))
         self.finished.add(pod["metadata"]["uid"])
         running = (((pod.get("status") or {}).get("containerStatuses") or [{}])[0].get("state") or {}).get("running")
         started = api.parse_time((running or {}).get("startedAt"))
         status = podstatus.terminated_status(
-            pod, code=137, message="The container could not be located: the ffrtmp agent restarted",
-            started=started, finished=self.now(), reason="ContainerStatusUnknown", pod_reason="NodeLost",
+            pod,
+            code=137,
+            message="The container could not be located: the ffrtmp agent restarted",
+            started=started,
+            finished=self.now(),
+            reason="ContainerStatusUnknown",
+            pod_reason="NodeLost",
             pod_message="agent restarted: the pod's process is gone",
         )
         self._patch_status(pod, status)
@@ -409,8 +444,12 @@ class StandaloneRunner:
     def _annotate(self, pod: dict[str, Any], annotations: dict[str, str]) -> None:
         meta = pod["metadata"]
         try:
-            self.core.patch_namespaced_pod(meta["name"], meta["namespace"], {"metadata": {"annotations": annotations}},
-                                           _content_type=api.MERGE_PATCH)
+            self.core.patch_namespaced_pod(
+                meta["name"],
+                meta["namespace"],
+                {"metadata": {"annotations": annotations}},
+                _content_type=api.MERGE_PATCH,
+            )
         except ApiException as exc:
             if exc.status != 404:
                 log.warning("pod %s: annotation failed: %s", podspec.pod_key(pod), exc.reason)

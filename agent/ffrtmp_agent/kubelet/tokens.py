@@ -44,8 +44,9 @@ def request(core: client.CoreV1Api, pod: dict[str, Any], *, seconds: int) -> tup
     try:
         resp = core.create_namespaced_service_account_token(sa, meta["namespace"], body)
     except ApiException as exc:
-        raise TokenError(f"TokenRequest for serviceaccount {meta['namespace']}/{sa} failed: "
-                         f"{exc.status} {exc.reason}") from exc  # fmt: skip
+        raise TokenError(
+            f"TokenRequest for serviceaccount {meta['namespace']}/{sa} failed: {exc.status} {exc.reason}"
+        ) from exc
     granted = resp.spec.expiration_seconds or body["spec"]["expirationSeconds"]
     return resp.status.token, int(granted)
 
@@ -71,8 +72,9 @@ class PodToken:
     renew_at: float = 0.0
     owner: Identity | None = None
 
-    def issue(self, core: client.CoreV1Api, pod: dict[str, Any], *, seconds: int,
-              renew_after: float | None = None) -> str:  # fmt: skip
+    def issue(
+        self, core: client.CoreV1Api, pod: dict[str, Any], *, seconds: int, renew_after: float | None = None
+    ) -> str:
         """Requests a token and writes it to every file; `renew_after` overrides the renewal time (tests)."""
         token, granted = request(core, pod, seconds=seconds)
         for path in self.files:

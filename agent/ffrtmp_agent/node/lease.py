@@ -70,8 +70,9 @@ class Heartbeat:
         except ApiException as exc:
             if exc.status != 404:
                 raise
-        body = lease_body(self.node, namespace=self.namespace, slots=self.slots, lease_seconds=self.lease_seconds,
-                          now=now)
+        body = lease_body(
+            self.node, namespace=self.namespace, slots=self.slots, lease_seconds=self.lease_seconds, now=now
+        )
         try:
             self.coord.create_namespaced_lease(self.namespace, body)
             log.info("created lease %s/%s", self.namespace, name)

@@ -188,12 +188,13 @@ class NodeCollector(Collector):
 
     def _jobs(self, jobs: dict[JobKey, JobUsage], *, rapl: bool) -> Iterator[Any]:
         labels = ["node", "namespace", "job"]
-        cpu = CounterMetricFamily("ffrtmp_agent_job_cpu_seconds", "CPU time used by a job's processes.",
-                                  labels=labels)
-        mem = GaugeMetricFamily("ffrtmp_agent_job_memory_bytes", "Resident memory of a job's processes.",
-                                labels=labels)
-        energy = CounterMetricFamily("ffrtmp_agent_job_energy_joules",
-                                     "CPU energy attributed to a job by its CPU-time share (RAPL).", labels=labels)
+        cpu = CounterMetricFamily("ffrtmp_agent_job_cpu_seconds", "CPU time used by a job's processes.", labels=labels)
+        mem = GaugeMetricFamily("ffrtmp_agent_job_memory_bytes", "Resident memory of a job's processes.", labels=labels)
+        energy = CounterMetricFamily(
+            "ffrtmp_agent_job_energy_joules",
+            "CPU energy attributed to a job by its CPU-time share (RAPL).",
+            labels=labels,
+        )
         for (ns, job), usage in sorted(jobs.items()):
             cpu.add_metric([self.node, ns, job], usage.cpu_seconds)
             mem.add_metric([self.node, ns, job], usage.memory_bytes)
@@ -217,8 +218,9 @@ class NodeCollector(Collector):
             "mem": self._gauge("ffrtmp_gpu_memory_used_bytes", "GPU memory in use.", labels),
             "memtotal": self._gauge("ffrtmp_gpu_memory_total_bytes", "GPU memory.", labels),
         }
-        energy = CounterMetricFamily("ffrtmp_gpu_energy_joules", "GPU energy since driver load.",
-                                     labels=["node", *labels])
+        energy = CounterMetricFamily(
+            "ffrtmp_gpu_energy_joules", "GPU energy since driver load.", labels=["node", *labels]
+        )
         try:
             count = pynvml.nvmlDeviceGetCount()
         except Exception:
@@ -264,7 +266,13 @@ def _nvml_init() -> Any | None:
 
 
 def serve(
-    node: str, *, host: str, port: int, slots: int, trials: dict[str, bool], stop: threading.Event,
+    node: str,
+    *,
+    host: str,
+    port: int,
+    slots: int,
+    trials: dict[str, bool],
+    stop: threading.Event,
     own_children_only: bool = False,
 ) -> tuple[CollectorRegistry, Sampler]:
     """Start the sampler thread and the HTTP endpoint; port 0 only builds the registry (tests, --metrics-port 0)."""

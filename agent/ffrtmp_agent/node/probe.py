@@ -258,8 +258,11 @@ def _probe_gpu(pynvml: Any, index: int, driver: str | None) -> GpuInfo:
         memoryTotalBytes=int(mem.total) if mem is not None else None,
         driverVersion=driver,
     )
-    for codec, query in (("h264", "NVML_ENCODER_QUERY_H264"), ("hevc", "NVML_ENCODER_QUERY_HEVC"),
-                         ("av1", "NVML_ENCODER_QUERY_AV1")):
+    for codec, query in (
+        ("h264", "NVML_ENCODER_QUERY_H264"),
+        ("hevc", "NVML_ENCODER_QUERY_HEVC"),
+        ("av1", "NVML_ENCODER_QUERY_AV1"),
+    ):
         if hasattr(pynvml, query):
             capacity = _nvml(pynvml.nvmlDeviceGetEncoderCapacity, h, getattr(pynvml, query))
             if capacity is not None:

@@ -57,8 +57,11 @@ def _run(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: runner.control.terminate())
     log.info("runner for %s/%s attempt %d (%s)", plan.namespace, plan.job, plan.attempt, plan.encoder)
     outcome = runner.run()
-    log.info("finished: %s%s", outcome.end.value, f" ({outcome.failure.reason}: {outcome.failure.message})"
-             if outcome.failure else "")  # fmt: skip
+    log.info(
+        "finished: %s%s",
+        outcome.end.value,
+        f" ({outcome.failure.reason}: {outcome.failure.message})" if outcome.failure else "",
+    )
     if outcome.end is End.FAILED and outcome.failure is not None:
         write_termination_log(outcome.failure, termination_log)
         return outcome.failure.exit_code

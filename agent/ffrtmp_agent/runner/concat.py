@@ -101,7 +101,8 @@ def check_list(path: str, fd: int, mounts: list[str], *, depth: int = 0) -> None
 def _safe_name(name: str) -> bool:
     """ffmpeg concat's safe_filename: components of [A-Za-z0-9_-] and dots, none starting with a dot."""
     return bool(name) and all(
-        part and (part[0].isascii() and (part[0].isalnum() or part[0] in "_-"))
+        part
+        and (part[0].isascii() and (part[0].isalnum() or part[0] in "_-"))
         and all(c.isascii() and (c.isalnum() or c in "_-.") for c in part)
         for part in name.split("/")
     )

@@ -128,8 +128,9 @@ class OutputFolder:
         _plain_name(name)
         self.remove(name)
         try:
-            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
-                           dir_fd=self.fd)  # fmt: skip
+            return os.open(
+                name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=self.fd
+            )
         except OSError as exc:
             raise Confined(f"cannot create {posixpath.join(self.path, name)}: {exc.strerror}", final=False) from None
 

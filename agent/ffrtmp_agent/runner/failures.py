@@ -78,16 +78,22 @@ def classify(exit_code: int, stderr_tail: Sequence[str], *, input_ref: str | Non
     lines = [line.strip() for line in stderr_tail if line.strip()]
     if refused := next((line for line in lines if "Format not on whitelist" in line), None):
         demuxer = re.match(r"^\[(\S+) @", refused)
-        return Failure(INPUT_ERROR, f"the input is read by the {demuxer.group(1) if demuxer else 'a'} demuxer, which "
-                       "is not allowed: playlist and concat inputs need spec.input.allowPlaylists")  # fmt: skip
+        return Failure(
+            INPUT_ERROR,
+            f"the input is read by the {demuxer.group(1) if demuxer else 'a'} demuxer, which "
+            "is not allowed: playlist and concat inputs need spec.input.allowPlaylists",
+        )
     for line in reversed(lines):
         if input_ref and line.startswith(input_ref + ":"):
             return Failure(INPUT_ERROR, _message("cannot read the input", line, input_ref))
         if output_ref and line.startswith(output_ref + ":"):
             return Failure(OUTPUT_ERROR, _message("cannot write the output", line, output_ref))
     for line in reversed(lines):
-        for reason, patterns in ((INPUT_ERROR, _INPUT_PATTERNS), (ENCODER_ERROR, _ENCODER_PATTERNS),
-                                 (OUTPUT_ERROR, _OUTPUT_PATTERNS)):  # fmt: skip
+        for reason, patterns in (
+            (INPUT_ERROR, _INPUT_PATTERNS),
+            (ENCODER_ERROR, _ENCODER_PATTERNS),
+            (OUTPUT_ERROR, _OUTPUT_PATTERNS),
+        ):
             if any(re.search(p, line) for p in patterns):
                 return Failure(reason, _strip_context(line))
     last = _strip_context(lines[-1]) if lines else "no error output"

@@ -40,8 +40,17 @@ MAX_HEAD = 64 * 1024
 MAX_ORIGINS = 32  # a playlist that redirects through ever new hosts is cut short
 CONNECT_TIMEOUT = 15.0
 IDLE_TIMEOUT = 120.0  # an upstream silent for this long is dropped (ffmpeg's own timeout is 15 s)
-_HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate", "te",
-               "trailer", "upgrade", "host"}  # fmt: skip
+_HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+}
 
 Resolver = Callable[[str, int], list[IPAddress]]
 
@@ -106,8 +115,9 @@ class Gateway:
     """Local listeners for a job's network origins plus the forward listener for $http_proxy. Threads only;
     close() stops them. `refusals` collects what was refused, for the job's failure message."""
 
-    def __init__(self, policy: EgressPolicy, *, resolve: Resolver = system_resolver,
-                 tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, policy: EgressPolicy, *, resolve: Resolver = system_resolver, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.policy = policy
         self.resolve = resolve
         self.tls = tls or ssl.create_default_context()
@@ -252,8 +262,9 @@ class Gateway:
             return
         self._relay_http(conn, origin, method, target, headers, rest)
 
-    def _relay_http(self, conn: socket.socket, origin: Origin, method: str, path: str,
-                    headers: list[tuple[str, str]], rest: bytes) -> None:  # fmt: skip
+    def _relay_http(
+        self, conn: socket.socket, origin: Origin, method: str, path: str, headers: list[tuple[str, str]], rest: bytes
+    ) -> None:
         try:
             upstream = self._connect(origin)
         except OSError as exc:
@@ -376,8 +387,10 @@ def _parse_request(head: bytes) -> tuple[str, str, list[tuple[str, str]]]:
 def _answer(conn: socket.socket, status: int, message: str) -> None:
     reasons = {400: "Bad Request", 403: "Forbidden", 502: "Bad Gateway"}
     body = message.encode("utf-8", "replace")
-    head = (f"HTTP/1.1 {status} {reasons[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")  # fmt: skip
+    head = (
+        f"HTTP/1.1 {status} {reasons[status]}\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
     with contextlib.suppress(OSError):
         conn.sendall(head.encode("latin-1") + body)
 
@@ -401,4 +414,3 @@ def _pump(client: socket.socket, upstream: socket.socket) -> None:
                 pair[sock].sendall(data)
             except (OSError, TimeoutError):
                 return
-

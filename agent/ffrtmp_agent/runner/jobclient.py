@@ -28,9 +28,13 @@ log = logging.getLogger(__name__)
 
 class JobClient:
     def __init__(
-        self, *, namespace: str, name: str, config: ClusterConfig | None = None,
+        self,
+        *,
+        namespace: str,
+        name: str,
+        config: ClusterConfig | None = None,
         make_api: Callable[[], KubeClient] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """`config` defaults to $KUBECONFIG, else in-cluster; `make_api` (tests) builds each thread's client."""
         self.namespace = namespace
         self.name = name
@@ -43,8 +47,9 @@ class JobClient:
             make_api = default_api
         self._make_api = make_api
         self._kube = make_api()
-        self._path = custom_object_path(group=api.GROUP, version=api.VERSION, namespace=namespace, plural=api.PLURAL,
-                                        name=name)  # fmt: skip
+        self._path = custom_object_path(
+            group=api.GROUP, version=api.VERSION, namespace=namespace, plural=api.PLURAL, name=name
+        )
 
     def get(self) -> dict[str, Any]:
         return self._kube.request("GET", self._path)
@@ -55,8 +60,9 @@ class JobClient:
         deadline, delay = time.monotonic() + retry_seconds, 0.5
         while True:
             try:
-                self._kube.request("PATCH", self._path + "/status", body={"status": status},
-                                   content_type=api.MERGE_PATCH)  # fmt: skip
+                self._kube.request(
+                    "PATCH", self._path + "/status", body={"status": status}, content_type=api.MERGE_PATCH
+                )
                 return True
             except Exception as exc:  # noqa: BLE001 - an apiserver hiccup must not kill the encode
                 if time.monotonic() + delay > deadline:
@@ -66,9 +72,11 @@ class JobClient:
                 delay = min(delay * 2, 5.0)
 
     def watch_spec(
-        self, on_spec: Callable[[dict[str, Any]], None], stop: threading.Event,
+        self,
+        on_spec: Callable[[dict[str, Any]], None],
+        stop: threading.Event,
         on_object: Callable[[dict[str, Any]], None] | None = None,
-    ) -> None:  # fmt: skip
+    ) -> None:
         """Calls on_spec(spec) with the current spec, then on every change, until `stop` is set; and
         on_object(job) with the whole job (its status: currency.py), when given.
 
@@ -83,8 +91,11 @@ class JobClient:
                 on_spec(obj.get("spec") or {})
                 if on_object is not None:
                     on_object(obj)
-                query = {"fieldSelector": f"metadata.name={self.name}", "resourceVersion": obj["metadata"]["resourceVersion"],
-                         "timeoutSeconds": 30}  # fmt: skip
+                query = {
+                    "fieldSelector": f"metadata.name={self.name}",
+                    "resourceVersion": obj["metadata"]["resourceVersion"],
+                    "timeoutSeconds": 30,
+                }
                 for event in kube.watch(collection, query=query, read_timeout=40):
                     if stop.is_set():
                         break

@@ -134,9 +134,7 @@ def _pem(section: Mapping[str, Any], key: str, base_dir: Path) -> str | None:
     return None
 
 
-def load_incluster(
-    *, environ: Mapping[str, str] = os.environ, sa_dir: Path = SERVICE_ACCOUNT_DIR
-) -> ClusterConfig:
+def load_incluster(*, environ: Mapping[str, str] = os.environ, sa_dir: Path = SERVICE_ACCOUNT_DIR) -> ClusterConfig:
     """The pod's service account: KUBERNETES_SERVICE_HOST/PORT, token (re-read as it rotates) and ca.crt."""
     host, port = environ.get("KUBERNETES_SERVICE_HOST"), environ.get("KUBERNETES_SERVICE_PORT")
     if not host or not port:
@@ -170,9 +168,14 @@ class KubeClient:
     """
 
     def __init__(
-        self, config: ClusterConfig, *, clock: Callable[[], float] = time.monotonic, pool_size: int = 2,
-        block: bool = False, user_agent: str = "ffrtmp-runner",
-    ) -> None:  # fmt: skip
+        self,
+        config: ClusterConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        pool_size: int = 2,
+        block: bool = False,
+        user_agent: str = "ffrtmp-runner",
+    ) -> None:
         self.config = config
         self._clock = clock
         self._user_agent = user_agent
@@ -189,9 +192,15 @@ class KubeClient:
         self._pool = urllib3.connection_from_url(config.server, **kwargs)
 
     def request(
-        self, method: str, path: str, body: Any = None, *, query: Mapping[str, Any] | None = None,
-        content_type: str = "application/json", timeout: float = 30.0,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, Any] | None = None,
+        content_type: str = "application/json",
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
         """`path` may carry its own query string; `query` is appended (None values left out)."""
         headers = self._headers()
         data = None
@@ -207,8 +216,12 @@ class KubeClient:
 
     def text(self, path: str, *, timeout: float = 30.0) -> str:
         """A plain-text GET (the API server's /metrics)."""
-        resp = self._pool.request("GET", path, headers={**self._headers(), "Accept": "text/plain"},
-                                  timeout=urllib3.Timeout(connect=10.0, read=timeout))  # fmt: skip
+        resp = self._pool.request(
+            "GET",
+            path,
+            headers={**self._headers(), "Accept": "text/plain"},
+            timeout=urllib3.Timeout(connect=10.0, read=timeout),
+        )
         if not 200 <= resp.status < 300:
             raise ApiError(resp.status, _reason(resp.status, resp.data))
         return resp.data.decode("utf-8", "replace")
@@ -219,9 +232,12 @@ class KubeClient:
         """A GET whose body is left to read as it arrives (a watch); the caller closes it (or shuts it down
         from another thread to stop a reader). A non-2xx answer raises ApiError."""
         resp = self._pool.request(
-            "GET", _url(path, query), headers=self._headers(), preload_content=False,
+            "GET",
+            _url(path, query),
+            headers=self._headers(),
+            preload_content=False,
             timeout=urllib3.Timeout(connect=10.0, read=read_timeout),
-        )  # fmt: skip
+        )
         if not 200 <= resp.status < 300:
             try:
                 raise ApiError(resp.status, _reason(resp.status, resp.read()))

@@ -57,7 +57,7 @@ def launch_output(plan: api.ExecutionPlan, launch: Any) -> api.ExecutionPlan:
     except OSError as exc:
         raise Confined(f"cannot create the output folder {plan.tempOutputUrl}: {exc.strerror}", final=False) from None
     given, written = "file:" + fd_path(temp_fd), "file:" + (plan.tempOutputUrl or "")
-    argv = [given + a[len(written):] if a.startswith(written + "/") else a for a in plan.ffmpegArgs]
+    argv = [given + a[len(written) :] if a.startswith(written + "/") else a for a in plan.ffmpegArgs]
     launch.shown[given] = plan.tempOutputUrl or ""
     if plan.optionalAudio and not has_audio(plan.probeArgs, env=launch.env, pass_fds=launch.pass_fds):
         log.info("the input has no audio stream: the ladder is encoded without an audio rendition")
@@ -82,8 +82,9 @@ def has_audio(probe_args: list[str], *, env: dict[str, str] | None = None, pass_
     if argv is None:
         return True
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False, env=env,
-                              pass_fds=pass_fds)  # fmt: skip
+        done = subprocess.run(
+            argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False, env=env, pass_fds=pass_fds
+        )
     except subprocess.TimeoutExpired:
         return True
     return done.returncode != 0 or "audio" in done.stdout
@@ -152,17 +153,24 @@ def write_master(plan: api.ExecutionPlan, folder_fd: int) -> None:
         playlist = rendition.playlist or ""
         video_codec, their_audio = playlists.split_codecs(theirs.get(playlist, ""))
         video = _first_segment(folder_fd, playlist).get("video", {})
-        entries.append(playlists.MasterEntry(
-            playlist, rendition.width, rendition.height, _hls_rates(folder_fd, playlist) or playlists.Rates(0, 0),
-            video_codec or playlists.codec_string(video) or "avc1.640028", _rate(video.get("r_frame_rate")),
-        ))  # fmt: skip
+        entries.append(
+            playlists.MasterEntry(
+                playlist,
+                rendition.width,
+                rendition.height,
+                _hls_rates(folder_fd, playlist) or playlists.Rates(0, 0),
+                video_codec or playlists.codec_string(video) or "avc1.640028",
+                _rate(video.get("r_frame_rate")),
+            )
+        )
         audio_codec = audio_codec or their_audio
     if audio is not None:
         audio_codec = audio_codec or playlists.codec_string(_first_segment(folder_fd, audio_playlist).get("audio", {}))
         entries = [dataclasses.replace(e, codecs=f"{e.codecs},{audio_codec or 'mp4a.40.2'}") for e in entries]
     text = playlists.master_playlist(entries, audio_uri=audio_playlist if audio else None, audio_rates=audio)
-    fd = os.open(master + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
-                 dir_fd=folder_fd)  # fmt: skip
+    fd = os.open(
+        master + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=folder_fd
+    )
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.rename(master + ".tmp", master, src_dir_fd=folder_fd, dst_dir_fd=folder_fd)
@@ -192,8 +200,10 @@ def _opened(dir_fd: int, relative: str, *, flags: int = _DIR) -> Iterator[int]:
 
 def _read(dir_fd: int, relative: str) -> str:
     try:
-        with _opened(dir_fd, relative, flags=_FILE) as fd, os.fdopen(os.dup(fd), encoding="utf-8",
-                                                                      errors="replace") as fh:
+        with (
+            _opened(dir_fd, relative, flags=_FILE) as fd,
+            os.fdopen(os.dup(fd), encoding="utf-8", errors="replace") as fh,
+        ):
             return fh.read(4 * 1024 * 1024)
     except OSError:
         return ""
@@ -228,10 +238,19 @@ def _first_segment(dir_fd: int, playlist: str) -> dict[str, dict[str, Any]]:
         return {}
     try:
         with _opened(dir_fd, posixpath.join(posixpath.dirname(playlist), segments[0].uri), flags=_FILE) as fd:
-            argv = ["ffprobe", "-v", "error", "-show_entries",
-                    "stream=codec_type,codec_name,profile,level,r_frame_rate", "-of", "json", "file:" + fd_path(fd)]
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False,
-                                  pass_fds=(fd,))  # fmt: skip
+            argv = [
+                "ffprobe",
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_type,codec_name,profile,level,r_frame_rate",
+                "-of",
+                "json",
+                "file:" + fd_path(fd),
+            ]
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=PROBE_TIMEOUT, check=False, pass_fds=(fd,)
+            )
     except (OSError, subprocess.TimeoutExpired):
         return {}
     if done.returncode != 0:
@@ -294,16 +313,22 @@ def _measure(
     top = max(renditions, key=lambda r: r["width"] * r["height"])
     durations = [r["durationSeconds"] for r in renditions if r.get("durationSeconds")]
     result.update(
-        durationSeconds=round(max(durations), 3) if durations else None, codec=top.get("codec"),
-        width=top["width"], height=top["height"], psnr=top.get("psnr"), ssim=top.get("ssim"), vmaf=top.get("vmaf"),
+        durationSeconds=round(max(durations), 3) if durations else None,
+        codec=top.get("codec"),
+        width=top["width"],
+        height=top["height"],
+        psnr=top.get("psnr"),
+        ssim=top.get("ssim"),
+        vmaf=top.get("vmaf"),
         renditions=renditions,
-    )  # fmt: skip
+    )
     result["qoeScore"] = scores.qoe_score(psnr=top.get("psnr"), ssim=top.get("ssim"), vmaf=top.get("vmaf"))
     if joules is None:
         unavailable.append("energy")
     result["energyJoules"] = joules
-    result["efficiencyScore"] = scores.efficiency_score(output_seconds=result.get("durationSeconds"),
-                                                        energy_joules=joules)  # fmt: skip
+    result["efficiencyScore"] = scores.efficiency_score(
+        output_seconds=result.get("durationSeconds"), energy_joules=joules
+    )
     result["unavailable"] = unavailable
     return {k: v for k, v in result.items() if v is not None}
 
@@ -312,8 +337,15 @@ def _quality(
     plan: api.ExecutionPlan, ref: str, stream: str, rendition: api.ladder.PlanRendition, spawn: dict[str, Any]
 ) -> quality.Scores:
     """quality.measure of one rendition; ffmpeg gets the runner's env and fds (the folder fd among them)."""
-    return quality.measure(output_ref=ref, input_args=plan.inputArgs, metrics=plan.qualityMetrics,
-                           width=rendition.width, height=rendition.height, output_stream=stream, spawn=spawn)  # fmt: skip
+    return quality.measure(
+        output_ref=ref,
+        input_args=plan.inputArgs,
+        metrics=plan.qualityMetrics,
+        width=rendition.width,
+        height=rendition.height,
+        output_stream=stream,
+        spawn=spawn,
+    )
 
 
 def _media_ref(plan: api.ExecutionPlan, folder_fd: int, rendition: api.ladder.PlanRendition) -> tuple[str, str]:
@@ -331,12 +363,20 @@ def _rendition_facts(plan: api.ExecutionPlan, folder_fd: int) -> list[dict[str, 
         for rendition in plan.renditions:
             playlist = rendition.playlist or ""
             video = _first_segment(folder_fd, playlist).get("video", {})
-            facts.append(_fact(video.get("codec_name"), [s.seconds for s in _segments(folder_fd, playlist)],
-                               _hls_rates(folder_fd, playlist)))  # fmt: skip
+            facts.append(
+                _fact(
+                    video.get("codec_name"),
+                    [s.seconds for s in _segments(folder_fd, playlist)],
+                    _hls_rates(folder_fd, playlist),
+                )
+            )
         return facts
     try:
-        reps = [r for r in playlists.dash_representations(_read(folder_fd, ladder.MANIFESTS["dash"]))
-                if r.content == "video"]  # fmt: skip
+        reps = [
+            r
+            for r in playlists.dash_representations(_read(folder_fd, ladder.MANIFESTS["dash"]))
+            if r.content == "video"
+        ]
     except ValueError as exc:
         log.warning("cannot read the DASH manifest: %s", exc)
         reps = []

@@ -21,8 +21,16 @@ from .confine import Confined, OutputFolder, fd_path, open_folder, open_input
 from .failures import INPUT_ERROR, OUTPUT_ERROR, Failure
 from .gateway import Gateway, Refused, Unresolvable, checked_address, system_resolver
 
-_PROXY_VARIABLES = ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy",
-                    "ALL_PROXY")  # fmt: skip
+_PROXY_VARIABLES = (
+    "http_proxy",
+    "HTTP_PROXY",
+    "https_proxy",
+    "HTTPS_PROXY",
+    "no_proxy",
+    "NO_PROXY",
+    "all_proxy",
+    "ALL_PROXY",
+)
 
 
 class Refusal(Exception):
@@ -128,8 +136,10 @@ def _network(plan: api.ExecutionPlan, launch: Launch, policy: EgressPolicy) -> a
     gateway = launch.gateway = Gateway(policy)
     launch.env["http_proxy"] = gateway.proxy_url
     # A refused address is the spec's fault, on the output too: InputError, final, naming the field.
-    for url, scheme, field_name in ((plan.inputUrl, in_scheme, "spec.input.url"),
-                                    (plan.outputUrl, out_scheme, "spec.output.url")):  # fmt: skip
+    for url, scheme, field_name in (
+        (plan.inputUrl, in_scheme, "spec.input.url"),
+        (plan.outputUrl, out_scheme, "spec.output.url"),
+    ):
         if not url or scheme not in netplan.NETWORK_SCHEMES:
             continue
         try:

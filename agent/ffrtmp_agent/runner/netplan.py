@@ -14,8 +14,9 @@ import ffrtmp_api as api
 
 GATEWAY_SCHEMES = ("http", "https", "rtmp", "rtmps")
 # The plan's argvs that name the input (those of them the plan model has).
-INPUT_ARGVS = tuple(n for n in ("ffmpegArgs", "ffmpegArgsWithoutAudio", "inputArgs", "probeArgs")
-                    if n in api.ExecutionPlan.model_fields)  # fmt: skip
+INPUT_ARGVS = tuple(
+    n for n in ("ffmpegArgs", "ffmpegArgsWithoutAudio", "inputArgs", "probeArgs") if n in api.ExecutionPlan.model_fields
+)
 OUTPUT_ARGVS = tuple(n for n in ("ffmpegArgs", "ffmpegArgsWithoutAudio") if n in INPUT_ARGVS)
 NETWORK_SCHEMES = (*GATEWAY_SCHEMES, "srt")
 # ffmpeg does no TLS once the gateway does it; httpproxy would let a playlist reach any host:port directly.

@@ -88,11 +88,33 @@ def concat(folder: OutputFolder, parts: dict[str, int], *, muxer: str, final: st
             for fd in parts.values():
                 fh.write(f"file '{fd_path(fd)}'\n")
         subprocess.run(
-            ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
-             "-protocol_whitelist", "file", "-i", "file:" + fd_path(listing), "-c", "copy", "-f", muxer,
-             "file:" + fd_path(joined)],
-            check=True, capture_output=True, timeout=600, env=env, pass_fds=(listing, joined, *parts.values()),
-        )  # fmt: skip
+            [
+                "ffmpeg",
+                "-hide_banner",
+                "-nostdin",
+                "-y",
+                "-loglevel",
+                "error",
+                "-f",
+                "concat",
+                "-safe",
+                "0",
+                "-protocol_whitelist",
+                "file",
+                "-i",
+                "file:" + fd_path(listing),
+                "-c",
+                "copy",
+                "-f",
+                muxer,
+                "file:" + fd_path(joined),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=600,
+            env=env,
+            pass_fds=(listing, joined, *parts.values()),
+        )
         folder.rename(joined_name, final)
     except BaseException:
         folder.remove(joined_name)
@@ -103,4 +125,3 @@ def concat(folder: OutputFolder, parts: dict[str, int], *, muxer: str, final: st
         folder.remove(listing_name)
         os.close(listing)
     return joined
-

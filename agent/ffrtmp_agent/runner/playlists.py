@@ -36,7 +36,7 @@ def media_segments(text: str) -> list[Segment]:
     for line in text.splitlines():
         line = line.strip()
         if line.startswith("#EXTINF:"):
-            seconds = float(line[len("#EXTINF:"):].split(",", 1)[0])
+            seconds = float(line[len("#EXTINF:") :].split(",", 1)[0])
         elif line and not line.startswith("#") and seconds is not None:
             segments.append(Segment(line, seconds))
             seconds = None
@@ -102,8 +102,9 @@ def master_playlist(entries: Sequence[MasterEntry], *, audio_uri: str | None, au
     group "audio" whose rate is part of every variant's BANDWIDTH and AVERAGE-BANDWIDTH."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:6", "#EXT-X-INDEPENDENT-SEGMENTS"]
     if audio_uri:
-        lines.append(f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="audio",DEFAULT=YES,AUTOSELECT=YES,'
-                     f'URI="{audio_uri}"')  # fmt: skip
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio",NAME="audio",DEFAULT=YES,AUTOSELECT=YES,URI="{audio_uri}"'
+        )
     extra = audio_rates or Rates(0, 0)
     for entry in entries:
         fields = [
@@ -122,8 +123,16 @@ def master_playlist(entries: Sequence[MasterEntry], *, audio_uri: str | None, au
 
 # -------------------------------------------------------------------------------------- codecs
 
-_AVC_PROFILES = {"Baseline": "4200", "Constrained Baseline": "42e0", "Main": "4d00", "Extended": "5800",
-                 "High": "6400", "High 10": "6e00", "High 4:2:2": "7a00", "High 4:4:4 Predictive": "f400"}  # fmt: skip
+_AVC_PROFILES = {
+    "Baseline": "4200",
+    "Constrained Baseline": "42e0",
+    "Main": "4d00",
+    "Extended": "5800",
+    "High": "6400",
+    "High 10": "6e00",
+    "High 4:2:2": "7a00",
+    "High 4:4:4 Predictive": "f400",
+}
 _HEVC_PROFILES = {"Main": "1.6", "Main 10": "2.4", "Main Still Picture": "3.E", "Rext": "4.10"}
 _AUDIO = {"aac": "mp4a.40.2", "mp3": "mp4a.40.34", "opus": "opus", "ac3": "ac-3", "flac": "fLaC"}
 
@@ -178,11 +187,17 @@ def dash_representations(text: str) -> list[Representation]:
             template = rep.find("mpd:SegmentTemplate", DASH_NS)
             if template is None:
                 template = adaptation.find("mpd:SegmentTemplate", DASH_NS)
-            found.append(Representation(
-                id=rep.get("id", ""), content=content or (rep.get("mimeType") or "").split("/")[0],
-                codecs=rep.get("codecs"), bandwidth=_int(rep.get("bandwidth")), width=_int(rep.get("width")),
-                height=_int(rep.get("height")), segments=_timeline(template),
-            ))  # fmt: skip
+            found.append(
+                Representation(
+                    id=rep.get("id", ""),
+                    content=content or (rep.get("mimeType") or "").split("/")[0],
+                    codecs=rep.get("codecs"),
+                    bandwidth=_int(rep.get("bandwidth")),
+                    width=_int(rep.get("width")),
+                    height=_int(rep.get("height")),
+                    segments=_timeline(template),
+                )
+            )
     return found
 
 

@@ -35,8 +35,17 @@ class Scores:
 
 
 def probe_argv(ref: str) -> list[str]:
-    return ["ffprobe", "-v", "error", "-show_entries", "format=duration,size:stream=codec_type,codec_name,width,height",
-            "-of", "json", "-i", ref]  # fmt: skip
+    return [
+        "ffprobe",
+        "-v",
+        "error",
+        "-show_entries",
+        "format=duration,size:stream=codec_type,codec_name,width,height",
+        "-of",
+        "json",
+        "-i",
+        ref,
+    ]
 
 
 def parse_probe(text: str) -> MediaInfo:
@@ -54,14 +63,21 @@ def parse_probe(text: str) -> MediaInfo:
 
 def probe_media(ref: str, *, timeout: float = 60, spawn: Mapping[str, Any] | None = None) -> MediaInfo | None:
     """`spawn`: extra subprocess arguments (the runner's env and pass_fds)."""
-    done = subprocess.run(probe_argv(ref), capture_output=True, text=True, timeout=timeout, check=False, **(spawn or {}))
+    done = subprocess.run(
+        probe_argv(ref), capture_output=True, text=True, timeout=timeout, check=False, **(spawn or {})
+    )
     return parse_probe(done.stdout) if done.returncode == 0 else None
 
 
 def quality_argv(
-    *, output_ref: str, input_args: Sequence[str], metrics: Sequence[str], width: int, height: int,
+    *,
+    output_ref: str,
+    input_args: Sequence[str],
+    metrics: Sequence[str],
+    width: int,
+    height: int,
     output_stream: str = "0:v",
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """ffmpeg argv computing `metrics` (psnr, ssim, vmaf) of the output against the input.
 
     The output is input 0 (distorted), the original input 1 (reference), scaled to the output's size so
@@ -74,8 +90,22 @@ def quality_argv(
     ]
     filters = {"psnr": "psnr", "ssim": "ssim", "vmaf": "libvmaf"}
     graph += [f"[d{i}][r{i}]{filters[m]}" for i, m in enumerate(metrics)]
-    return ["ffmpeg", "-hide_banner", "-nostdin", "-loglevel", "info", "-nostats", "-i", output_ref, *input_args,
-            "-lavfi", ";".join(graph), "-f", "null", "-"]  # fmt: skip
+    return [
+        "ffmpeg",
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "info",
+        "-nostats",
+        "-i",
+        output_ref,
+        *input_args,
+        "-lavfi",
+        ";".join(graph),
+        "-f",
+        "null",
+        "-",
+    ]
 
 
 def parse_quality(stderr: str) -> dict[str, float]:
@@ -97,9 +127,16 @@ def has_libvmaf(filters_listing: str) -> bool:
 
 
 def measure(
-    *, output_ref: str, input_args: Sequence[str], metrics: Sequence[str], width: int, height: int,
-    timeout: float = 1800, output_stream: str = "0:v", spawn: Mapping[str, Any] | None = None,
-) -> Scores:  # fmt: skip
+    *,
+    output_ref: str,
+    input_args: Sequence[str],
+    metrics: Sequence[str],
+    width: int,
+    height: int,
+    timeout: float = 1800,
+    output_stream: str = "0:v",
+    spawn: Mapping[str, Any] | None = None,
+) -> Scores:
     """Runs the comparison; metrics this ffmpeg cannot compute are listed as unavailable."""
     scores = Scores()
     wanted = list(metrics)
@@ -110,8 +147,14 @@ def measure(
             scores.unavailable.append("vmaf")
     if not wanted:
         return scores
-    argv = quality_argv(output_ref=output_ref, input_args=input_args, metrics=wanted, width=width, height=height,
-                        output_stream=output_stream)  # fmt: skip
+    argv = quality_argv(
+        output_ref=output_ref,
+        input_args=input_args,
+        metrics=wanted,
+        width=width,
+        height=height,
+        output_stream=output_stream,
+    )
     done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, **(spawn or {}))
     found = parse_quality(done.stderr) if done.returncode == 0 else {}
     for metric in wanted:

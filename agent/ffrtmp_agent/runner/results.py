@@ -15,9 +15,15 @@ from .output import is_file
 
 
 def measure(
-    plan: api.ExecutionPlan, *, wall_seconds: float, bytes_written: int, media_seconds: float, joules: float | None,
-    output_ref: str | None = None, spawn: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    plan: api.ExecutionPlan,
+    *,
+    wall_seconds: float,
+    bytes_written: int,
+    media_seconds: float,
+    joules: float | None,
+    output_ref: str | None = None,
+    spawn: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """`bytes_written`/`media_seconds`: the encoder's own totals, used when the output is not a file.
     `output_ref`: how ffmpeg reads the finished file (the runner's opened fd); `spawn`: env and pass_fds."""
     if ladder.is_ladder(plan):  # a folder of renditions, measured one by one
@@ -29,8 +35,13 @@ def measure(
     output_ref = output_ref or "file:" + plan.outputUrl
     info = quality.probe_media(output_ref, spawn=spawn) if is_file(plan) else None
     if info is not None:
-        result.update(outputBytes=info.size_bytes, durationSeconds=info.duration_seconds, codec=info.codec,
-                      width=info.width, height=info.height)  # fmt: skip
+        result.update(
+            outputBytes=info.size_bytes,
+            durationSeconds=info.duration_seconds,
+            codec=info.codec,
+            width=info.width,
+            height=info.height,
+        )
     else:
         result.update(outputBytes=bytes_written or None, durationSeconds=round(media_seconds, 3) or None)
     measured = quality.Scores()

@@ -41,7 +41,7 @@ def _mounts(plan: api.ExecutionPlan) -> list[str]:
 
 def _rewrite(argv: list[str], written: str, given: str) -> list[str]:
     """Every argument naming `written` (a path, with or without a file under it) named by `given` instead."""
-    return [given + a[len(written):] if a == written or a.startswith(written + "/") else a for a in argv]
+    return [given + a[len(written) :] if a == written or a.startswith(written + "/") else a for a in argv]
 
 
 # ---------------------------------------------------------------------------------------- launch
@@ -77,8 +77,9 @@ def launch_inputs(plan: api.ExecutionPlan, launch: Any) -> api.ExecutionPlan:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(listing, dir_fd=folder)
     try:
-        list_fd = launch.keep(os.open(listing, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                      0o600, dir_fd=folder))  # fmt: skip
+        list_fd = launch.keep(
+            os.open(listing, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder)
+        )
     except OSError as exc:
         raise Confined(f"cannot write the concat list in {split.workFolder}: {exc.strerror}", final=False) from None
     with os.fdopen(os.dup(list_fd), "w", encoding="utf-8") as fh:
@@ -86,7 +87,9 @@ def launch_inputs(plan: api.ExecutionPlan, launch: Any) -> api.ExecutionPlan:
     argv = _rewrite(plan.ffmpegArgs, "file:" + posixpath.join(split.workFolder, listing), "file:" + fd_path(list_fd))
     if split.audio:
         audio = launch.keep(_open(folder, splitting.AUDIO_FILE))
-        argv = _rewrite(argv, "file:" + posixpath.join(split.workFolder, splitting.AUDIO_FILE), "file:" + fd_path(audio))
+        argv = _rewrite(
+            argv, "file:" + posixpath.join(split.workFolder, splitting.AUDIO_FILE), "file:" + fd_path(audio)
+        )
     launch.shown["file:" + fd_path(list_fd)] = posixpath.join(split.workFolder, "enc-*.mkv")
     return plan.model_copy(update={"ffmpegArgs": argv})
 
@@ -169,4 +172,3 @@ def measure(plan: api.ExecutionPlan, *, wall_seconds: float) -> dict[str, Any]:
     finally:
         os.close(folder)
     return result
-

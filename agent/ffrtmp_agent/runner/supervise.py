@@ -126,7 +126,10 @@ class Runner:
     def run(self) -> Outcome:
         stop_watch = threading.Event()
         watcher = threading.Thread(
-            target=self.jobs.watch_spec, args=(self.control.on_spec, stop_watch), name="job-watch", daemon=True,
+            target=self.jobs.watch_spec,
+            args=(self.control.on_spec, stop_watch),
+            name="job-watch",
+            daemon=True,
             kwargs={"on_object": currency.follower(self.plan, self.control.terminate)},  # another run took over
         )
         watcher.start()
@@ -172,8 +175,12 @@ class Runner:
             return None
         try:
             done = subprocess.run(
-                self.plan.probeArgs, capture_output=True, text=True, timeout=self.settings.probe_timeout_seconds,
-                check=False, **self._spawn(),
+                self.plan.probeArgs,
+                capture_output=True,
+                text=True,
+                timeout=self.settings.probe_timeout_seconds,
+                check=False,
+                **self._spawn(),
             )
         except subprocess.TimeoutExpired:
             log.warning("ffprobe of the input timed out; progress will show no percentage")
@@ -345,8 +352,11 @@ class Runner:
         failure = self._classify(enc, code or 1)
         if failure.reason != failures.ENCODER_ERROR:
             return failure
-        return Failure(failures.INPUT_ERROR, f"the live input {self.plan.inputUrl or 'test source'} delivered no "
-                       f"media in {runs} attempts (last: {_last(enc)})")  # fmt: skip
+        return Failure(
+            failures.INPUT_ERROR,
+            f"the live input {self.plan.inputUrl or 'test source'} delivered no "
+            f"media in {runs} attempts (last: {_last(enc)})",
+        )
 
     def _stopped(self) -> Outcome:
         return Outcome(End.CANCELED if self.control.canceled else End.TERMINATED)
@@ -388,12 +398,19 @@ class Runner:
         if self.control.canceled:  # canceled in the last instant: the user wants no output
             output.remove_final(self.plan, folder)
             return Outcome(End.CANCELED)
-        result = results.measure(self.plan, wall_seconds=self.clock() - self.started, bytes_written=self.bytes_base,
-                                 media_seconds=self.out_time_base, joules=joules,
-                                 output_ref=self.launch.final_ref(final_fd), spawn=self._spawn())  # fmt: skip
+        result = results.measure(
+            self.plan,
+            wall_seconds=self.clock() - self.started,
+            bytes_written=self.bytes_base,
+            media_seconds=self.out_time_base,
+            joules=joules,
+            output_ref=self.launch.final_ref(final_fd),
+            spawn=self._spawn(),
+        )
         progress = {"percent": 100.0, "outTimeSeconds": result.get("durationSeconds"), "updatedAt": _now()}
-        self.jobs.patch_status({"progress": {k: v for k, v in progress.items() if v is not None}, "result": result},
-                               retry_seconds=60)  # a Completed job has a result: the operator waits for it
+        self.jobs.patch_status(
+            {"progress": {k: v for k, v in progress.items() if v is not None}, "result": result}, retry_seconds=60
+        )  # a Completed job has a result: the operator waits for it
         return Outcome(End.SUCCEEDED)
 
 
