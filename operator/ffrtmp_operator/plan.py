@@ -5,6 +5,7 @@ argv element, inputs are confined by protocol and demuxer whitelists that ffmpeg
 crafted playlist or concat list cannot pull other files or URLs in), paths are confined to the job's volumes
 (ffrtmp_api.paths), and file outputs go to a hidden temp name the runner renames.
 """
+# Over 400 lines on purpose: the ffmpeg and ffprobe argv for every input kind and container come from one builder.
 
 from __future__ import annotations
 

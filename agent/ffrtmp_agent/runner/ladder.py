@@ -6,6 +6,7 @@ success (removed on failure or cancel), and status.result with one entry per ren
 Files are reached as launch.py reaches them (confine.py): through folder fds, one component at a time
 with O_NOFOLLOW, and ffmpeg gets /proc/self/fd paths; a link planted in a shared volume leads nowhere.
 """
+# Over 400 lines on purpose: the ladder's run, playlist rewrite and per-rendition measurement share one temp-folder lifecycle.
 
 from __future__ import annotations
 

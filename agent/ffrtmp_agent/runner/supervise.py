@@ -3,6 +3,7 @@ progress pipe, reports status.progress at a bounded rate, follows the job's spec
 through a watch, enforces timeoutSeconds, restarts a live job whose input dropped, then moves the output
 into place (output.py) and reports status.result (results.py). The exit code is __main__'s business.
 """
+# Over 400 lines on purpose: the Runner's steps (probe, encode, pause, cancel, commit) read best as one class.
 
 from __future__ import annotations
 
