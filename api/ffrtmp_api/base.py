@@ -13,7 +13,7 @@ __all__ = ["Model", "cel", "rules"]
 
 
 class Model(BaseModel):
-    # As job._Model: a typo in a test or an example fails loudly instead of being silently pruned.
+    # A typo in a test or an example fails loudly instead of being silently pruned.
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from .job import TestSource, _Model
+from .base import Model as _Model
+from .job import TestSource
 from .ladder import PlanRendition
 from .split import SplitPlan
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from . import ladder, paths
 from . import split as splitting  # not `split`: a spec field of that name
+from .base import Model, cel, rules
 from .keys import API_VERSION, KIND
 from .phases import Phase
 from .presetref import ResolvedPreset, no_crd_default
@@ -33,21 +34,11 @@ _QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
 _BITRATE = r"^[0-9]+(\.[0-9]+)?[kM]?$"
 
 
-class _Model(BaseModel):
-    # Unknown fields are refused by the API server's structural pruning anyway; refusing them here too
-    # makes a typo in a test or example fail loudly instead of being silently dropped.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-def _cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
-    entry = {"rule": rule, "message": message}
-    if field_path:
-        entry["fieldPath"] = field_path
-    return entry
-
-
-def _rules(*rules: dict[str, str]) -> dict[str, Any]:
-    return {"x-kubernetes-validations": list(rules)}
+# One model base and one CEL helper for every CRD model (base.py); the underscore names are kept for the
+# modules that import them from here.
+_Model = Model
+_cel = cel
+_rules = rules
 
 
 # ---------------------------------------------------------------------------------------------- spec

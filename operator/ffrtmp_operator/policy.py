@@ -6,50 +6,22 @@ ValidatingAdmissionPolicy refuses the same at the API; this covers clusters with
 
 from __future__ import annotations
 
-import re
-from decimal import Decimal
 from typing import Any
 
 import ffrtmp_api as api
 from ffrtmp_api import paths
+from ffrtmp_api.podsign import parse_quantity
 
 from .plan import PlanError
 from .settings import JobPolicy
 
 __all__ = ["PolicyError", "check_host_paths", "parse_quantity", "priority_class", "resources", "volume"]
 
-_QUANTITY = re.compile(r"^([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:([eE][-+]?[0-9]+)|(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E)?)$")
-_SUFFIX = {
-    "": Decimal(1),
-    "m": Decimal("0.001"),
-    "k": Decimal(10) ** 3,
-    "M": Decimal(10) ** 6,
-    "G": Decimal(10) ** 9,
-    "T": Decimal(10) ** 12,
-    "P": Decimal(10) ** 15,
-    "E": Decimal(10) ** 18,
-    "Ki": Decimal(2) ** 10,
-    "Mi": Decimal(2) ** 20,
-    "Gi": Decimal(2) ** 30,
-    "Ti": Decimal(2) ** 40,
-    "Pi": Decimal(2) ** 50,
-    "Ei": Decimal(2) ** 60,
-}
 RESOURCES = ("cpu", "memory")
 
 
 class PolicyError(PlanError):
     """The job asks for more than the admin's policy allows (the operator fails it with InputError)."""
-
-
-def parse_quantity(text: str) -> Decimal:
-    """A Kubernetes quantity ("500m", "4Gi", "1e3") as a number; ValueError when it is not one."""
-    match = _QUANTITY.match(text.strip())
-    if not match:
-        raise ValueError(f"{text!r} is not a Kubernetes quantity")
-    number, exponent, suffix = match.groups()
-    value = Decimal(number)
-    return value * (Decimal(10) ** int(exponent[1:]) if exponent else _SUFFIX[suffix or ""])
 
 
 def check_host_paths(spec: api.TranscodeJobSpec, *, namespace: str, policy: JobPolicy) -> None:

@@ -124,8 +124,8 @@ def _encoder(codec: str, accelerator: str, encoders: frozenset[str]) -> str | No
     # spec keeps this call cheap, and the cache makes it once per (job kind, node kind).
     # (mypy: model_construct with only the fields read here, and the codec/accelerator as stored strings)
     spec = api.TranscodeJobSpec.model_construct(  # type: ignore[call-arg]
-        video=api.VideoSpec.model_construct(codec=codec),  # type: ignore[arg-type]
-        hardware=api.HardwareSpec.model_construct(accelerator=accelerator),  # type: ignore[arg-type]
+        video=api.VideoSpec.model_construct(codec=codec),  # type: ignore[arg-type, call-arg]
+        hardware=api.HardwareSpec.model_construct(accelerator=accelerator),  # type: ignore[arg-type, call-arg]
     )
     return required_encoder(spec, encoders)
 

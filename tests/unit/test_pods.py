@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import ffrtmp_api as api
@@ -314,7 +315,7 @@ def test_given_an_unsafe_policy_flag_then_the_operator_does_not_start(flags):
     ("text", "value"), [("500m", "0.5"), ("2", "2"), ("1Gi", str(2**30)), ("1.5G", "1500000000"), ("1e3", "1000")]
 )
 def test_quantities(text, value):
-    assert policy.parse_quantity(text) == policy.Decimal(value)
+    assert policy.parse_quantity(text) == Decimal(value)
 
 
 @pytest.mark.parametrize("length", [10, 61, 62, 63, 120])
