@@ -122,12 +122,13 @@ def node_snapshot(
 def _encoder(codec: str, accelerator: str, encoders: frozenset[str]) -> str | None:
     # plan.required_encoder reads only video.codec and hardware.accelerator; a constructed (unvalidated)
     # spec keeps this call cheap, and the cache makes it once per (job kind, node kind).
-    # (mypy: model_construct with only the fields read here, and the codec/accelerator as stored strings)
+    # (mypy: model_construct with only the fields read here, the codec/accelerator as stored strings, and
+    # model_construct typed as returning the model base)
     spec = api.TranscodeJobSpec.model_construct(  # type: ignore[call-arg]
         video=api.VideoSpec.model_construct(codec=codec),  # type: ignore[arg-type, call-arg]
         hardware=api.HardwareSpec.model_construct(accelerator=accelerator),  # type: ignore[arg-type, call-arg]
     )
-    return required_encoder(spec, encoders)  # type: ignore[arg-type]  (model_construct is typed as the base)
+    return required_encoder(spec, encoders)  # type: ignore[arg-type]
 
 
 def encoder_on(job: JobRecord, node: NodeState) -> str | None:
