@@ -76,8 +76,9 @@ lint: ## ruff lint + format check over the tree, mypy over the pure core (all co
 
 # The order is shuffled on every run (pytest-randomly; the header prints the seed): repeat one with
 # PYTEST_ARGS=--randomly-seed=N, keep the file order with PYTEST_ARGS="-p no:randomly".
-test: setup ## every test, in random order: unit, integration (real apiserver), e2e (plus ffmpeg, agents, servers), bench's pure checks
-	$(PYTEST) tests bench/tests
+test: setup ## every test, in random order: unit, integration (real apiserver), e2e, security, bench's pure checks, then the cluster suite
+	$(PYTEST) tests bench/tests --ignore=tests/cluster
+	$(PYTEST) tests/cluster
 
 test-unit: ## pure-logic tests, no cluster (and bench's pure checks)
 	$(PYTEST) tests/unit bench/tests
