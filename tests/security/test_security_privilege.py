@@ -181,6 +181,8 @@ def test_given_the_chart_rbac_then_the_operator_and_agent_are_denied_what_their_
         operator: [
             ("create", "pods", "-n", "default"),
             ("patch", "transcodejobs.ffrtmp.io", "--subresource=status", "-A"),
+            ("create", "transcodejobs.ffrtmp.io", "-A"),  # split jobs: their children
+            ("patch", "transcodejobs.ffrtmp.io", "-A"),  # split jobs: pause/cancel carried to the children
             ("watch", "leases.coordination.k8s.io", "-A"),
             ("create", "events", "-n", "default"),
         ],
@@ -191,7 +193,7 @@ def test_given_the_chart_rbac_then_the_operator_and_agent_are_denied_what_their_
             ("get", "secrets", "-A"),
             ("list", "configmaps", "-A"),
             ("update", "pods", "-A"),
-            ("patch", "transcodejobs.ffrtmp.io", "-A"),
+            ("update", "transcodejobs.ffrtmp.io", "-A"),  # patch/create are granted: split jobs' children
             ("delete", "transcodejobs.ffrtmp.io", "-A"),
             ("patch", "nodes"),
             ("delete", "nodes"),
