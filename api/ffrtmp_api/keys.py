@@ -47,6 +47,8 @@ HARDWARE_ACCELERATORS = ("nvidia", "intel", "vaapi")  # preference order for acc
 
 # Job pod conventions shared by the operator (reads) and the runner / standalone agent (write).
 RUNNER_CONTAINER = "runner"
+# The user job pods run as (the image's non-root user): storage a job writes to must be writable by it.
+RUNNER_UID = 65532
 ENV_TERMINATION_LOG = "FFRTMP_TERMINATION_LOG"  # where the runner writes its termination message
 DEFAULT_TERMINATION_LOG = "/dev/termination-log"
 # The runner's exit code says why it failed; the termination message (JSON {"reason", "message"}) says more.

@@ -16,7 +16,7 @@ from .plan import build_plan
 from .settings import PodSettings
 
 MAX_NAME = 63
-RUNNER_UID = 65532  # the distroless "nonroot" user
+RUNNER_UID = api.RUNNER_UID  # the distroless "nonroot" user
 
 
 def pod_name(job: str, attempt: int) -> str:

@@ -5,6 +5,7 @@ examples/ and follow them until they finish, the way a user would with `kubectl 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -88,6 +89,8 @@ def run(stack: Stack, cfg: StackConfig, *, timeout_s: float = 300) -> bool:
     media = stack.dev / "media"
     (media / "out").mkdir(parents=True, exist_ok=True)
     _record_input(media / INPUT)
+    # Job pods run as the non-root runner user, as an admin's storage would be set up for them.
+    os.chown(media / "out", api.RUNNER_UID, api.RUNNER_UID)
 
     _kubectl(
         lay,
