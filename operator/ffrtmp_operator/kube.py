@@ -20,7 +20,7 @@ import kubernetes
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from . import job_identity, rbac
+from . import job_identity
 from .apierrors import is_outage
 from .records import JobRecord
 
@@ -68,8 +68,6 @@ class Kube(Protocol):
 
     async def patch_job_spec(self, namespace: str, name: str, spec: dict[str, Any]) -> None: ...
 
-    async def ensure_runner_rbac(self, namespace: str) -> None: ...
-
     async def create_objects(self, namespace: str, bodies: list[dict[str, Any]]) -> None: ...
 
     async def signing_key(self, namespace: str) -> bytes: ...
@@ -92,7 +90,6 @@ class KubeClient:
         self.coordination = kubernetes.client.CoordinationV1Api(client)
         self.scheduling = kubernetes.client.SchedulingV1Api(client)
         self.instance = socket.gethostname()
-        self._rbac_ready: set[str] = set()
 
     async def reachable(self, *, system_namespace: str) -> bool:
         """One cheap read that goes through etcd (a single heartbeat Lease): does the API answer?"""
@@ -235,23 +232,6 @@ class KubeClient:
     async def signing_key(self, namespace: str) -> bytes:
         """The pod-signing key (job_identity.py), made on first use."""
         return await asyncio.to_thread(job_identity.read_or_make_key, self.core, namespace)
-
-    async def ensure_runner_rbac(self, namespace: str) -> None:
-        """ServiceAccount + Role + RoleBinding for job pods, once per namespace per operator run."""
-        if namespace in self._rbac_ready:
-            return
-        creates = (
-            (self.core.create_namespaced_service_account, rbac.service_account(namespace)),
-            (self.rbac.create_namespaced_role, rbac.role(namespace)),
-            (self.rbac.create_namespaced_role_binding, rbac.role_binding(namespace)),
-        )
-        for create, body in creates:
-            try:
-                await asyncio.to_thread(create, namespace, body, _preload_content=False)
-            except ApiException as exc:
-                if exc.status != 409:
-                    raise
-        self._rbac_ready.add(namespace)
 
     # ------------------------------------------------------------------------------ resync reads
 

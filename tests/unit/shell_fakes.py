@@ -218,9 +218,6 @@ class FakeKube:
         self._maybe_fail("post_event")
         self.events.append({"job": job.key, "reason": reason, "message": message, "type": type_})
 
-    async def ensure_runner_rbac(self, namespace: str) -> None:
-        self._maybe_fail("ensure_runner_rbac")
-
     async def create_objects(self, namespace: str, bodies: list[dict[str, Any]]) -> None:
         self._maybe_fail("create_objects")
         self.objects = getattr(self, "objects", []) + [copy.deepcopy(b) for b in bodies]
