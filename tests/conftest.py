@@ -22,7 +22,7 @@ import pytest
 from ffrtmp_stack import ControlPlane, find_bin_dir
 from kubernetes import client
 
-from tests.support import delete_jobs
+from tests.support import delete_jobs, wait_until
 from tests.support.helm import CHART, helm
 
 Kubectl = Callable[..., "subprocess.CompletedProcess[str]"]
@@ -170,6 +170,32 @@ def release(control_plane: ControlPlane, api_client: client.ApiClient) -> Iterat
         "agent_sa": f"{name}-ffrtmp-agent",
     }
     helm(control_plane, "uninstall", name, "-n", api.DEFAULT_SYSTEM_NAMESPACE, check=False)
+    _wait_policy_gone(api_client, f"{name}-ffrtmp-jobs")
+
+
+def _wait_policy_gone(api_client: client.ApiClient, policy: str) -> None:
+    """The chart's admission policy binds every namespace, and the API server drops a deleted policy from
+    its admission cache a moment after the DELETE returns: the next test must not meet it."""
+    custom = client.CustomObjectsApi(api_client)
+    probe = {
+        "apiVersion": api.API_VERSION,
+        "kind": api.KIND,
+        "metadata": {"name": "policy-gone-probe"},
+        "spec": {
+            "input": {"testSource": {"durationSeconds": 1}},
+            "output": {"url": "file:///m/x.mp4"},
+            "volumes": [{"name": "m", "mountPath": "/m", "hostPath": {"path": "/policy-gone-probe"}}],
+        },
+    }
+
+    def gone() -> bool:
+        try:
+            custom.create_namespaced_custom_object(api.GROUP, api.VERSION, "default", api.PLURAL, probe, dry_run="All")
+        except client.exceptions.ApiException as exc:
+            return f"'{policy}'" not in str(exc.body)
+        return True
+
+    wait_until(gone, timeout=30, interval=0.2, what=f"admission policy {policy} to stop applying")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
