@@ -163,6 +163,7 @@ async def run(settings: Settings) -> None:
     metrics = OperatorMetrics()
     # Gauges from the watch-fed cache: a scrape reads no API (metrics_cache explains the thread hand-off).
     metrics.set_snapshot_source(cache_snapshot_source(cache, loop=asyncio.get_running_loop()))
+    metrics.set_queue_source(lambda: cache.queues.keys())  # admin queues label the counters too
     metrics.serve(host=settings.metrics_host, port=settings.metrics_port)
     registry = kopf.OperatorRegistry()
     register(registry, cache=cache, kube=kube, settings=settings, metrics=metrics)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 OTHER = "other"
 PHASES = tuple(p.value for p in api.Phase)
 QUEUES = tuple(api.QUEUE_RANK)
+# The queue label takes the names of existing TranscodeQueues (an admin creates them; a job cannot invent
+# one), up to this many; beyond it, and for names no queue object has, "other".
+MAX_QUEUE_LABELS = 100
 PRIORITIES = tuple(api.PRIORITY_CLASSES)
 REASONS = tuple(r.value for r in api.Reason)
 ENCODERS = tuple(sorted({e for table in api.ENCODERS.values() for e in table.values()} | {"copy"}))
@@ -76,6 +79,12 @@ def bounded(value: object, allowed: Iterable[str]) -> str:
     return text if text in allowed else OTHER
 
 
+def queue_labels(names: Iterable[str]) -> tuple[str, ...]:
+    """The queue label values: the built-in queues, then the other queue names in order, capped."""
+    others = sorted(set(names) - set(QUEUES))[: max(MAX_QUEUE_LABELS - len(QUEUES), 0)]
+    return (*QUEUES, *others)
+
+
 # -------------------------------------------------------------------------------------------- snapshot
 
 
@@ -86,6 +95,7 @@ class MetricsSnapshot:
     now: datetime
     jobs: list[JobSample] = field(default_factory=list)
     nodes: list[NodeSample] = field(default_factory=list)
+    queues: tuple[str, ...] = QUEUES  # the queue label values (queue_labels of the TranscodeQueues)
 
 
 def _number(value: object) -> float | None:
@@ -111,20 +121,23 @@ def snapshot_families(snap: MetricsSnapshot) -> list[GaugeMetricFamily]:
         "ffrtmp_job_speed_ratio", "Running job encode speed as a multiple of real time.", labels=running
     )
 
-    by_phase = Tally((bounded(j.phase, PHASES), bounded(j.queue, QUEUES)) for j in snap.jobs)
+    queues = frozenset(snap.queues)
+    by_phase = Tally((bounded(j.phase, PHASES), bounded(j.queue, queues)) for j in snap.jobs)
     by_queue = Tally(
-        (bounded(j.queue, QUEUES), bounded(j.priority, PRIORITIES)) for j in snap.jobs if j.phase == api.Phase.QUEUED
+        (bounded(j.queue, queues), bounded(j.priority, PRIORITIES)) for j in snap.jobs if j.phase == api.Phase.QUEUED
     )
+    # Jobs naming no existing queue (they wait for it) show under "other" while there are any.
+    labels = (*snap.queues, OTHER) if any(q == OTHER for _, q in by_phase) else snap.queues
     for phase in PHASES:  # every phase always present, so a panel shows 0 rather than "no data"
-        for queue in QUEUES:
+        for queue in labels:
             jobs.add_metric([phase, queue], by_phase.get((phase, queue), 0))
-    for queue in QUEUES:
+    for queue in labels:
         for priority in PRIORITIES:
             depth.add_metric([queue, priority], by_queue.get((queue, priority), 0))
         waits = [
             (snap.now - j.queued_at).total_seconds()
             for j in snap.jobs
-            if j.phase == api.Phase.QUEUED and bounded(j.queue, QUEUES) == queue and j.queued_at
+            if j.phase == api.Phase.QUEUED and bounded(j.queue, queues) == queue and j.queued_at
         ]
         oldest.add_metric([queue], max(waits, default=0.0))
 
@@ -270,16 +283,38 @@ class OperatorMetrics:
         )
         self.collector = SnapshotCollector()
         r.register(self.collector)
+        # Queue names that label the counters: the built-ins, then TranscodeQueues as their jobs show up.
+        self.queues: set[str] = set()
+        self.queue_source: Callable[[], Collection[str]] = lambda: QUEUES
         self._pre_create()
+
+    def set_queue_source(self, source: Callable[[], Collection[str]]) -> None:
+        """The names of the TranscodeQueues that exist now (the cache's; read on the operator's loop, where
+        the record_* calls come from)."""
+        self.queue_source = source
+
+    def _queue_label(self, queue: str) -> str:
+        """`queue` when it names an existing queue, within MAX_QUEUE_LABELS names; else "other". A queue
+        deleted later keeps its series until the operator restarts (as Kueue's ClusterQueue metrics do)."""
+        if queue in self.queues:
+            return queue
+        if len(self.queues) >= MAX_QUEUE_LABELS or queue not in self.queue_source():
+            return OTHER
+        self._pre_create_queue(queue)
+        return queue
+
+    def _pre_create_queue(self, queue: str) -> None:
+        self.queues.add(queue)
+        self.wait.labels(queue=queue)
+        for result in ADMISSION_RESULTS:
+            self.admissions.labels(queue=queue, result=result)
+        for phase in api.TERMINAL_PHASES:
+            self.run.labels(queue=queue, phase=phase.value)
 
     def _pre_create(self) -> None:
         # Series that exist from the start show 0 instead of "no data" and make rate() work from the first event.
         for queue in QUEUES:
-            self.wait.labels(queue=queue)
-            for result in ADMISSION_RESULTS:
-                self.admissions.labels(queue=queue, result=result)
-            for phase in api.TERMINAL_PHASES:
-                self.run.labels(queue=queue, phase=phase.value)
+            self._pre_create_queue(queue)
         for result in SCHEDULING_RESULTS:
             self.scheduling_attempts.labels(result=result)
         for reason in FAILURE_REASONS:
@@ -303,19 +338,19 @@ class OperatorMetrics:
         """Count one phase change. `failure` is the classified failure reason when the change ends a run
         in failure (to Failed, or back to Queued for a retry); waited_s when leaving Queued for a node;
         ran_s when a run ends (terminal phase)."""
-        queue = bounded(queue, QUEUES)
+        queue = self._queue_label(queue)
         self.transitions.labels(phase=bounded(new, PHASES), reason=bounded(reason, REASONS)).inc()
         if failure:
             self.failures.labels(reason=bounded(failure, REASONS)).inc()
             if new == api.Phase.QUEUED:
                 self.retries.labels(reason=bounded(failure, REASONS)).inc()
-        if waited_s is not None and old == api.Phase.QUEUED:
+        if waited_s is not None:  # leaving the queue for a node (from Queued, or Pending admitted at once)
             self.wait.labels(queue=queue).observe(max(waited_s, 0.0))
         if ran_s is not None and new in api.TERMINAL_PHASES:
             self.run.labels(queue=queue, phase=bounded(new, PHASES)).observe(max(ran_s, 0.0))
 
     def record_admission(self, result: str, *, queue: str, encoder: str | None = None) -> None:
-        self.admissions.labels(queue=bounded(queue, QUEUES), result=bounded(result, ADMISSION_RESULTS)).inc()
+        self.admissions.labels(queue=self._queue_label(queue), result=bounded(result, ADMISSION_RESULTS)).inc()
         if encoder is not None and result == "admitted":
             # The result series of this encoder exist at 0 while its first job runs, so increase() over
             # the quality/energy panels sees that job instead of a series born at 1 (no data).

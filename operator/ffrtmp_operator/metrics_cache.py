@@ -15,7 +15,7 @@ from typing import NamedTuple
 from ffrtmp_api import Phase
 
 from .cache import Cache
-from .metrics import JobSample, MetricsSnapshot, NodeSample
+from .metrics import JobSample, MetricsSnapshot, NodeSample, queue_labels
 from .records import JobRecord, LeaseRecord, NodeRecord
 
 CAPTURE_TIMEOUT_S = 5.0
@@ -51,13 +51,20 @@ def node_sample_of(node: NodeRecord, lease: LeaseRecord | None, *, now: datetime
 
 
 def snapshot_from_cache(
-    *, jobs: Iterable[JobRecord], nodes: Iterable[NodeRecord], leases: Mapping[str, LeaseRecord], now: datetime
+    *,
+    jobs: Iterable[JobRecord],
+    nodes: Iterable[NodeRecord],
+    leases: Mapping[str, LeaseRecord],
+    now: datetime,
+    queues: Iterable[str] = (),
 ) -> MetricsSnapshot:
-    """Pure: the gauges' snapshot from the cache's records (`leases` keyed by node name, as in Cache)."""
+    """Pure: the gauges' snapshot from the cache's records (`leases` keyed by node name, as in Cache;
+    `queues`: the names of the queues that exist, which label the gauges)."""
     return MetricsSnapshot(
         now=now,
         jobs=[job_sample_of(j) for j in jobs],
         nodes=[node_sample_of(n, leases.get(n.name), now=now) for n in nodes],
+        queues=queue_labels(queues),
     )
 
 
@@ -65,6 +72,7 @@ class CacheView(NamedTuple):
     jobs: list[JobRecord]
     nodes: list[NodeRecord]
     leases: dict[str, LeaseRecord]
+    queues: list[str]
 
 
 def capture(cache: Cache) -> CacheView | None:
@@ -72,7 +80,7 @@ def capture(cache: Cache) -> CacheView | None:
     None while the cache is not live (a standby replica, or before the first resync)."""
     if not cache.live:
         return None
-    return CacheView(list(cache.jobs.values()), list(cache.nodes.values()), dict(cache.leases))
+    return CacheView(list(cache.jobs.values()), list(cache.nodes.values()), dict(cache.leases), list(cache.queues))
 
 
 def cache_snapshot_source(
@@ -114,6 +122,6 @@ def cache_snapshot_source(
                 future.cancel()  # a loop that gets to it later does nothing
         if view is None:
             return None
-        return snapshot_from_cache(jobs=view.jobs, nodes=view.nodes, leases=view.leases, now=now())
+        return snapshot_from_cache(jobs=view.jobs, nodes=view.nodes, leases=view.leases, now=now(), queues=view.queues)
 
     return snapshot

@@ -58,7 +58,8 @@ class MetricsRecorder:
         # A Warning back to Queued or to Failed ends a run in failure; RetriesExhausted only sums up
         # failures already counted.
         ends_run = step.event_type == "Warning" and target in (Phase.QUEUED, Phase.FAILED)
-        queued_at = job.queued_at or (now if old == Phase.QUEUED else None)
+        # A job admitted in the pass that queued it leaves Pending for a node at once: no wait.
+        queued_at = job.queued_at or (now if old in (Phase.QUEUED, Phase.PENDING) else None)
         self.metrics.record_transition(
             old=old.value,
             new=target.value,

@@ -13,6 +13,7 @@ from ffrtmp_api.samples import job_sample, leases_by_node, node_sample
 from ffrtmp_operator import metrics as m
 from ffrtmp_operator.cache import Cache
 from ffrtmp_operator.metrics_cache import cache_snapshot_source, snapshot_from_cache
+from ffrtmp_operator.queues import queue_record
 from ffrtmp_operator.records import job_record, lease_record, node_record
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -186,3 +187,44 @@ def test_given_a_loop_in_another_thread_then_the_scrape_thread_gets_the_cache_th
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
+
+
+def _with_queue(cache: Cache, name: str) -> Cache:
+    cache.set_queue(name, queue_record({"metadata": {"name": name, "generation": 1, "resourceVersion": "1"}}))
+    return cache
+
+
+def test_given_an_admin_queue_then_its_jobs_are_counted_under_its_name_and_unknown_names_under_other():
+    cache = _with_queue(_filled_cache(), "ingest")
+    cache.upsert_job(job_record(_job("i", "Queued", queue="ingest", queued_at=NOW - timedelta(seconds=12))))
+    cache.upsert_job(job_record(_job("j", "Queued", queue="nosuch", queued_at=NOW - timedelta(seconds=7))))
+    om = m.OperatorMetrics(process_metrics=False)
+    om.set_snapshot_source(
+        lambda: snapshot_from_cache(jobs=cache.jobs.values(), nodes=[], leases={}, now=NOW, queues=cache.queues)
+    )
+    om.set_queue_source(lambda: cache.queues.keys())
+    om.record_admission("admitted", queue="ingest", encoder="libx264")
+    om.record_admission("admitted", queue="nosuch", encoder="libx264")
+    om.record_transition(old="Queued", new="Assigned", queue="ingest", reason="Admitted", waited_s=12.0)
+    gauges = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in om.registry.collect() for s in f.samples}
+    assert gauges[("ffrtmp_queue_oldest_wait_seconds", (("queue", "ingest"),))] == 12
+    assert gauges[("ffrtmp_queue_oldest_wait_seconds", (("queue", "other"),))] == 7
+    assert gauges[("ffrtmp_jobs", (("phase", "Queued"), ("queue", "ingest")))] == 1
+    assert gauges[("ffrtmp_admissions_total", (("queue", "ingest"), ("result", "admitted")))] == 1
+    assert gauges[("ffrtmp_admissions_total", (("queue", "other"), ("result", "admitted")))] == 1
+    assert gauges[("ffrtmp_job_queue_wait_seconds_count", (("queue", "ingest"),))] == 1
+    assert not [labels for name, labels in gauges if ("queue", "nosuch") in labels]
+
+
+def test_given_more_queues_than_the_label_cap_then_the_extra_ones_count_as_other():
+    names = [f"q{i:03d}" for i in range(m.MAX_QUEUE_LABELS + 5)]
+    om = m.OperatorMetrics(process_metrics=False)
+    om.set_queue_source(lambda: names)
+    for name in names:
+        om.record_admission("admitted", queue=name)
+    text = om.render().decode()
+    counted = {n for n in names if f'ffrtmp_admissions_total{{queue="{n}",result="admitted"}} 1.0' in text}
+    assert len(counted) == m.MAX_QUEUE_LABELS - len(m.QUEUES)
+    assert f'ffrtmp_admissions_total{{queue="other",result="admitted"}} {len(names) - len(counted)}.0' in text
+    snap = snapshot_from_cache(jobs=[], nodes=[], leases={}, now=NOW, queues=names)
+    assert len(snap.queues) == m.MAX_QUEUE_LABELS and snap.queues[:3] == m.QUEUES
