@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import ffrtmp_api as api
+import urllib3
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
@@ -36,6 +37,16 @@ from .podspec import Action
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE_SECONDS = 10
+START_RETRY_SECONDS = 2.0  # a pod whose start met an API outage is tried again after this long
+
+
+def api_unreachable(exc: BaseException) -> bool:
+    """Whether a failed call says the API server is not answering now (restarting, overloaded, the
+    connection refused or reset) rather than refusing the request: the pod is tried again, not failed."""
+    cause = exc.__cause__ if isinstance(exc, tokens.TokenError) else exc
+    if isinstance(cause, ApiException):
+        return not cause.status or cause.status == 429 or cause.status >= 500
+    return isinstance(cause, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
 
 
 @dataclass
@@ -88,6 +99,8 @@ class StandaloneRunner:
     # every pass. A lost exit report would leave the pod Running in the API forever (no kubelet resends).
     unsent: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
     _resend_at: float = 0.0
+    # Pods whose start met an API outage, by uid: (monotonic time to try again, the pod as last seen).
+    deferred: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     gate: Gate | None = None  # made from core and system_namespace after init
 
     # ------------------------------------------------------------------------------ loop and watch
@@ -110,6 +123,7 @@ class StandaloneRunner:
             except Exception:
                 log.exception("standalone: handling a pod event failed")
             try:
+                self._start_deferred()
                 self.reap()
                 self._renew_tokens()
                 self._resend_status()
@@ -161,6 +175,7 @@ class StandaloneRunner:
 
     def handle(self, pod: dict[str, Any]) -> None:
         uid = pod["metadata"]["uid"]
+        self.deferred.pop(uid, None)  # this newer view of the pod decides
         proc = self.procs.get(uid)
         action = podspec.decide(pod, running=proc is not None, finished=uid in self.finished)
         if action is Action.START:
@@ -183,6 +198,7 @@ class StandaloneRunner:
         """The pod object is gone (force-deleted): stop its process at once."""
         self.finished.discard(uid)
         self.ignored.discard(uid)
+        self.deferred.pop(uid, None)
         proc = self.procs.pop(uid, None)
         if proc is not None:
             log.info("pod %s removed from the API: killing its process", podspec.pod_key(proc.pod))
@@ -207,9 +223,12 @@ class StandaloneRunner:
             self.gate = Gate(self.core, system_namespace=self.system_namespace)
         try:
             refused = self.gate.refusal(pod)
-        except ApiException as exc:
-            log.warning("pod %s: cannot check it yet: %s %s", key, exc.status, exc.reason)
-            return  # the next event or list tries again; nothing ran
+        except Exception as exc:
+            if not (isinstance(exc, ApiException) or api_unreachable(exc)):
+                raise
+            log.warning("pod %s: cannot check it yet: %s", key, exc)
+            self._defer(pod)  # nothing ran; tried again shortly
+            return
         if refused:
             self._fail_start(pod, f"refused by the standalone agent: {refused}", reason="Refused")
             return
@@ -225,11 +244,8 @@ class StandaloneRunner:
         try:
             argv, env, mounts = self._prepare(pod, pod_dir, who, token)
             groups = cgroups.create(self.cgroup_hierarchy, pod["metadata"]["uid"], cgroups.pod_limits(pod))
-        except (volumes.VolumeError, StartError, tokens.TokenError, cgroups.CgroupError, OSError) as exc:
-            self._fail_start(pod, str(exc))
-            return
-        except ApiException as exc:
-            self._fail_start(pod, f"API error preparing the pod: {exc.status} {exc.reason}")
+        except Exception as exc:
+            self._not_started(pod, exc)
             return
         helper = processes.helper_argv(
             argv,
@@ -307,6 +323,31 @@ class StandaloneRunner:
         if not argv:
             raise StartError("the container has no command: the standalone agent runs commands, not images")
         return argv, env, mounts
+
+    def _not_started(self, pod: dict[str, Any], exc: Exception) -> None:
+        """A pod that could not be prepared: tried again shortly when the API server did not answer (a
+        restart is no fault of the pod, and failing it would cost the job an attempt), else Failed."""
+        if api_unreachable(exc):
+            log.warning(
+                "pod %s: API server not answering while preparing it (%s): trying again", podspec.pod_key(pod), exc
+            )
+            self._defer(pod)
+        elif isinstance(exc, (volumes.VolumeError, StartError, tokens.TokenError, cgroups.CgroupError, OSError)):
+            self._fail_start(pod, str(exc))
+        elif isinstance(exc, ApiException):
+            self._fail_start(pod, f"API error preparing the pod: {exc.status} {exc.reason}")
+        else:
+            raise exc
+
+    def _defer(self, pod: dict[str, Any]) -> None:
+        self.deferred[pod["metadata"]["uid"]] = (time.monotonic() + START_RETRY_SECONDS, pod)
+
+    def _start_deferred(self) -> None:
+        now = time.monotonic()
+        for uid, (at, pod) in list(self.deferred.items()):
+            if at <= now:
+                del self.deferred[uid]
+                self.handle(pod)
 
     def _renew_tokens(self) -> None:
         now = time.monotonic()
