@@ -9,7 +9,7 @@ from pathlib import Path
 import ffrtmp_api as api
 import pytest
 import yaml
-from ffrtmp_operator import policy, rbac
+from ffrtmp_operator import policy
 from ffrtmp_operator.__main__ import parse_args
 from ffrtmp_operator.plan import PlanError
 from ffrtmp_operator.pods import build_pod, pod_name
@@ -329,15 +329,3 @@ def test_given_any_job_name_when_naming_pods_then_names_fit_63_chars_and_differ_
 
 def test_given_long_names_sharing_a_prefix_when_naming_pods_then_they_do_not_collide():
     assert pod_name("x" * 70 + "a", 1) != pod_name("x" * 70 + "b", 1)
-
-
-def test_given_a_namespace_when_building_runner_rbac_then_it_grants_only_job_read_and_status_patch():
-    role = rbac.role("media")
-    assert role["rules"] == [
-        {"apiGroups": ["ffrtmp.io"], "resources": ["transcodejobs"], "verbs": ["get", "watch"]},
-        {"apiGroups": ["ffrtmp.io"], "resources": ["transcodejobs/status"], "verbs": ["patch"]},
-    ]
-    binding = rbac.role_binding("media")
-    assert binding["roleRef"]["name"] == role["metadata"]["name"]
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "ffrtmp-runner", "namespace": "media"}]
-    assert rbac.service_account("media")["metadata"]["name"] == "ffrtmp-runner"
