@@ -181,8 +181,12 @@ def test_given_a_running_pod_when_deleted_then_the_process_dies_within_5s_and_th
     running = wait_phase(core, namespace, name, {"Running"})
     status = running["status"]["containerStatuses"][0]
     assert status["name"] == api.RUNNER_CONTAINER and status["state"]["running"]["startedAt"]
-    pid = int(status["containerID"].rsplit("/", 1)[1])
-    wait_until(lambda: "ffmpeg" in psutil.Process(pid).name(), timeout=5, what="the pod's process to exec ffmpeg")
+    pid = int(status["containerID"].rsplit("/", 1)[1])  # the pod's main process (mountns.py's supervisor)
+    ffmpeg = wait_until(
+        lambda: next((p for p in psutil.Process(pid).children(recursive=True) if p.name() == "ffmpeg"), None),
+        timeout=5,
+        what="the pod's process to exec ffmpeg",
+    )
     log_file = running["metadata"]["annotations"]["ffrtmp.io/log-file"]
     assert Path(log_file).is_file()
     job_series = f'ffrtmp_agent_job_cpu_seconds_total{{job="job",namespace="{namespace}",node="{agent.node}"}}'
@@ -198,7 +202,9 @@ def test_given_a_running_pod_when_deleted_then_the_process_dies_within_5s_and_th
     core.delete_namespaced_pod(name, namespace)
 
     wait_until(
-        lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
+        lambda: all(
+            not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE for p in (pid, ffmpeg.pid)
+        ),
         timeout=5,
         interval=0.1,
         what="the ffmpeg process to exit",

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import ffrtmp_api as api
+import psutil
 import pytest
 from kubernetes import client
 
@@ -401,3 +402,58 @@ def test_given_a_runner_token_then_it_reaches_its_own_job_only(agent, api_client
     for name in ("get-theirs", "list", "patch-theirs-status", "patch-mine-spec", "secrets"):
         phase, text = outcome[name]
         assert phase == "Failed" and "forbidden" in text.lower(), (name, text)
+
+
+def test_given_two_job_pods_as_the_same_user_then_one_cannot_see_signal_or_read_the_other(
+    agent, api_client, core, namespace
+) -> None:
+    """Job pods all run as one user (65532); as containers are, each is in a PID namespace of its own, so
+    another tenant's pod cannot kill its encoder nor read its environment or its token via /proc/<pid>."""
+    victim_job = make_job(api_client, namespace, name="victim")
+    victim = job_pod(
+        victim_job,
+        node=agent.node,
+        command=[sys.executable, "-c", "import time; time.sleep(60)"],
+        api_client=api_client,
+    )
+    core.create_namespaced_pod(namespace, victim)
+
+    def victim_pid() -> int | None:
+        pod = core.api_client.sanitize_for_serialization(
+            core.read_namespaced_pod(victim["metadata"]["name"], namespace)
+        )
+        statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
+        main = statuses[0].get("containerID", "").rsplit("/", 1)[-1]
+        if not main.isdigit():
+            return None
+        tree = [psutil.Process(int(main)), *psutil.Process(int(main)).children(recursive=True)]
+        kids = [p for p in tree if "sleep" in " ".join(p.cmdline())]
+        return kids[0].pid if kids else None
+
+    target = wait_until(victim_pid, timeout=30, what="the victim pod's process")
+    script = (
+        "import json, os\n"
+        f"target = {target}\n"
+        "facts = {'pids': sorted(int(p) for p in os.listdir('/proc') if p.isdigit())}\n"
+        "try:\n    os.kill(target, 9); facts['kill'] = 'sent'\n"
+        "except ProcessLookupError:\n    facts['kill'] = 'no such process'\n"
+        "except PermissionError:\n    facts['kill'] = 'denied'\n"
+        "for leak in ('environ', 'root/run/ffrtmp/pod/token'):\n"
+        "    try:\n        open(f'/proc/{target}/' + leak, 'rb').read(); facts[leak] = 'read'\n"
+        "    except OSError as exc:\n        facts[leak] = type(exc).__name__\n"
+        "print(json.dumps(facts))\n"
+    )
+    attacker = job_pod(
+        make_job(api_client, namespace, name="attacker"),
+        node=agent.node,
+        command=[sys.executable, "-c", script],
+        api_client=api_client,
+    )
+    core.create_namespaced_pod(namespace, attacker)
+    done = _final(core, namespace, attacker["metadata"]["name"])
+    assert done["status"]["phase"] == "Succeeded", _terminated(done)
+    facts = json.loads(_log(done).strip().splitlines()[-1])
+    assert facts["pids"] == [1], facts  # its own process only, as pid 1
+    assert facts["kill"] == "no such process", facts
+    assert facts["environ"] == "FileNotFoundError" and facts["root/run/ffrtmp/pod/token"] == "FileNotFoundError"
+    assert psutil.pid_exists(target) and psutil.Process(target).status() != psutil.STATUS_ZOMBIE  # still encoding

@@ -2,9 +2,16 @@
 the pod's volumes at their mountPaths, join the pod's cgroups, change directory, become the pod's user
 (groups, then group, then user; no_new_privs), then exec the container command (same pid).
 
+With "pidNamespace" (always where the mount namespace exists), the command runs as pid 1 of a PID
+namespace of its own with its own /proc, as a container does: job pods all run as the same user, and
+without it one pod could signal another's processes or read their environment, and their token through
+/proc/<pid>/root. This helper then stays as the pod's main process, passes the signals a kubelet sends on
+to the command, and leaves as it did.
+
 Usage: python -I -S .../ffrtmp_agent/kubelet/mountns.py SPEC_JSON -- COMMAND [ARGS...] (standard library only).
 SPEC_JSON: {"mounts": [[source, target, readOnly], ...], "chdir": dir, "startError": file,
-            "cgroups": [group folder, ...], "user": {"uid": n, "gid": n, "groups": [n, ...]}}.
+            "cgroups": [group folder, ...], "user": {"uid": n, "gid": n, "groups": [n, ...]},
+            "pidNamespace": bool}.
 A failure before exec is written to startError and exits 128, so the agent reports StartError.
 """
 
@@ -12,9 +19,14 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 
 START_ERROR_EXIT_CODE = 128  # = podstatus.START_ERROR_EXIT_CODE; not imported: this file runs with -I -S
+CLONE_NEWPID = 0x20000000
+MS_NOSUID, MS_NODEV, MS_NOEXEC = 2, 4, 8
+# What a kubelet or the runner's own tooling may send the pod's main process: passed on to the command.
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
 def _mount(source: str, target: str, read_only: bool) -> None:
@@ -66,6 +78,49 @@ def _can_regain_root() -> bool:
     return True
 
 
+def _libc():  # type: ignore[no-untyped-def]
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _new_pid_namespace() -> int:
+    """unshare(CLONE_NEWPID), then fork: the child is pid 1 of the new namespace. Returns fork's value.
+    Forwarded signals stay blocked across the fork, so none is lost before the parent's handlers exist."""
+    import ctypes
+
+    libc = _libc()
+    if libc.unshare(CLONE_NEWPID) != 0:
+        raise RuntimeError(f"unshare(CLONE_NEWPID): {os.strerror(ctypes.get_errno())}")
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+    return os.fork()
+
+
+def _mount_proc() -> None:
+    """A /proc of the new PID namespace: the pod sees its own processes only."""
+    import ctypes
+
+    flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+    if _libc().mount(b"proc", b"/proc", b"proc", flags, None) != 0:
+        raise RuntimeError(f"mount proc on /proc: {os.strerror(ctypes.get_errno())}")
+
+
+def _supervise(child: int) -> int:
+    """The parent: pass the forwarded signals on to pid 1 of the pod (which, as any pid 1, gets only those
+    it handles, as in a container), then leave with its status: its exit code, or death by its signal."""
+    for sig in FORWARDED:
+        signal.signal(sig, lambda received, _frame: os.kill(child, received))
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+    _, status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):  # those two cannot be caught: nothing to reset
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [sig])
+        os.kill(os.getpid(), sig)
+    return os.waitstatus_to_exitcode(status)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) < 3 or args[1] != "--":
@@ -76,6 +131,16 @@ def main(argv: list[str] | None = None) -> int:
     # Opened now, as root, in the agent's folder: after the switch to the pod's user it could not be.
     report = open(spec["startError"], "w", encoding="utf-8")  # noqa: SIM115 - closed on exec (CLOEXEC)
     try:
+        child = _new_pid_namespace() if spec.get("pidNamespace") else 0
+    except Exception as exc:
+        return _start_error(report, exc)
+    if child:
+        report.close()
+        return _supervise(child)
+    try:
+        if spec.get("pidNamespace"):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)  # the mask would outlive exec
+            _mount_proc()
         for source, target, read_only in spec.get("mounts", []):
             _mount(source, target, bool(read_only))
         _join_cgroups(spec.get("cgroups", []))
@@ -87,10 +152,14 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as exc:
             raise RuntimeError(f"cannot run {command[0]}: {exc.strerror or exc}") from exc
     except Exception as exc:  # anything before exec: the container never started
-        report.write(f"{type(exc).__name__}: {exc}" if not isinstance(exc, RuntimeError) else str(exc))
-        report.close()
-        return START_ERROR_EXIT_CODE
+        return _start_error(report, exc)
     return START_ERROR_EXIT_CODE  # not reached: execvp replaces this process
+
+
+def _start_error(report, exc: Exception) -> int:  # type: ignore[no-untyped-def]
+    report.write(f"{type(exc).__name__}: {exc}" if not isinstance(exc, RuntimeError) else str(exc))
+    report.close()
+    return START_ERROR_EXIT_CODE
 
 
 if __name__ == "__main__":

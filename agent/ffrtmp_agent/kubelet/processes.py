@@ -36,8 +36,8 @@ def helper_argv(
     identity: Identity | None = None,
     cgroups: Sequence[str] = (),
 ) -> list[str]:
-    """The command that binds the pod's volumes (in a private mount namespace when it has any), joins the
-    pod's cgroups, changes directory, becomes the pod's user, then execs the container's argv (same pid)."""
+    """The command that binds the pod's volumes (in private mount and PID namespaces when it has any),
+    joins the pod's cgroups, changes directory, becomes the pod's user, then execs the container's argv."""
     spec: dict[str, Any] = {
         "mounts": [list(m) for m in mounts],
         "chdir": chdir,
@@ -46,6 +46,8 @@ def helper_argv(
     }
     if identity is not None:
         spec["user"] = {"uid": identity.uid, "gid": identity.gid, "groups": list(identity.groups)}
+    if mounts:  # in a mount namespace of its own: a PID namespace and /proc of its own too (mountns.py)
+        spec["pidNamespace"] = True
     # The helper needs the standard library only: -I -S skip site-packages and .pth processing (~30 ms
     # CPU of every pod start); its path is resolved here, not by a module search in the pod.
     helper = [sys.executable, "-I", "-S", mountns.__file__, json.dumps(spec), "--", *argv]
