@@ -6,8 +6,6 @@ encoder is killed is retried alone; a split job canceled mid-way leaves no outpu
 from __future__ import annotations
 
 import itertools
-import json
-import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import pytest
 
 from tests.support import wait_until
 from tests.support.jobpods import traversable
+from tests.support.media import facts, probe
 from tests.support.runner import make_media
 from tests.support.stack import Stack
 
@@ -44,30 +43,9 @@ def _spec(media: Path, name: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
-def _probe(path: Path, *args: str) -> dict[str, Any]:
-    done = subprocess.run(
-        ["ffprobe", "-v", "error", *args, "-of", "json", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return json.loads(done.stdout)
-
-
-def _facts(path: Path) -> dict[str, float]:
-    video = _probe(path, "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames,duration")
-    audio = _probe(path, "-select_streams", "a:0", "-show_entries", "stream=duration")
-    return {
-        "frames": int(video["streams"][0]["nb_read_frames"]),
-        "video": float(video["streams"][0]["duration"]),
-        "audio": float(audio["streams"][0]["duration"]),
-    }
-
-
 def _monotonic(path: Path) -> bool:
     for stream in ("v:0", "a:0"):
-        packets = _probe(path, "-select_streams", stream, "-show_entries", "packet=dts")["packets"]
+        packets = probe(str(path), "-select_streams", stream, "-show_entries", "packet=dts")["packets"]
         dts = [int(p["dts"]) for p in packets if p.get("dts") is not None]
         if any(b <= a for a, b in itertools.pairwise(dts)):
             return False
@@ -110,9 +88,9 @@ def test_given_a_split_job_on_two_nodes_then_segments_ran_on_both_and_the_output
     assert split["progress"]["percent"] == 100.0
 
     source, joined, reference = (
-        _facts(media / "in" / "film.mp4"),
-        _facts(media / "out" / "film.mp4"),
-        _facts(media / "out" / "whole.mp4"),
+        facts(str(media / "in" / "film.mp4")),
+        facts(str(media / "out" / "film.mp4")),
+        facts(str(media / "out" / "whole.mp4")),
     )
     assert joined["frames"] == source["frames"] == 24 * FPS, (joined, source)
     assert abs(joined["video"] - source["video"]) <= 1 / FPS, (joined, source)
@@ -151,12 +129,18 @@ def test_given_a_segment_s_encoder_killed_then_that_segment_alone_is_retried(sta
     encoder.kill()
     status = stack.wait_phase("film", ("Completed", "Failed", "Canceled"), timeout=400)
     assert status["phase"] == "Completed", status.get("message")
+    slices = {n: c["status"] for n, c in _children(stack, "film").items() if c["spec"]["part"]["role"] == "slice"}
+    assert len(slices) == 6, sorted(slices)
+    # The kill is the job's one counted failure, on the victim alone: no other segment was retried for it.
+    failures = {n: s.get("failures", 0) for n, s in slices.items()}
+    assert failures == {n: int(n == victim) for n in slices}, slices
+    # Every pod beyond a segment's first is its retry or a disruption the product reports (a heartbeat Lease
+    # renewed late under load requeues a run without using a retry), never an unexplained run.
+    for name, s in slices.items():
+        assert s["attempts"] == 1 + s.get("failures", 0) + s.get("disruptions", 0), (name, s)
     runs = stack.runs()
-    assert runs[victim]["encoders"] == 2, runs  # killed once, run again
-    others = {n: r for n, r in runs.items() if re.fullmatch(r"film-s\d{5}", n) and n != victim}
-    assert len(others) == 5 and all(r["encoders"] == 1 for r in others.values()), runs  # the others ran once
-    victim_status = stack.status(victim)
-    assert victim_status["attempts"] == 2 and victim_status["failures"] == 1, victim_status
+    assert runs[victim]["encoders"] >= 2, runs  # killed, then run again
+    assert all(runs[n]["succeeded"] == 1 for n in slices), runs
 
 
 def test_given_a_split_job_canceled_mid_way_then_no_output_and_no_work_folder_remain(stack: Stack, media: Path) -> None:

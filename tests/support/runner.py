@@ -19,6 +19,8 @@ import yaml
 from ffrtmp_operator import plan
 from kubernetes import client
 
+from .media import media_argv
+
 __all__ = [
     "RunnerProcess",
     "bad_media",
@@ -192,36 +194,7 @@ def video_stream(probe: dict[str, Any]) -> dict[str, Any]:
 
 def make_media(path: Path, *, seconds: float, size: str = "320x240", extra: list[str] | None = None) -> Path:
     """A real media file made by ffmpeg (h264 + aac)."""
-    subprocess.run(
-        [
-            "ffmpeg",
-            "-hide_banner",
-            "-nostdin",
-            "-y",
-            "-loglevel",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            f"testsrc2=size={size}:rate=25:duration={seconds}",
-            "-f",
-            "lavfi",
-            "-i",
-            f"sine=frequency=300:duration={seconds}",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "ultrafast",
-            "-pix_fmt",
-            "yuv420p",
-            "-c:a",
-            "aac",
-            *(extra or []),
-            str(path),
-        ],
-        check=True,
-        timeout=300,
-    )
+    subprocess.run(media_argv(str(path), seconds=seconds, size=size, extra=extra), check=True, timeout=300)
     return path
 
 
