@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["EgressPolicy", "IPAddress", "address_literal", "blocked_range"]
+__all__ = ["EgressPolicy", "IPAddress", "address_literal", "blocked_networks", "blocked_range"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -58,6 +58,13 @@ _BLOCKED: tuple[tuple[IPNetwork, str], ...] = tuple(
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _6TO4 = ipaddress.ip_network("2002::/16")
+
+
+def blocked_networks(version: int) -> list[IPNetwork]:
+    """The ranges the runner refuses, of IP `version`; for 6 also NAT64 and 6to4, which the runner judges by
+    the IPv4 address they carry (a NetworkPolicy cannot, so it leaves them out whole)."""
+    networks = [n for n, _ in _BLOCKED if n.version == version]
+    return [*networks, _NAT64, _6TO4] if version == 6 else networks
 _HOST_NAME = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
 

@@ -23,6 +23,7 @@ from .clock import Clock
 from .job_identity import JobIdentity
 from .kube import Kube
 from .lifecycle_writer import LifecycleWriter, Step
+from .network_guard import JobNetworkPolicy
 from .plan import PlanError
 from .pods import build_pod
 from .recorder import Recorder
@@ -50,6 +51,7 @@ class Admission:
         self.clock = clock
         self.recorder = recorder
         self.identity = JobIdentity(kube, system_namespace=settings.system_namespace)
+        self.network_policy = JobNetworkPolicy(kube, egress_allow=settings.pods.policy.egress_allow)
 
     def _manifest(self, job: JobRecord, *, attempt: int, node: str, encoder: str) -> dict[str, Any]:
         """The job pod of one attempt; raises PlanError or ValueError for a spec that cannot run."""
@@ -69,7 +71,8 @@ class Admission:
         self, assignment: scheduling.Assignment, *, queued: tuple[reconcile.Decision, datetime] | None = None
     ) -> bool:
         """Assume (the cycle already took the slot), write the placement, then create the pod. `queued`:
-        the job is new, and its Queued transition goes into the same status write."""
+        the job is new: its Queued transition goes into the same status write, its message into the
+        Admitted Event (no Queued Event of its own)."""
         job, node, encoder = assignment
         attempt = job.attempts + 1
         now = self.clock()
@@ -109,6 +112,7 @@ class Admission:
     async def _create(self, manifest: dict[str, Any]) -> None:
         meta = manifest["metadata"]
         try:
+            await self.network_policy.ensure(meta["namespace"])  # before any job pod of the namespace
             await self.identity.prepare(manifest)  # the job's own ServiceAccount and Role; the signature
             body = await self.kube.create_pod(manifest)
         except ApiException as exc:

@@ -20,7 +20,7 @@ import kubernetes
 from kubernetes.client import ApiClient
 from kubernetes.client.exceptions import ApiException
 
-from . import job_identity
+from . import job_identity, network_guard
 from .apierrors import is_outage
 from .records import JobRecord
 
@@ -72,6 +72,10 @@ class Kube(Protocol):
 
     async def signing_key(self, namespace: str) -> bytes: ...
 
+    async def api_server_endpoints(self) -> list[tuple[str, int]]: ...
+
+    async def ensure_network_policy(self, namespace: str, body: dict[str, Any]) -> None: ...
+
     async def create_pod(self, manifest: dict[str, Any]) -> dict[str, Any] | None: ...
 
     async def delete_pod(self, namespace: str, name: str, *, grace: int | None = None) -> None: ...
@@ -89,6 +93,8 @@ class KubeClient:
         self.rbac = kubernetes.client.RbacAuthorizationV1Api(client)
         self.coordination = kubernetes.client.CoordinationV1Api(client)
         self.scheduling = kubernetes.client.SchedulingV1Api(client)
+        self.networking = kubernetes.client.NetworkingV1Api(client)
+        self.discovery = kubernetes.client.DiscoveryV1Api(client)
         self.instance = socket.gethostname()
 
     async def reachable(self, *, system_namespace: str) -> bool:
@@ -232,6 +238,14 @@ class KubeClient:
     async def signing_key(self, namespace: str) -> bytes:
         """The pod-signing key (job_identity.py), made on first use."""
         return await asyncio.to_thread(job_identity.read_or_make_key, self.core, namespace)
+
+    async def api_server_endpoints(self) -> list[tuple[str, int]]:
+        """The API server's (ip, port) endpoints, for the job NetworkPolicy (network_guard.py); [] unknown."""
+        return await asyncio.to_thread(network_guard.read_api_server_endpoints, self.discovery)
+
+    async def ensure_network_policy(self, namespace: str, body: dict[str, Any]) -> None:
+        """The job NetworkPolicy of `namespace` as `body` says: made, restored or kept (network_guard.py)."""
+        await asyncio.to_thread(network_guard.ensure_policy, self.networking, namespace, body)
 
     # ------------------------------------------------------------------------------ resync reads
 

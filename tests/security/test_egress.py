@@ -3,7 +3,7 @@ loopback in every spelling of the address, directly, through a redirect and thro
 refused before anything connects: the loopback servers count every connection they accept, and stay at
 zero. Link-local, private and public targets are never connected to: they are checked where the runner
 resolves and refuses them (the gateway's check with a resolver the test controls), so a protection that
-fails reaches nothing off this machine. TLS is verified by default; the chart's NetworkPolicy is valid.
+fails reaches nothing off this machine. TLS is verified by default; the operator's job NetworkPolicy is valid.
 """
 
 from __future__ import annotations
@@ -21,12 +21,11 @@ from typing import Any
 
 import ffrtmp_api as api
 import pytest
-import yaml
 from ffrtmp_agent.runner.gateway import Gateway, Refused, checked_address
 from ffrtmp_api.egress import EgressPolicy
+from ffrtmp_operator.network_policy import network_policy
 from kubernetes import client
 
-from tests.support.helm import CHART
 from tests.support.jobpods import shared_folder
 from tests.support.runner import (
     RunnerProcess,
@@ -437,36 +436,13 @@ def test_given_an_https_input_then_its_certificate_is_verified(
 # ------------------------------------------------------------------------------------- NetworkPolicy
 
 
-def test_given_the_chart_then_the_job_network_policy_is_valid_and_keeps_private_ranges_out(
-    control_plane: Any, api_client: client.ApiClient, namespace: str
+def test_given_the_operators_job_network_policy_then_the_api_accepts_it_and_it_keeps_private_ranges_out(
+    api_client: client.ApiClient, namespace: str
 ) -> None:
-    values = {
-        "jobPolicy": {
-            "egress": {
-                "allow": ["10.20.0.0/16", "media.corp:443", "[fd00::/8]:443"],
-                "networkPolicy": {"namespaces": [namespace], "apiServer": [{"cidr": "172.18.0.2/32", "port": 6443}]},
-            }
-        }
-    }
-    done = subprocess.run(
-        [
-            str(Path(control_plane.bin_dir) / "helm"),
-            "template",
-            "sec",
-            str(CHART),
-            "--show-only",
-            "templates/job-networkpolicy.yaml",
-            "-f",
-            "-",
-        ],
-        input=yaml.safe_dump(values),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    (policy,) = [d for d in yaml.safe_load_all(done.stdout) if d]
+    # What the operator makes in every namespace before its first job pod (network_guard.py; the
+    # integration test test_operator_network_policy.py watches it do so). No network plugin enforces it here.
+    allow = ["10.20.0.0/16", "media.corp:443", "[fd00::/8]:443"]
+    policy = network_policy(namespace, egress_allow=allow, api_server=[("172.18.0.2", 6443)])
     made = client.NetworkingV1Api(api_client).create_namespaced_network_policy(namespace, policy, dry_run="All")
     spec = made.spec
     assert spec.policy_types == ["Ingress", "Egress"] and not spec.ingress

@@ -226,6 +226,13 @@ class FakeKube:
         self._maybe_fail("signing_key")
         return b"k" * 32
 
+    async def api_server_endpoints(self) -> list[tuple[str, int]]:
+        return [("172.18.0.2", 6443)]
+
+    async def ensure_network_policy(self, namespace: str, body: dict[str, Any]) -> None:
+        self._maybe_fail("ensure_network_policy")
+        self.network_policies = getattr(self, "network_policies", {}) | {namespace: copy.deepcopy(body)}
+
     async def create_pod(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         self._maybe_fail("create_pod")
         meta = manifest["metadata"]
