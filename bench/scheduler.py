@@ -213,14 +213,10 @@ def _samples(lat: dict[str, list[float]]) -> dict[str, list[float]]:
 
 
 def run_baseline(cfg: Config, work: Path) -> dict[str, Any]:
-    """The ceiling: a plain client creating each job and at once writing its admission (status + pod)."""
+    """The ceiling: a plain client creating each job and at once writing its admission (status, the job's
+    identity objects, pod)."""
     with Cluster(cfg, work) as cluster:
         kube = cluster.kube
-        kube.request(
-            "POST",
-            f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts",
-            {"metadata": {"name": api.RUNNER_SERVICE_ACCOUNT}},
-        )  # the operator makes this one itself
         tracker = Tracker(prefix="base-")
         watches = cluster.watches(tracker)
         creator = Creator(kube, namespace=NAMESPACE, tracker=tracker, concurrency=cfg.concurrency)

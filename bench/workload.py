@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import ffrtmp_api as api
-from ffrtmp_operator import lifecycle, pods
+from ffrtmp_operator import job_identity, lifecycle, pods
 from ffrtmp_operator.settings import PodSettings
 
 from .kube import Kube
@@ -158,8 +158,10 @@ class Creator:
 
 class BaselineAdmitter:
     """The minimal admission for one job: one status merge patch (Queued + Assigned transitions, node, pod,
-    attempts, encoder, conditions) and one pod create, both built by the operator's pure builders, onto
-    the least loaded node. No watch, no cache, no events: the ceiling a client gets from this apiserver."""
+    attempts, encoder, conditions), the job's own identity (ServiceAccount, Role, RoleBinding: its pod is
+    refused without the ServiceAccount, its runner could not report without the Role) and one pod create,
+    all built by the operator's pure builders, onto the least loaded node. No watch, no cache, no events:
+    the ceiling a client gets from this apiserver."""
 
     def __init__(self, kube: Kube, *, namespace: str, nodes: list[str]) -> None:
         self.kube = kube
@@ -188,9 +190,17 @@ class BaselineAdmitter:
         self.kube.request(
             "PATCH", f"{JOBS.format(ns=self.ns)}/{name}/status", {"status": status}, content_type=api.MERGE_PATCH
         )
+        rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{self.ns}"
+        identity = {
+            f"/api/v1/namespaces/{self.ns}/serviceaccounts": job_identity.service_account(self.ns, name, uid),
+            f"{rbac}/roles": job_identity.role(self.ns, name, uid),
+            f"{rbac}/rolebindings": job_identity.role_binding(self.ns, name, uid),
+        }
+        for path, obj in identity.items():
+            self.kube.request("POST", path, obj)
         self.kube.request("POST", f"/api/v1/namespaces/{self.ns}/pods", pod)
         with self._lock:
-            self.writes += 2
+            self.writes += 2 + len(identity)
 
 
 def baseline_create_and_admit(creator: Creator, admitter: BaselineAdmitter, names: list[str]) -> float:

@@ -4,7 +4,8 @@ the parts it wires together: lifecycle_writer, admission, preemption, nodeloss, 
 
 Each pass has named, timed phases: reconcile (the jobs that changed, plus once per tick the slot holders
 that can expire), snapshot, nominate, admit (new jobs placed at once get their Queued and Assigned
-transitions in one status write), note (why the jobs looked at and left queued wait). Jobs in a namespace being terminated are left alone.
+transitions in one status write and one Admitted Event), note (why the jobs looked at and left queued
+wait). Jobs in a namespace being terminated are left alone.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ from .waiting import WaitingNotes
 log = logging.getLogger("ffrtmp.scheduler")
 ACTIVE_PHASES = (Phase.ASSIGNED, Phase.PROCESSING, Phase.PAUSED)
 WRITE_CONCURRENCY = 16  # parallel API writes per phase; the apiserver's default inflight limit is 400
-# Admissions per pass: a pass awaits its writes (4 per job), so a cap keeps passes around a second and
-# new arrivals (and pod/phase events) are looked at between them instead of behind a long convoy.
+# Admissions per pass: a pass awaits its writes (status, Event, identity, pod), so a cap keeps passes
+# around a second and new arrivals (and pod/phase events) are looked at between them instead of behind a
+# long convoy.
 ADMISSIONS_PER_PASS = 128
 
 Arrival = tuple[JobRecord, reconcile.Decision, datetime]

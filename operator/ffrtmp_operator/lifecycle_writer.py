@@ -1,6 +1,6 @@
 """Writing a job's lifecycle to the API (Kueue's workload controller side): phase changes as one status
 patch with the job's resourceVersion as precondition, a re-read on conflict so the job is decided again on
-fresh data, then one Event per change. The only writer of job status; what to write comes from the pure
+fresh data, then one Event per write. The only writer of job status; what to write comes from the pure
 lifecycle, reconcile and scheduling modules.
 """
 
@@ -76,7 +76,7 @@ class LifecycleWriter:
         return await self.transitions(job, [Step(target, reason, message, now, event_type)], extra=extra)
 
     async def transitions(self, job: JobRecord, steps: list[Step], *, extra: dict[str, Any] | None = None) -> bool:
-        """Write one or more phase changes in one status patch, then one Event per change."""
+        """Write one or more phase changes in one status patch, then one Event for them (`event_step`)."""
         status = job.status()
         patch: dict[str, Any] = {}
         try:
@@ -111,7 +111,7 @@ class LifecycleWriter:
                 },
             )
             old = step.target
-            await self._post_event(job, step)
+        await self._post_event(job, event_step(steps))
         return True
 
     async def _post_event(self, job: JobRecord, step: Step) -> None:
@@ -135,3 +135,15 @@ class LifecycleWriter:
         if self.cache.set_namespace_terminating(namespace, True):
             log.debug("namespace terminating: its jobs are left alone", extra={"namespace": namespace})
         return True
+
+
+def event_step(steps: list[Step]) -> Step:
+    """The one Event of a write: its last change, with the earlier changes' messages after its own. A new job
+    admitted at once (Queued and Assigned in one write) gets one Admitted Event, "assigned to n1 (encoder
+    libx264); queued in batch", as a pod gets one Scheduled Event and no Event for entering the scheduling
+    queue; status.transitions still lists both changes. Warning when any change is one."""
+    last = steps[-1]
+    earlier = [s.message for s in steps[:-1] if s.message and s.message != last.message]
+    message = "; ".join(dict.fromkeys([last.message or last.target.value, *earlier]))
+    warning = any(s.event_type == "Warning" for s in steps)
+    return last._replace(message=message, event_type="Warning" if warning else last.event_type)

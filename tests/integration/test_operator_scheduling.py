@@ -117,7 +117,7 @@ def test_given_a_free_slot_when_a_job_arrives_then_one_status_write_queues_and_p
     import ffrtmp_api as api
     from kubernetes import watch
 
-    cluster.add_node("w", slots=1)
+    node = cluster.add_node("w", slots=1)
     created = cluster.create_job("fast")
     stream = watch.Watch().stream(
         cluster.custom.list_namespaced_custom_object,
@@ -137,8 +137,12 @@ def test_given_a_free_slot_when_a_job_arrives_then_one_status_write_queues_and_p
     assert phases == [("MODIFIED", "Assigned")]
     status = cluster.status("fast")
     assert [t["phase"] for t in status["transitions"]] == ["Queued", "Assigned"]
+    # One Event for that write, as a pod gets one Scheduled Event: Admitted, naming the queue it went through.
     wait_until(
-        lambda: sorted(e.reason for e in cluster.events("fast")) == ["Admitted", "Created"],
+        lambda: (
+            [(e.reason, e.message) for e in cluster.events("fast")]
+            == [("Admitted", f"assigned to {node} (encoder libx264); queued in default")]
+        ),
         timeout=10,
-        what="an Event per transition",
+        what="one Admitted Event",
     )

@@ -49,15 +49,47 @@ def test_given_a_queued_job_when_admitted_then_the_placement_is_written_on_its_v
     assert ("transition", "a", "Queued", "Assigned", "Admitted") in recorder.calls
 
 
-def test_given_a_new_job_when_admitted_then_queued_and_assigned_go_in_one_status_write():
+def test_given_a_new_job_when_admitted_then_queued_and_assigned_go_in_one_status_write_and_one_event():
     kube = FakeKube()
     kube.add_node("n1")
     kube.add_job("a", NS)
-    _, _, _, placed = _admit(kube, queued=Decision("Queued", "Created", "queued in batch"))
+    _, recorder, job, placed = _admit(kube, queued=Decision("Queued", "Created", "queued in batch"))
     assert placed and len(kube.patches) == 1
-    phases = [t["phase"] for t in kube.patches[0][2]["transitions"]][-2:]
-    assert phases == ["Queued", "Assigned"]
-    assert [e["reason"] for e in kube.events] == ["Created", "Admitted"]
+    ((_, precondition, patch),) = kube.patches
+    assert precondition == job.resource_version
+    assert (patch["phase"], patch["reason"]) == ("Assigned", "Admitted")
+    assert patch["queuedAt"] and patch["assignedAt"] and patch["node"] == "n1"
+    assert [t["phase"] for t in patch["transitions"]] == ["Queued", "Assigned"]
+    # One Event, as a pod gets one Scheduled Event: the queue it went through is in its message.
+    assert kube.events == [
+        {
+            "job": (NS, "a"),
+            "reason": "Admitted",
+            "message": "assigned to n1 (encoder libx264); queued in batch",
+            "type": "Normal",
+        }
+    ]
+    assert [c[2:4] for c in recorder.calls if c[0] == "transition"] == [("Pending", "Queued"), ("Queued", "Assigned")]
+
+
+def test_given_a_new_job_whose_write_conflicts_when_admitted_then_nothing_is_written_and_no_pod():
+    kube = FakeKube()
+    kube.add_node("n1")
+    kube.add_job("a", NS)
+
+    async def run():
+        driver, _ = await started(kube)
+        job = driver.cache.jobs[(NS, "a")]
+        kube.change_job(NS, "a", {"progress": {"percent": 1}})  # the user's or a webhook's write, not yet seen
+        arrival = (Decision("Queued", "Created", "queued in batch"), driver.clock())
+        placed = await driver.admission.admit(scheduling.Assignment(job, "n1", "libx264"), queued=arrival)
+        return driver, job, placed
+
+    driver, job, placed = asyncio.run(run())
+    assert not placed and not kube.pods and not kube.events
+    assert kube.patches[0][1] == job.resource_version  # the precondition that failed
+    assert kube.jobs[(NS, "a")]["status"].get("phase") in (None, "Pending")
+    assert (NS, "a") in driver.cache.dirty  # decided again on the fresh version
 
 
 def test_given_a_job_changed_since_the_cycle_read_it_when_admitted_then_no_pod_and_it_is_decided_again():

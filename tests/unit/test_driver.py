@@ -36,6 +36,9 @@ def test_given_new_jobs_and_a_free_node_when_a_pass_runs_then_each_is_queued_and
         ((NS, "b"), ["Queued", "Assigned"]),
     ]
     assert sorted(kube.pods) == [(NS, "a-1"), (NS, "b-1")]
+    # One Event each: Admitted, naming the queue it went through (no separate Queued Event).
+    assert [(e["job"][1], e["reason"]) for e in kube.events] == [("a", "Admitted"), ("b", "Admitted")]
+    assert all(e["message"].endswith("; queued in default") for e in kube.events)
     assert recorder.calls[-1] == ("pass", 2, 0, 2)
 
 
@@ -48,6 +51,10 @@ def test_given_no_free_slot_when_a_pass_runs_then_the_new_job_is_written_queued_
     assert kube.jobs[(NS, "a")]["status"]["phase"] == "Assigned"
     assert kube.jobs[(NS, "b")]["status"]["phase"] == "Queued"
     assert (NS, "b") in driver.cache.queue
+    # The job that waits gets its own Queued write and Created Event, then the note of why it waits.
+    assert [p.get("phase") for key, _, p in kube.patches if key == (NS, "b")] == ["Queued", None]
+    assert kube.jobs[(NS, "b")]["status"]["reason"] == "Created" and kube.jobs[(NS, "b")]["status"]["queuedAt"]
+    assert [e["reason"] for e in kube.events if e["job"] == (NS, "b")][0] == "Created"
 
 
 def test_given_a_write_the_api_fails_then_the_job_is_retried_on_the_next_tick_not_at_once():

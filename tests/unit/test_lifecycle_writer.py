@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime, timezone
 
 from ffrtmp_api import Phase
-from ffrtmp_operator.lifecycle_writer import Step
+from ffrtmp_operator.lifecycle_writer import Step, event_step
 
 from tests.unit.shell_fakes import FakeKube, api_error, rbac_error, started, terminating_error
 
@@ -55,6 +56,24 @@ def test_given_a_transition_then_one_patch_on_the_read_version_then_its_event_an
     assert driver.cache.jobs[(NS, "a")].phase == "Completed"  # the cache learns the write's answer at once
     assert kube.events == [{"job": (NS, "a"), "reason": "Succeeded", "message": "pod a-1 succeeded", "type": "Normal"}]
     assert recorder.calls == [("transition", "a", "Processing", "Completed", "Succeeded")]
+
+
+def test_given_a_new_job_failed_in_the_same_write_when_its_event_is_made_then_one_warning_with_the_error_first():
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    steps = [
+        Step(Phase.QUEUED, "Created", "queued in batch", now),
+        Step(Phase.FAILED, "InputError", "no such preset", now, "Warning"),
+    ]
+    assert event_step(steps) == Step(Phase.FAILED, "InputError", "no such preset; queued in batch", now, "Warning")
+
+
+def test_given_changes_with_one_message_when_their_event_is_made_then_the_message_is_said_once():
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    steps = [
+        Step(Phase.ASSIGNED, "ChildStarted", "1/4 running", now),
+        Step(Phase.PROCESSING, "ChildStarted", "1/4 running", now),
+    ]
+    assert event_step(steps) == steps[-1]
 
 
 def test_given_a_conflict_when_writing_then_the_job_is_read_again_and_decided_again():
