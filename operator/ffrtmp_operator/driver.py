@@ -108,6 +108,7 @@ class Driver:
                     return
                 await asyncio.sleep(2)
         self.reachability.reached()
+        await self.cover_running_pods()
         tick = self.settings.scheduling.tick_seconds
         next_sweep = 0.0
         while not (stopped is not None and stopped):
@@ -173,6 +174,23 @@ class Driver:
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
+
+    async def cover_running_pods(self) -> None:
+        """The job NetworkPolicy in every namespace with unfinished job pods, once at start: pods started
+        before an upgrade (or whose policy was deleted meanwhile) would otherwise wait for the next job
+        pod of their namespace. A failure is logged; admission checks again before every new pod."""
+        namespaces = {
+            pod.namespace
+            for pod in self.cache.pods.values()
+            if pod.phase not in ("Succeeded", "Failed") and pod.namespace not in self.cache.terminating
+        }
+        for namespace in sorted(namespaces):
+            try:
+                await self.admission.network_policy.ensure(namespace)
+            except Exception as exc:  # noqa: BLE001 -- the next pod's admission retries
+                log.warning(
+                    "cannot make the job NetworkPolicy", extra={"namespace": namespace, "error": str(exc)[:200]}
+                )
 
     async def run_pass(self, *, sweep: bool) -> None:
         timings: dict[str, float] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import ffrtmp_api as api
 from ffrtmp_operator.cache import Cache
 from ffrtmp_operator.driver import Driver
 from ffrtmp_operator.records import job_record, lease_record, node_record
@@ -156,3 +157,24 @@ def test_given_run_then_it_resyncs_places_a_job_that_arrives_and_returns_when_st
 
     asyncio.run(main())
     assert list(kube.pods) == [(NS, "a-1")]
+
+
+def test_given_job_pods_running_at_start_then_their_namespaces_get_the_network_policy_before_any_new_pod():
+    kube = FakeKube()
+
+    def pod(namespace: str, name: str, phase: str) -> None:
+        kube.pods[(namespace, name)] = {
+            "metadata": {"name": name, "namespace": namespace, "labels": {api.LABEL_JOB: name, api.LABEL_ATTEMPT: "1"}},
+            "status": {"phase": phase},
+        }
+
+    pod("tenant-a", "a-1", "Running")  # started by an operator release that had no per-namespace policy
+    pod("tenant-b", "b-1", "Succeeded")  # finished: nothing to cover
+
+    async def run() -> None:
+        driver, _ = await started(kube)
+        await driver.cover_running_pods()
+
+    asyncio.run(run())
+    assert sorted(kube.network_policies) == ["tenant-a"]
+    assert kube.network_policies["tenant-a"]["spec"]["policyTypes"] == ["Ingress", "Egress"]
