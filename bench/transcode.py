@@ -3,7 +3,8 @@ standalone agent, the runner; from the job's create to phase Completed) against 
 bare, alternated in pairs. `python -m bench.transcode [--pairs 5]` -> bench/results/transcode.json.
 
 CPU overhead = the agent's own CPU plus everything it reaped (unshare, the runner, ffprobe, ffmpeg) minus
-ffmpeg's own CPU, sampled from /proc while it runs, as a share of ffmpeg's CPU.
+ffmpeg's own CPU, as a share of ffmpeg's CPU. ffmpeg's CPU is its rusage, which the runner logs when it reaps
+it (exact); /proc samples (every 50 ms, up to one interval low) stand in when the log has no such line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -34,6 +36,9 @@ from .workload import JOBS
 log = logging.getLogger("bench.transcode")
 NAMESPACE = "bench-transcode"
 NODE = "bench-transcode-1"
+# The runner's log lines with exact CPU seconds (encode.py, __main__.py).
+FFMPEG_CPU = re.compile(r"ffmpeg \d+ exited -?\d+ after ([0-9.]+) s of CPU")
+RUNNER_CPU = re.compile(r"^finished: .*; CPU ([0-9.]+) s, of ffmpeg and ffprobe ([0-9.]+) s$")
 
 
 def job_manifest(name: str, *, media: Path, seconds: float) -> dict[str, Any]:
@@ -145,9 +150,12 @@ class Completion:
 
     def __init__(self) -> None:
         self.done: dict[str, tuple[str, float]] = {}
+        self.first_frame: dict[str, float] = {}  # when status.progress.frame was first > 0 (what a user sees)
         self.cond = threading.Condition()
 
     def on_job(self, kind: str, obj: dict[str, Any], seen: float) -> None:
+        if ((obj.get("status") or {}).get("progress") or {}).get("frame"):
+            self.first_frame.setdefault(obj["metadata"]["name"], seen)
         phase = (obj.get("status") or {}).get("phase")
         if phase in ("Completed", "Failed", "Canceled"):
             with self.cond:
@@ -170,6 +178,7 @@ def run_stack_job(
     seconds: float,
     agent: psutil.Process,
     operator: psutil.Process,
+    pods: Path,
 ) -> dict[str, Any]:
     agent_self0 = common.cpu_seconds([agent], children=False)
     agent_all0 = common.cpu_seconds([agent])
@@ -184,23 +193,47 @@ def run_stack_job(
     agent_self = common.cpu_seconds([agent], children=False) - agent_self0
     everything = common.cpu_seconds([agent]) - agent_all0  # the agent itself + everything it reaped
     kinds = tree.by_kind()
-    ffmpeg = kinds.get("ffmpeg", 0.0)
+    exact = runner_log_cpu(pods, name)
+    ffmpeg = exact.get("ffmpeg", kinds.get("ffmpeg", 0.0))
     return {
         "phase": phase,
         "wall_s": round(wall, 3),
         "ffmpeg_cpu_s": round(ffmpeg, 3),
+        "ffmpeg_cpu_s_exact": "ffmpeg" in exact,
+        "runner_log_cpu_s": exact,
         "agent_and_runner_cpu_s": round(everything - ffmpeg, 3),
         "agent_own_cpu_s": round(agent_self, 3),
         "sampled_cpu_s_by_process": kinds,
         "operator_cpu_s": round(common.cpu_seconds([operator]) - op0, 3),
         "encode_wall_s_runner": (status.get("result") or {}).get("wallSeconds"),
         "timeline_s": timeline(submitted, status),
+        "first_frame_s": round(completion.first_frame[name] - submitted, 3) if name in completion.first_frame else None,
     }
+
+
+def runner_log_cpu(pods: Path, job: str) -> dict[str, float]:
+    """Exact CPU seconds from the runner's own log, summed over the job's pods (attempts): "ffmpeg" (its
+    rusage, logged when the runner reaps it), "runner" (the pod process's own: unshare, the mount helper and
+    the runner, which exec one into the next) and "runner_children" (everything it reaped). Empty without
+    those lines. The /proc samples miss what ran after the last one of each process."""
+    out: dict[str, float] = {}
+    for path in pods.glob(f"{NAMESPACE}_{job}-*_*/runner.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                msg = json.loads(line).get("msg", "")
+            except ValueError:
+                continue
+            if match := FFMPEG_CPU.match(msg):
+                out["ffmpeg"] = round(out.get("ffmpeg", 0.0) + float(match.group(1)), 3)
+            elif match := RUNNER_CPU.search(msg):
+                out["runner"] = round(out.get("runner", 0.0) + float(match.group(1)), 3)
+                out["runner_children"] = round(out.get("runner_children", 0.0) + float(match.group(2)), 3)
+    return out
 
 
 def timeline(submitted: float, status: dict[str, Any]) -> dict[str, float]:
     """Seconds from our create call to each phase the operator stamped (its clock, same machine)."""
-    out = {}
+    out: dict[str, float] = {}
     for entry in status.get("transitions", []):
         at = api.parse_time(entry.get("at"))
         if at:
@@ -235,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     work = Path(tempfile.mkdtemp(prefix="ffrtmp-bench-tc-"))
+    work.chmod(0o755)  # mkdtemp makes it 0700: the runner (api.RUNNER_UID, not root) must reach media/
     media = work / "media"
     media.mkdir()
     media.chmod(0o777)  # the runner may run as the pod's non-root user
@@ -299,12 +333,20 @@ def main(argv: list[str] | None = None) -> int:
             wait_node(kube)
             watch = Watch(kube, JOBS.format(ns=NAMESPACE), completion.on_job).start()
             agent, operator = psutil.Process(ag.pid), psutil.Process(op.pid)
+            pods = work / "agent" / "pods"  # the standalone agent's pod folders, each with its runner.log
             log.info("warm-up job")
             warm = run_stack_job(
-                kube, completion, name="warmup", media=media, seconds=2, agent=agent, operator=operator
+                kube, completion, name="warmup", media=media, seconds=2, agent=agent, operator=operator, pods=pods
             )
             if warm["phase"] != "Completed":
                 raise RuntimeError(f"warm-up job ended {warm}; see {work}/logs")
+            # The agent's CPU with no job (lease renewals, metrics sampling, its loops): the part of its per-job
+            # CPU that grows with the job's wall time rather than with the job.
+            idle0, idle_s = common.cpu_seconds([agent], children=False), 10.0
+            time.sleep(idle_s)
+            result["agent_idle_cpu_ms_per_s"] = round(
+                1000 * (common.cpu_seconds([agent], children=False) - idle0) / idle_s, 2
+            )
             pairs = []
             for i in range(args.pairs):
                 name = f"tc-{i}"
@@ -323,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                             seconds=args.seconds,
                             agent=agent,
                             operator=operator,
+                            pods=pods,
                         )
                     log.info("pair %d %s: %s", i, kind, pair[kind])
                 s, b = pair["stack"], pair["bare"]
@@ -358,6 +401,12 @@ def main(argv: list[str] | None = None) -> int:
             3,
         ),
     )
+    frames = [p["stack"]["first_frame_s"] for p in pairs if p["stack"].get("first_frame_s") is not None]
+    if frames:
+        result["first_frame_s_median"] = round(statistics.median(frames), 3)  # create -> frame > 0 in the status
+    runner = [p["stack"]["runner_log_cpu_s"]["runner"] for p in pairs if "runner" in p["stack"]["runner_log_cpu_s"]]
+    if runner:
+        result["runner_cpu_s_median"] = round(statistics.median(runner), 3)  # the pod process, from its log
     fixed = [p["stack_fixed_overhead_s"] for p in pairs if "stack_fixed_overhead_s" in p]
     if fixed:
         result["stack_fixed_overhead_s_median"] = round(statistics.median(fixed), 3)
@@ -381,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
                     "wall_ratio_from_fixed_overhead",
                     "cpu_overhead_percent_median",
                     "cpu_overhead_percent_of_sums",
+                    "runner_cpu_s_median",
+                    "first_frame_s_median",
                     "targets",
                 )
             },

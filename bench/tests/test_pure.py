@@ -3,12 +3,15 @@ figures and targets. No cluster needed: `python -m pytest bench/tests`."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 from bench.common import percentile, summary
 from bench.kube import WriteKey, writes_delta
 from bench.profiling import summarize
 from bench.scheduler import Config, headline, latencies
+from bench.transcode import NAMESPACE, runner_log_cpu
 from bench.workload import JobTimes, Tracker
 
 METRICS = """\
@@ -105,3 +108,26 @@ def test_given_results_when_headline_then_ratio_and_targets_follow_the_issue() -
 def test_given_sizes_when_configuring_then_every_job_of_both_phases_fits_in_the_slots() -> None:
     cfg = Config(jobs=10000, nodes=500, paced_rate=20, paced_seconds=30)
     assert cfg.slots * cfg.nodes >= cfg.jobs + cfg.paced_jobs
+
+
+def test_given_runner_logs_of_two_attempts_when_read_then_exact_cpu_summed_per_kind(tmp_path: Path) -> None:
+    lines = {
+        "1": [
+            "ffmpeg 7 exited 1 after 0.500 s of CPU",
+            "finished: failed (EncoderError: x); CPU 0.250 s, of ffmpeg and ffprobe 0.550 s",
+        ],
+        "2": [
+            "not json",
+            "ffmpeg 9 exited 0 after 6.000 s of CPU",
+            "finished: succeeded; CPU 0.240 s, of ffmpeg and ffprobe 6.080 s",
+        ],
+    }
+    for attempt, msgs in lines.items():
+        folder = tmp_path / f"{NAMESPACE}_tc-1-{attempt}_abcdef12"
+        folder.mkdir()
+        text = "\n".join(m if m == "not json" else json.dumps({"msg": m}) for m in msgs)
+        (folder / "runner.log").write_text(text)
+    (tmp_path / f"{NAMESPACE}_tc-10-1_abcdef12").mkdir()  # another job's pod: not counted
+    (tmp_path / f"{NAMESPACE}_tc-10-1_abcdef12" / "runner.log").write_text(json.dumps({"msg": lines["2"][1]}))
+    assert runner_log_cpu(tmp_path, "tc-1") == {"ffmpeg": 6.5, "runner": 0.49, "runner_children": 6.63}
+    assert runner_log_cpu(tmp_path, "tc-2") == {}

@@ -110,3 +110,19 @@ def test_given_interval_when_samples_arrive_fast_then_one_write_per_interval_and
     passed = [t for t in (0.0, 0.5, 1.9, 2.0, 2.1, 3.9, 4.1) if throttle.ready(t)]
     assert passed == [0.0, 2.0, 4.1]
     assert throttle.ready(4.2, force=True)
+
+
+def test_given_forced_start_write_when_first_frame_arrives_within_interval_then_it_passes_at_once() -> None:
+    throttle = Throttle(2.0)
+    assert throttle.ready(0.0, force=True, frame=None)  # the runner's write before ffmpeg starts
+    passed = [
+        t for t, frame in ((0.3, 0), (0.5, 12), (0.9, 24), (1.9, 55), (2.6, 75)) if throttle.ready(t, frame=frame)
+    ]
+    assert passed == [0.5, 2.6]  # frame 0 waits; the first frame > 0 at once; then one per interval from it
+
+
+def test_given_a_frame_already_reported_when_later_samples_arrive_then_only_the_interval_lets_them_pass() -> None:
+    throttle = Throttle(2.0)
+    assert throttle.ready(0.0, frame=30)
+    assert not throttle.ready(1.0, frame=60)
+    assert throttle.ready(2.0, frame=90)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 import signal
 import sys
 
@@ -57,10 +58,13 @@ def _run(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: runner.control.terminate())
     log.info("runner for %s/%s attempt %d (%s)", plan.namespace, plan.job, plan.attempt, plan.encoder)
     outcome = runner.run()
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     log.info(
-        "finished: %s%s",
+        "finished: %s%s; CPU %.3f s, of ffmpeg and ffprobe %.3f s",  # the process's own CPU includes its start-up
         outcome.end.value,
         f" ({outcome.failure.reason}: {outcome.failure.message})" if outcome.failure else "",
+        own.ru_utime + own.ru_stime,
+        children.ru_utime + children.ru_stime,
     )
     if outcome.end is End.FAILED and outcome.failure is not None:
         write_termination_log(outcome.failure, termination_log)

@@ -8,10 +8,11 @@ from __future__ import annotations
 import collections
 import logging
 import os
+import resource
 import signal
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .failures import CORRUPTION_MARKERS
 from .progress import Sample, parse_blocks
@@ -21,9 +22,22 @@ STDERR_LINES = 40
 
 
 class Encode:
-    def __init__(self, argv: Sequence[str], *, env: dict[str, str] | None = None, pass_fds: Sequence[int] = ()) -> None:
-        """`env` and `pass_fds`: the runner's launch (the egress gateway's $http_proxy, the opened files)."""
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        env: dict[str, str] | None = None,
+        pass_fds: Sequence[int] = (),
+        on_progress: Callable[[], None] | None = None,
+    ) -> None:
+        """`env` and `pass_fds`: the runner's launch (the egress gateway's $http_proxy, the opened files).
+        `on_progress` is called from the reader thread for the first sample with a frame > 0 and when ffmpeg
+        closes its progress pipe (it is exiting), so the runner need not poll often to catch either."""
         self.argv = list(argv)
+        self._on_progress = on_progress or (lambda: None)
+        # The runner reaps no other child while ffmpeg runs: the growth of RUSAGE_CHILDREN is ffmpeg's CPU.
+        self._children_cpu0 = _children_cpu()
+        self.cpu_seconds: float | None = None  # ffmpeg's own CPU (user + system), once it was reaped
         self.proc = subprocess.Popen(
             self.argv,
             env=env,
@@ -53,9 +67,14 @@ class Encode:
 
     def _read_progress(self) -> None:
         assert self.proc.stdout is not None
+        framed = False
         for sample in parse_blocks(self.proc.stdout):
             with self._lock:
                 self._latest, self._fresh = sample, True
+            if not framed and sample.frame:
+                framed = True
+                self._on_progress()
+        self._on_progress()
 
     def _read_stderr(self) -> None:
         assert self.proc.stderr is not None
@@ -89,6 +108,9 @@ class Encode:
         code = self.proc.wait(timeout=timeout)
         for reader in self._readers:
             reader.join(timeout=5)
+        if self.cpu_seconds is None:
+            self.cpu_seconds = _children_cpu() - self._children_cpu0
+            log.info("ffmpeg %d exited %d after %.3f s of CPU", self.pid, code, self.cpu_seconds)
         return code
 
     def suspend(self) -> None:
@@ -120,3 +142,8 @@ class Encode:
             os.kill(self.pid, signum)
         except ProcessLookupError:
             pass
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

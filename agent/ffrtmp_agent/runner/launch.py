@@ -11,6 +11,7 @@ import contextlib
 import os
 import posixpath
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import ffrtmp_api as api
@@ -19,7 +20,9 @@ from ffrtmp_api.egress import EgressPolicy
 from . import concat, ladder, netplan, split
 from .confine import Confined, OutputFolder, fd_path, open_folder, open_input
 from .failures import INPUT_ERROR, OUTPUT_ERROR, Failure
-from .gateway import Gateway, Refused, Unresolvable, checked_address, system_resolver
+
+if TYPE_CHECKING:  # imported where used: only network URLs need the gateway, and every runner start pays an import
+    from .gateway import Gateway
 
 _PROXY_VARIABLES = (
     "http_proxy",
@@ -133,6 +136,8 @@ def _network(plan: api.ExecutionPlan, launch: Launch, policy: EgressPolicy) -> a
     in_scheme, out_scheme = netplan.scheme(plan.inputUrl), netplan.scheme(plan.outputUrl)
     if in_scheme not in netplan.NETWORK_SCHEMES and out_scheme not in netplan.NETWORK_SCHEMES:
         return plan
+    from .gateway import Gateway, Refused, Unresolvable
+
     gateway = launch.gateway = Gateway(policy)
     launch.env["http_proxy"] = gateway.proxy_url
     # A refused address is the spec's fault, on the output too: InputError, final, naming the field.
@@ -161,6 +166,8 @@ def _network(plan: api.ExecutionPlan, launch: Launch, policy: EgressPolicy) -> a
 def _pin_srt(url: str, policy: EgressPolicy) -> str:
     """srt:// goes over UDP, which the gateway does not carry: the checked address is written into the URL,
     so libsrt connects to it and never resolves the name (no rebinding)."""
+    from .gateway import Refused, checked_address, system_resolver
+
     problem = netplan.srt_problem(url)
     if problem:
         raise Refused(problem)

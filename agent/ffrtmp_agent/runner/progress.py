@@ -74,15 +74,21 @@ def status_progress(sample: Sample, *, percent_done: float, now: str) -> dict[st
 
 
 class Throttle:
-    """Lets a write through at most once per `interval` seconds; `force` always passes (start, end)."""
+    """Lets a write through at most once per `interval` seconds. Passing at once: `force` (start, end), and
+    the first sample with a frame > 0: the forced start write takes the interval's slot, and the first
+    encoded frame (what a user waits to see) must not wait a whole interval behind it."""
 
     def __init__(self, interval: float) -> None:
         self.interval = interval
         self._last: float | None = None
+        self._framed = False  # a sample with frame > 0 has passed
 
-    def ready(self, now: float, *, force: bool = False) -> bool:
-        if force or self._last is None or now - self._last >= self.interval:
+    def ready(self, now: float, *, force: bool = False, frame: int | None = None) -> bool:
+        framed = frame is not None and frame > 0
+        due = self._last is None or now - self._last >= self.interval
+        if force or due or (framed and not self._framed):
             self._last = now
+            self._framed = self._framed or framed
             return True
         return False
 

@@ -36,8 +36,10 @@ log = logging.getLogger("ffrtmp.runner")
 class Settings:
     rapl_root: Path = dataclasses.field(default_factory=energy.rapl_root)
     """Where RAPL powercap zones live ($FFRTMP_RAPL_ROOT, as for the node metrics)."""
-    poll_seconds: float = 0.2
-    """How often the loop looks at the encoder and the job's wanted state; bounds pause/cancel latency."""
+    poll_seconds: float = 0.5
+    """How often the loop looks at the encoder (progress, timeout). Pause/cancel, the first frame and ffmpeg's
+    exit wake it at once (Control.wait), so this bounds only how late a throttled progress write goes out;
+    each wakeup costs CPU for the whole encode."""
     cancel_grace_seconds: float = 3.0
     """SIGTERM -> SIGKILL on cancel: the output is thrown away, so there is nothing to wait for."""
     stop_grace_seconds: float = 10.0
@@ -74,6 +76,10 @@ class Control:
 
     def terminate(self) -> None:
         self.terminated = True
+        self._changed.set()
+
+    def wake(self) -> None:
+        """Ends the loop's current wait early (the encoder has news: its first frame, or it is exiting)."""
         self._changed.set()
 
     @property
@@ -332,7 +338,7 @@ class Runner:
 
     def _start(self, argv: list[str]) -> Encode:
         log.info("starting %s", " ".join(argv))  # for the log only; ffmpeg gets the list
-        return Encode(argv, **self._spawn())
+        return Encode(argv, on_progress=self.control.wake, **self._spawn())
 
     def _note_run(self, enc: Encode) -> bool:
         """Adds a finished run's media time and bytes to the totals; whether it produced anything."""
@@ -372,7 +378,7 @@ class Runner:
         return sample
 
     def _report(self, sample: Sample, *, force: bool = False) -> None:
-        if not self.throttle.ready(self.clock(), force=force):
+        if not self.throttle.ready(self.clock(), force=force, frame=sample.frame):
             return
         if self.plan.live:
             sample = dataclasses.replace(sample, out_time_seconds=self.out_time_base + (sample.out_time_seconds or 0.0))
