@@ -65,6 +65,8 @@ def blocked_networks(version: int) -> list[IPNetwork]:
     the IPv4 address they carry (a NetworkPolicy cannot, so it leaves them out whole)."""
     networks = [n for n, _ in _BLOCKED if n.version == version]
     return [*networks, _NAT64, _6TO4] if version == 6 else networks
+
+
 _HOST_NAME = re.compile(r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 
 
