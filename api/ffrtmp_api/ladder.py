@@ -151,7 +151,8 @@ SPEC_RULES: list[dict[str, str]] = [
         ".renditions",
     ),
     cel(
-        "!has(self.renditions) || !has(self.video) || !has(self.video.codec) || self.video.codec != 'copy'",
+        "!has(self.renditions) || !has(self.video) || !has(self.video.codec) || self.video.codec != 'copy' || "
+        "(has(self.part) && self.part.role != 'slice')",
         "spec.renditions re-encode the video: spec.video.codec copy cannot make them",
         ".renditions",
     ),
@@ -180,7 +181,8 @@ def check(spec: Any) -> None:
             raise ValueError("spec.renditions: rendition names must be unique")
         if spec.queue == "live":
             raise ValueError("spec.renditions are for file and network inputs encoded to a folder, not the live queue")
-        if spec.video.codec == "copy":
+        part = getattr(spec, "part", None)  # a split ladder's split, stitch and cleanup children copy or idle
+        if spec.video.codec == "copy" and (part is None or part.role == "slice"):
             raise ValueError("spec.renditions re-encode the video: spec.video.codec copy cannot make them")
     elif folder and not preset:
         raise ValueError("spec.output.url: a folder URL (ending in '/') is for spec.renditions; name a file otherwise")

@@ -12,6 +12,7 @@ from collections.abc import Collection
 
 import ffrtmp_api as api
 from ffrtmp_api import ladder
+from ffrtmp_api import split as splitting
 
 from . import plan as single
 from .plan import PlanError
@@ -81,6 +82,9 @@ def build_ladder_plan(
         args += keyframes(encoder, seconds=seconds, fps=frame_rate(spec))
         args += single._audio_args(spec) if with_audio else ["-an"]
         args += ["-progress", "pipe:1", "-nostats"]
+        if spec.part is not None:  # a split ladder's slice: its segments follow the previous slice's
+            offset = round((spec.part.start or 0.0) + splitting.TS_LEAD_SECONDS, 6)
+            args += ["-output_ts_offset", single._num(offset)]
         return args + muxer(container, temp=temp, renditions=renditions, seconds=seconds, audio=with_audio)
 
     return base.model_copy(

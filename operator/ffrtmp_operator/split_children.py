@@ -18,8 +18,10 @@ from ffrtmp_api import split as splitting
 LABEL_PARENT_UID = "ffrtmp.io/split-parent-uid"
 LABEL_ROLE = "ffrtmp.io/split-role"
 MAX_NAME = 63  # a job's name is a label value on its pods
-# What a child keeps of the parent's spec; the rest (split, preset, renditions, live, canceled) is not its own.
+# What a child keeps of the parent's spec; the rest (split, preset, live, canceled) is not its own. A ladder's
+# children keep its renditions: each slice encodes them all, the split and stitch lay out their HLS folders.
 _INHERITED = (
+    "renditions",
     "queue",
     "priority",
     "priorityClassName",
@@ -57,7 +59,8 @@ def child_name(parent: str, suffix: str) -> str:
 
 def work_folder(parent: Parent) -> str:
     """The parent's work folder on its volume (a path), beside its output."""
-    return splitting.work_folder(paths.file_url_path(parent.spec["output"]["url"]), parent.name)
+    url = parent.spec["output"]["url"].removesuffix("/")  # a ladder's folder
+    return splitting.work_folder(paths.file_url_path(url), parent.name)
 
 
 def _manifest(parent: Parent, suffix: str, role: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -96,15 +99,21 @@ def split_child(parent: Parent, *, segment_seconds: int) -> dict[str, Any]:
     return _manifest(parent, "split", "split", spec)
 
 
-def slice_child(parent: Parent, *, index: int, seconds: float) -> dict[str, Any]:
-    """Encodes one source segment into the work folder, video only, with the parent's video settings."""
+def slice_child(parent: Parent, *, index: int, seconds: float, start: float = 0.0) -> dict[str, Any]:
+    """Encodes one source segment into the work folder, video only, with the parent's video settings. A
+    ladder's slice writes every rendition as HLS into a folder, its timestamps offset by `start` so that the
+    slices' segments follow one another as one encode's would."""
     work = work_folder(parent)
-    spec = _inherited(parent) | {
-        "input": {"url": "file://" + posixpath.join(work, splitting.source_name(index))},
-        "output": {"url": "file://" + posixpath.join(work, splitting.encoded_name(index)), "container": "mkv"},
-        "audio": {"codec": "none"},
-        "part": {"parent": parent.name, "role": "slice", "index": index, "seconds": round(seconds, 6)},
-    }
+    source = {"url": "file://" + posixpath.join(work, splitting.source_name(index))}
+    part = {"parent": parent.name, "role": "slice", "index": index, "seconds": round(seconds, 6)}
+    if parent.spec.get("renditions"):
+        url = "file://" + posixpath.join(work, splitting.encoded_folder(index)) + "/"
+        output = {k: v for k, v in parent.spec["output"].items() if k == "segmentSeconds"}
+        output |= {"url": url, "container": "hls"}
+        part["start"] = round(start, 6)
+    else:
+        output = {"url": "file://" + posixpath.join(work, splitting.encoded_name(index)), "container": "mkv"}
+    spec = _inherited(parent) | {"input": source, "output": output, "audio": {"codec": "none"}, "part": part}
     return _manifest(parent, f"s{index:05d}", "slice", spec)
 
 

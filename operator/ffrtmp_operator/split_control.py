@@ -4,8 +4,10 @@ reconcile, which never sees a parent: a parent runs no pod and holds no slot, it
 
 A parent goes Pending -> Queued when its split child is made, Processing (through Assigned, in one write)
 once a child holds a node, and ends Completed when its stitch child completes (its result copied), Failed when a
-child fails for good (the child's reason), or Canceled. Pause, resume and cancel are carried to every
-running child (spec.paused, spec.canceled); a failed or canceled parent gets a cleanup child.
+child fails for good (the child's reason) or when the whole job runs past spec.timeoutSeconds (Timeout, as a
+Kubernetes Job's activeDeadlineSeconds), or Canceled. Pause, resume and cancel are carried to every running
+child (spec.paused, spec.canceled); a failed, timed-out or canceled parent cancels its running children and
+gets a cleanup child.
 status.segments counts the slices and names their nodes; progress is the share of media time encoded.
 """
 
@@ -21,6 +23,7 @@ import ffrtmp_api as api
 from ffrtmp_api import Phase, Reason
 
 from . import split_children as build
+from .lifecycle import active_seconds
 from .lifecycle_writer import Step
 from .records import JobRecord, job_record
 
@@ -169,6 +172,8 @@ def decide(
         return _end(parent, children, Step(P.FAILED, Reason.INPUT_ERROR.value, parent.broken, now, "Warning"))
     if parent.canceled:
         return _end(parent, children, Step(P.CANCELED, Reason.CANCELED.value, "canceled by the user", now))
+    if (timeout := _timed_out(parent, now)) is not None:
+        return _end(parent, children, timeout)
     for child in children.all:
         if child.part and child.part.role in _WORKERS and child.phase in (P.FAILED, P.CANCELED):
             status = child.status()
@@ -209,7 +214,10 @@ def decide(
     elif _done(children.split) and not children.slices and split_result is not None:
         seconds = [float(s) for s in split_result.get("segments") or []]
         total = len(seconds)
-        create += [build.slice_child(_parent(parent), index=i, seconds=s) for i, s in enumerate(seconds)]
+        starts = [sum(seconds[:i]) for i in range(total)]  # a ladder's slices offset their timestamps by these
+        create += [
+            build.slice_child(_parent(parent), index=i, seconds=s, start=starts[i]) for i, s in enumerate(seconds)
+        ]
     if total and len(children.slices) == total and all(_done(c) for c in children.slices.values()):
         if children.stitch is None:
             audio = bool((split_result or {}).get("audio")) if split_result is not None else _audio(children)
@@ -225,6 +233,19 @@ def decide(
             return SplitDecision([*steps, done], status)
     status = {"segments": segments_status(children, total), "progress": {"percent": progress_percent(children)}}
     return SplitDecision(steps, status, create, _follow(children, paused=False))
+
+
+def _timed_out(parent: JobRecord, now: datetime) -> Step | None:
+    """spec.timeoutSeconds bounds the whole split job, as activeDeadlineSeconds bounds a Kubernetes Job: the
+    parent's clock runs from its first child holding a node to the stitch's end (time paused not counted),
+    whatever each child's own clock says. Each child inheriting the timeout does not bound the sum."""
+    limit = parent.timeout_seconds
+    if not limit or (parent.phase or P.PENDING) not in api.RUNNING_PHASES:
+        return None
+    if active_seconds(since=parent.active_since, seconds=parent.active_seconds, now=now) <= limit:
+        return None
+    message = f"the split job ran longer than spec.timeoutSeconds={limit} (time paused not counted)"
+    return Step(P.FAILED, Reason.TIMEOUT.value, message, now, "Warning")
 
 
 def _audio(children: Children) -> bool:

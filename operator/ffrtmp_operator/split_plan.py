@@ -7,6 +7,9 @@ like plan.py, whose input and container parts they use.
 - stitch: the encoded slices joined by the concat demuxer with stream copy, the audio muxed beside them,
   into a temp file renamed to spec.output.url; quality is measured against the original input.
 - cleanup: removes the work folder of a failed or canceled split job (the runner does it; ffmpeg idles).
+
+An HLS ladder's split child writes the audio as HLS instead, and its stitch reads no media: the runner joins
+the slices' playlists (_stitch_ladder below; the slices are ladder_plan's, with an -output_ts_offset).
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ import posixpath
 from collections.abc import Collection
 
 import ffrtmp_api as api
+from ffrtmp_api import ladder
 from ffrtmp_api import split as splitting
 
+from . import ladder_plan
 from . import plan as single
 from .plan import PlanError
 
@@ -25,7 +30,8 @@ def work_folder(spec: api.TranscodeJobSpec) -> str:
     """The parent's work folder, from a child's spec (its output is the parent's, or lies in the folder)."""
     part = spec.part
     assert part is not None
-    output = single._confined_path(spec.output.url, spec.volumes, field="spec.output.url")
+    url = spec.output.url.removesuffix("/")  # a ladder's folder
+    output = single._confined_path(url, spec.volumes, field="spec.output.url")
     if part.role == "slice":
         return posixpath.dirname(output)
     return splitting.work_folder(output, part.parent)
@@ -44,8 +50,12 @@ def build_part_plan(
     spec = job.spec
     part = spec.part
     assert part is not None and part.role != "slice"
-    # Input options, volumes, probe and timeouts as an ordinary job of this spec would have them.
+    # Input options, volumes, probe and timeouts as an ordinary job of this spec would have them (a ladder's
+    # folder standing in for a file of that name, as ladder_plan does).
     plain = spec.model_copy(update={"part": None})
+    if spec.renditions:
+        output = spec.output.model_copy(update={"url": spec.output.url.removesuffix("/"), "container": "mp4"})
+        plain = plain.model_copy(update={"renditions": None, "output": output})
     base = single.build_plan(
         job.model_copy(update={"spec": plain}),
         namespace=namespace,
@@ -58,6 +68,8 @@ def build_part_plan(
     work = work_folder(spec)
     if part.role == "split":
         return _split(spec, base, work=work, extra_formats=extra_formats)
+    if part.role == "stitch" and spec.renditions:
+        return _stitch_ladder(spec, base, work=work, attempt=attempt)
     if part.role == "stitch":
         return _stitch(spec, base, work=work)
     if part.role == "cleanup":
@@ -101,17 +113,9 @@ def _split(
     ]
     audio = spec.audio.codec != "none"
     if audio:  # last, so that the runner can drop it for an input without audio (split.without_audio_output)
-        argv += [
-            "-map",
-            "0:a:0",
-            "-vn",
-            "-sn",
-            "-dn",
-            *single._audio_args(spec),
-            "-f",
-            "matroska",
-            single._ffmpeg_path(f"{work}/{splitting.AUDIO_FILE}"),
-        ]
+        argv += ["-map", "0:a:0", "-vn", "-sn", "-dn", *single._audio_args(spec)]
+        argv += _hls_audio(spec, work=work) if spec.renditions else ["-f", "matroska", f"{work}/{splitting.AUDIO_FILE}"]
+        argv[-1] = single._ffmpeg_path(argv[-1])
     return base.model_copy(
         update={
             "ffmpegArgs": argv,
@@ -124,6 +128,57 @@ def _split(
             "targetWidth": None,
             "targetHeight": None,
             "split": splitting.SplitPlan(role="split", workFolder=work, audio=audio),
+        }
+    )
+
+
+def _hls_audio(spec: api.TranscodeJobSpec, *, work: str) -> list[str]:
+    """A ladder's audio rendition, whole, as HLS in the work folder (no subfolder: the hls muxer makes none
+    for a file: URL); the stitch takes its playlist and segments as they are."""
+    seconds = spec.output.segmentSeconds or ladder.DEFAULT_SEGMENT_SECONDS
+    return [
+        "-output_ts_offset",
+        str(splitting.TS_LEAD_SECONDS),  # as the slices' video (ladder_plan)
+        "-f",
+        "hls",
+        "-hls_time",
+        str(seconds),
+        "-hls_playlist_type",
+        "vod",
+        "-hls_segment_type",
+        "mpegts",
+        "-hls_segment_filename",
+        single._ffmpeg_path(f"{work}/{splitting.AUDIO_SEGMENTS}"),
+        f"{work}/{splitting.AUDIO_PLAYLIST}",
+    ]
+
+
+def _stitch_ladder(
+    spec: api.TranscodeJobSpec, base: api.ExecutionPlan, *, work: str, attempt: int
+) -> api.ExecutionPlan:
+    """A split ladder's stitch re-encodes and copies nothing: the runner links the slices' segments into the
+    ladder's temp folder and joins their media playlists (ladder.place), then measures the ladder (quality
+    against the original input, which is why the input stays in the plan). ffmpeg idles, as a cleanup's does."""
+    part = spec.part
+    assert part is not None and spec.renditions
+    if not part.segments:
+        raise PlanError("spec.part.segments: a stitch needs the number of slices")
+    folder = base.outputUrl
+    parent, leaf = posixpath.split(folder)
+    plan = _cleanup(base, work=work)
+    return plan.model_copy(
+        update={
+            "outputUrl": folder,
+            "tempOutputUrl": posixpath.join(parent, f".{leaf}.ffrtmp-{attempt}.part"),
+            "outputContainer": "hls",
+            "renditions": ladder_plan.plan_renditions(spec.renditions, container="hls"),
+            "inputUrl": base.inputUrl,
+            "inputArgs": base.inputArgs,
+            "inputDurationSeconds": part.seconds or None,
+            "qualityMetrics": base.qualityMetrics,
+            "split": splitting.SplitPlan(
+                role="stitch", workFolder=work, segments=part.segments, audio=bool(part.audio)
+            ),
         }
     )
 

@@ -201,3 +201,78 @@ def test_given_an_input_without_audio_then_the_hls_ladder_has_no_audio_rendition
     assert all(
         "mp4a" not in v.attributes["CODECS"] and "AUDIO" not in v.attributes for v in playlists.master_variants(master)
     )
+
+
+def _decode_errors(playlist: Path) -> tuple[str, int]:
+    """ffmpeg's errors decoding a whole HLS playlist, and the frames it decoded."""
+    done = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(playlist), "-map", "0:v:0", "-f", "null", "-", "-progress", "pipe:1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    frames = [int(line.split("=", 1)[1]) for line in done.stdout.splitlines() if line.startswith("frame=")]
+    return (done.stderr.strip() if done.returncode == 0 else f"exit {done.returncode}: {done.stderr}"), max(
+        frames, default=0
+    )
+
+
+def test_given_an_hls_ladder_split_into_segments_then_its_joined_playlists_play_as_one_encode(
+    stack: Stack, media: Path
+) -> None:
+    """Each slice encodes its time range into every rendition; the stitch only joins playlists."""
+    fps, seconds = 25, 24
+    make_media(media / "in" / "film.mp4", seconds=seconds, size="640x360", extra=["-g", str(2 * fps)])
+    stack.agent(slots=2)
+    stack.operator().wait_active()
+    stack.wait_agents()
+    stack.create(
+        "film",
+        input={"url": "file:///media/in/film.mp4"},
+        output={"url": "file:///media/out/film/", "container": "hls", "segmentSeconds": 4},
+        volumes=_volumes(media),
+        video={"codec": "h264", "preset": "veryfast"},
+        audio={"codec": "aac", "bitrate": "64k"},
+        split={"segmentSeconds": 8},
+        renditions=[
+            {"name": "180p", "width": 320, "height": 180, "crf": 28},
+            {"name": "360p", "width": 640, "height": 360, "crf": 24},
+        ],
+        quality={"metrics": ["psnr"]},
+    )
+    status = stack.wait_phase("film", ("Completed", "Failed", "Canceled"), timeout=300)
+    assert status["phase"] == "Completed", (status.get("reason"), status.get("message"))
+    assert status["segments"]["total"] == 3 and status["segments"]["completed"] == 3, status["segments"]
+
+    out = media / "out" / "film"
+    assert sorted(p.name for p in (media / "out").iterdir()) == ["film"]  # no work or temp folder left
+    master = (out / "master.m3u8").read_text()
+    variants = playlists.master_variants(master)
+    assert [v.uri for v in variants] == ["180p/index.m3u8", "360p/index.m3u8"]
+    assert [m["URI"] for m in playlists.master_media(master)] == ["audio/index.m3u8"]
+    segments = {v.uri: playlists.media_segments((out / v.uri).read_text()) for v in variants}
+    durations = [[round(s.seconds, 3) for s in segs] for segs in segments.values()]
+    assert durations[0] == durations[1], durations  # the same count and boundaries in every rendition
+    assert len(durations[0]) == 6, durations  # 3 slices of 8 s in 4 s segments
+    assert abs(sum(durations[0]) - seconds) <= 1 / fps, durations
+    for variant in variants:
+        text = (out / variant.uri).read_text()
+        assert text.count("#EXT-X-TARGETDURATION:") == 1 and text.rstrip().endswith("#EXT-X-ENDLIST"), text
+        errors, frames = _decode_errors(out / variant.uri)
+        assert errors == "", (variant.uri, errors)
+        assert frames == seconds * fps, (variant.uri, frames)  # continuous: every frame once
+        folder = out / variant.uri.split("/")[0]
+        assert all(_starts_with_keyframe(folder / s.uri) for s in segments[variant.uri]), variant.uri
+    audio = playlists.media_segments((out / "audio" / "index.m3u8").read_text())
+    assert abs(sum(s.seconds for s in audio) - seconds) < 0.1
+    # In sync: audio and video start together, as they do in one encode (the AAC priming apart).
+    starts = {
+        kind: float(_probe(out / folder / first.uri, "-show_entries", "format=start_time")["format"]["start_time"])
+        for kind, folder, first in (("video", "360p", segments["360p/index.m3u8"][0]), ("audio", "audio", audio[0]))
+    }
+    assert abs(starts["audio"] - starts["video"]) < 1 / fps, starts
+    result = stack.status("film")["result"]
+    assert sorted(r["name"] for r in result["renditions"]) == ["180p", "360p"]
+    assert all(r["segments"] == 6 for r in result["renditions"]), result["renditions"]
+    assert all(25 < r["psnr"] < 100 for r in result["renditions"]), result["renditions"]  # against the input

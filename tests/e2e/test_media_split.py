@@ -173,3 +173,31 @@ def test_given_a_split_job_canceled_mid_way_then_no_output_and_no_work_folder_re
     out = media / "out"
     assert not out.exists() or sorted(p.name for p in out.iterdir()) == [], list(out.iterdir())
     assert not any(p.info["name"] == "ffmpeg" and _encoder_of("film-s00000") for p in psutil.process_iter(["name"]))
+
+
+def test_given_a_split_job_running_past_its_timeout_then_it_fails_with_timeout_and_its_children_stop(
+    stack: Stack, media: Path
+) -> None:
+    """spec.timeoutSeconds bounds the whole split job (a Kubernetes Job's activeDeadlineSeconds), not each
+    child: twelve short slices on one slot take longer together than the limit, though none alone does."""
+    stack.agent(slots=1)
+    stack.operator().wait_active()
+    stack.wait_agents()
+    video = {"codec": "h264", "preset": "slow", "crf": 23}
+    stack.create("film", **_spec(media, "film", split={"segmentSeconds": 2}, video=video, timeoutSeconds=12))
+    status = stack.wait_phase("film", ("Completed", "Failed", "Canceled"), timeout=180)
+    assert (status["phase"], status.get("reason")) == ("Failed", "Timeout"), status.get("message")
+    assert "timeoutSeconds=12" in status["message"], status["message"]
+
+    def settled() -> bool:
+        children = _children(stack, "film")
+        cleanup = children.get("film-cleanup", {}).get("status", {}).get("phase")
+        return cleanup == "Completed" and all(
+            (c.get("status") or {}).get("phase") in api.TERMINAL_PHASES for c in children.values()
+        )
+
+    wait_until(settled, timeout=120, what="children stopped and the cleanup done")
+    roles = [c["spec"]["part"]["role"] for c in _children(stack, "film").values()]
+    assert "stitch" not in roles, roles  # stopped before the slices were all encoded
+    out = media / "out"
+    assert not out.exists() or sorted(p.name for p in out.iterdir()) == [], list(out.iterdir())

@@ -51,9 +51,17 @@ def after(argv: list[str], option: str) -> str:
             "renditions",
             {
                 "renditions": [{"name": "a", "width": 320, "height": 180}],
-                "output": {"url": "file:///media/out/f/", "container": "hls"},
+                "output": {"url": "file:///media/out/f/", "container": "dash"},
             },
-            "renditions",
+            "needs spec.output.container hls",
+        ),
+        (
+            "ladder segments not dividing the split's",
+            {
+                "renditions": [{"name": "a", "width": 320, "height": 180}],
+                "output": {"url": "file:///media/out/f/", "container": "hls", "segmentSeconds": 7},
+            },
+            "multiple of spec.output.segmentSeconds",
         ),
         ("an rtmp output", {"output": {"url": "rtmp://example.invalid/live/out"}}, "file://"),
     ],
@@ -280,3 +288,25 @@ def test_given_a_slice_that_failed_for_good_then_the_parent_fails_with_its_reaso
     (step,) = decision.steps
     assert (step.target, step.reason) == (api.Phase.FAILED, "RetriesExhausted") and "film-s00002" in step.message
     assert ("film-s00001", {"canceled": True}) in decision.patch
+
+
+def test_given_a_split_job_running_past_its_timeout_then_it_fails_with_timeout_and_its_children_are_stopped() -> None:
+    _, children = _running(1)
+    spec = {**PARENT_SPEC, "timeoutSeconds": 60}
+    within = _job("film", spec, phase="Processing", activeSince="2025-12-31T23:59:30Z", activeSeconds=20)
+    assert split_control.decide(within, children, now=NOW).steps == []
+    # Each child is within its own timeout; together (50 s earlier + 30 s since activeSince) they are not.
+    over = _job("film", spec, phase="Processing", activeSince="2025-12-31T23:59:30Z", activeSeconds=50)
+    decision = split_control.decide(over, children, now=NOW)
+    (step,) = decision.steps
+    assert (step.target, step.reason) == (api.Phase.FAILED, api.Reason.TIMEOUT.value)
+    assert "timeoutSeconds=60" in step.message
+    assert sorted(decision.patch) == [("film-s00001", {"canceled": True}), ("film-s00002", {"canceled": True})]
+    assert [c["metadata"]["name"] for c in decision.create] == ["film-cleanup"]
+
+
+def test_given_a_paused_split_job_past_its_timeout_then_time_paused_is_not_counted() -> None:
+    _, children = _running(1)
+    spec = {**PARENT_SPEC, "timeoutSeconds": 60, "paused": True}
+    paused = _job("film", spec, phase="Paused", pausedFrom="Processing", activeSeconds=50)
+    assert all(s.target != api.Phase.FAILED for s in split_control.decide(paused, children, now=NOW).steps)

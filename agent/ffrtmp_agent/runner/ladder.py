@@ -20,13 +20,16 @@ import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ffrtmp_api as api
 from ffrtmp_api import ladder
 
-from . import playlists, quality, scores
+from . import quality, scores
 from .confine import Confined, OutputFolder, fd_path, open_folder
+
+if TYPE_CHECKING:  # imported where used: only ladders read playlists, and every runner start pays an import
+    from . import playlists
 
 log = logging.getLogger("ffrtmp.runner")
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -57,7 +60,10 @@ def launch_output(plan: api.ExecutionPlan, launch: Any) -> api.ExecutionPlan:
                 os.mkdir(name, dir_fd=temp_fd)
     except OSError as exc:
         raise Confined(f"cannot create the output folder {plan.tempOutputUrl}: {exc.strerror}", final=False) from None
-    given, written = "file:" + fd_path(temp_fd), "file:" + (plan.tempOutputUrl or "")
+    # A plain path, not "file:": for %v in a name the hls muxer mkdirs the variant folder by the name as given,
+    # so "file:/proc/..." is made relative to the cwd (a read-only / in a job pod: ENOENT, else litter there).
+    # The fd path starts with "/" and the rest are DNS labels: ffmpeg reads it as a file, never a protocol.
+    given, written = fd_path(temp_fd), "file:" + (plan.tempOutputUrl or "")
     argv = [given + a[len(written) :] if a.startswith(written + "/") else a for a in plan.ffmpegArgs]
     launch.shown[given] = plan.tempOutputUrl or ""
     if plan.optionalAudio and not has_audio(plan.probeArgs, env=launch.env, pass_fds=launch.pass_fds):
@@ -101,6 +107,10 @@ def place(plan: api.ExecutionPlan, folder: OutputFolder) -> None:
     temp, final = _name(plan.tempOutputUrl or ""), _name(posixpath.basename(plan.outputUrl))
     manifest = ladder.MANIFESTS[plan.outputContainer]
     with _opened(folder.fd, temp) as temp_fd:
+        if plan.split is not None and plan.split.role == "stitch":  # a split ladder: its slices' playlists joined
+            from . import split
+
+            split.join_ladder(plan, temp_fd)
         if _size(temp_fd, manifest) <= 0:
             raise RuntimeError(f"ffmpeg wrote no {manifest}")
         if plan.outputContainer == "hls":
@@ -113,6 +123,10 @@ def place(plan: api.ExecutionPlan, folder: OutputFolder) -> None:
         remove_tree(folder.fd, old)
     else:
         folder.rename(temp, final)
+    if plan.split is not None and plan.split.role == "stitch":  # the work folder has served
+        from . import split
+
+        split.remove_work(plan)
 
 
 def remove_partial(plan: api.ExecutionPlan, folder: OutputFolder | None) -> None:
@@ -144,6 +158,8 @@ def remove_tree(dir_fd: int, name: str) -> None:
 def write_master(plan: api.ExecutionPlan, folder_fd: int) -> None:
     """Rewrites ffmpeg's master.m3u8 with measured BANDWIDTH/AVERAGE-BANDWIDTH, RESOLUTION, FRAME-RATE and
     CODECS per rendition (ffmpeg's own codec strings where it wrote them), the audio as one shared rendition."""
+    from . import playlists
+
     master = ladder.MANIFESTS["hls"]
     theirs = {v.uri: v.attributes.get("CODECS", "") for v in playlists.master_variants(_read(folder_fd, master))}
     audio_playlist = f"{ladder.AUDIO_FOLDER}/index.m3u8"
@@ -221,10 +237,14 @@ def _size(dir_fd: int, relative: str) -> int:
 
 
 def _segments(dir_fd: int, playlist: str) -> list[playlists.Segment]:
+    from . import playlists
+
     return [s for s in playlists.media_segments(_read(dir_fd, playlist)) if "/" not in s.uri]
 
 
 def _hls_rates(dir_fd: int, playlist: str) -> playlists.Rates | None:
+    from . import playlists
+
     segments = _segments(dir_fd, playlist)
     if not segments:
         return None
@@ -359,6 +379,8 @@ def _media_ref(plan: api.ExecutionPlan, folder_fd: int, rendition: api.ladder.Pl
 
 def _rendition_facts(plan: api.ExecutionPlan, folder_fd: int) -> list[dict[str, Any]]:
     """Per rendition: codec, segments, duration, average and peak bitrate, from its playlist or the MPD."""
+    from . import playlists
+
     if plan.outputContainer == "hls":
         facts = []
         for rendition in plan.renditions:

@@ -1,11 +1,12 @@
 """HLS and DASH text of an ABR ladder, pure: parsing media and master playlists and DASH manifests into
-segment lists, the RFC 8216 codec strings, and the master playlist the runner writes itself (ffmpeg 5
-derives BANDWIDTH from the configured bitrate, which a crf rendition has none of, and lists the audio
-rendition as a variant of its own).
+segment lists, the RFC 8216 codec strings, a split ladder's joined media playlists, and the master playlist
+the runner writes itself (ffmpeg 5 derives BANDWIDTH from the configured bitrate, which a crf rendition has
+none of, and lists the audio rendition as a variant of its own).
 """
 
 from __future__ import annotations
 
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
@@ -119,6 +120,23 @@ def master_playlist(entries: Sequence[MasterEntry], *, audio_uri: str | None, au
             fields.append('AUDIO="audio"')
         lines += ["#EXT-X-STREAM-INF:" + ",".join(fields), entry.uri]
     return "\n".join(lines) + "\n"
+
+
+def joined_media_playlist(segments: Sequence[Segment]) -> str:
+    """One VOD media playlist of `segments` in order (a split ladder's slices, whose timestamps already
+    follow one another): one target duration, the largest segment's rounded up, and an end."""
+    target = max((math.ceil(s.seconds - 1e-6) for s in segments), default=1)
+    lines = [
+        "#EXTM3U",
+        "#EXT-X-VERSION:3",
+        f"#EXT-X-TARGETDURATION:{max(1, target)}",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        "#EXT-X-PLAYLIST-TYPE:VOD",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+    ]
+    for segment in segments:
+        lines += [f"#EXTINF:{segment.seconds:.6f},", segment.uri]
+    return "\n".join([*lines, "#EXT-X-ENDLIST"]) + "\n"
 
 
 # -------------------------------------------------------------------------------------- codecs

@@ -2,7 +2,8 @@
 opened on its volume for the split child (source segments, their list and the audio written there by fd,
 the audio output dropped for an input without audio), the stitch's inputs opened one by one and listed for
 the concat demuxer by fd, the work folder removed after a stitch or by a cleanup child, and the split
-child's result (each segment's length, whether there is audio) read from the segment muxer's list.
+child's result (each segment's length, whether there is audio) read from the segment muxer's list. A split
+HLS ladder's stitch instead links its slices' segments into the ladder's folder (join_ladder, from ladder.place).
 
 As launch.py and ladder.py: every file is reached through an opened folder with O_NOFOLLOW.
 """
@@ -24,6 +25,7 @@ from .confine import Confined, OutputFolder, fd_path, open_folder
 
 log = logging.getLogger("ffrtmp.runner")
 _FILE = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+MEDIA_PLAYLIST, SEGMENT_PATTERN = "index.m3u8", "seg_%05d.ts"  # as a ladder's (operator ladder_plan) names them
 
 
 def role(plan: api.ExecutionPlan) -> str | None:
@@ -133,6 +135,65 @@ def remove_work(plan: api.ExecutionPlan) -> None:
         os.close(fd)
 
 
+# --------------------------------------------------------------------------------- a split ladder
+
+
+def join_ladder(plan: api.ExecutionPlan, temp_fd: int) -> None:
+    """A split ladder's stitch (ladder.place, before the master playlist): each rendition's segments of
+    every slice, and the audio's, hard-linked in order into the ladder's temp folder (no media is read or
+    copied; the work folder lies beside the output, on its volume) under one numbering, with one media
+    playlist each. Raises RuntimeError or OSError (a slice's playlist missing: the stitch fails, retried)."""
+    from . import playlists
+
+    split = plan.split
+    assert split is not None
+    work = open_folder(split.workFolder, _mounts(plan), what="the split job's work folder")
+    try:
+        for rendition in plan.renditions:
+            slices = range(split.segments or 0)
+            _join(
+                work,
+                [(f"{splitting.encoded_folder(i)}/{rendition.name}", MEDIA_PLAYLIST) for i in slices],
+                temp_fd,
+                rendition.name,
+                playlists,
+            )
+        if split.audio:
+            _join(work, [("", splitting.AUDIO_PLAYLIST)], temp_fd, api.ladder.AUDIO_FOLDER, playlists)
+    finally:
+        os.close(work)
+    _write(temp_fd, api.ladder.MANIFESTS["hls"], "#EXTM3U\n")  # ladder.write_master writes it whole
+
+
+def _join(work: int, sources: list[tuple[str, str]], temp_fd: int, into: str, playlists: Any) -> None:
+    joined: list[Any] = []
+    with ladder._opened(temp_fd, into) as target:
+        for folder, name in sources:
+            with ladder._opened(work, folder) if folder else contextlib.nullcontext(work) as source:
+                segments = playlists.media_segments(ladder._read(source, name))
+                if not segments:
+                    raise RuntimeError(f"{posixpath.join(folder, name)} in the work folder lists no segments")
+                for segment in segments:
+                    if "/" in segment.uri or segment.uri.startswith("."):
+                        raise RuntimeError(f"{folder}/{name} names a segment outside its folder: {segment.uri}")
+                    uri = ladder_segment_name(len(joined))
+                    with contextlib.suppress(FileNotFoundError):  # a retried stitch's earlier link
+                        os.unlink(uri, dir_fd=target)
+                    os.link(segment.uri, uri, src_dir_fd=source, dst_dir_fd=target, follow_symlinks=False)
+                    joined.append(playlists.Segment(uri, segment.seconds))
+        _write(target, "index.m3u8", playlists.joined_media_playlist(joined))
+
+
+def ladder_segment_name(index: int) -> str:
+    return SEGMENT_PATTERN % index
+
+
+def _write(dir_fd: int, name: str, text: str) -> None:
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
 # -------------------------------------------------------------------------------------- results
 
 
@@ -165,10 +226,13 @@ def measure(plan: api.ExecutionPlan, *, wall_seconds: float) -> dict[str, Any]:
                 segments = parse_sources(fh.read(1024 * 1024))
                 result["split"] = {"segments": segments[: splitting.MAX_SEGMENTS]}
                 result["durationSeconds"] = round(sum(segments), 3)
-        with contextlib.suppress(OSError):
-            st = os.stat(splitting.AUDIO_FILE, dir_fd=folder, follow_symlinks=False)
-            if "split" in result:
-                result["split"]["audio"] = stat.S_ISREG(st.st_mode) and st.st_size > 0
+        for name in (splitting.AUDIO_FILE, splitting.AUDIO_PLAYLIST):  # a ladder's audio is HLS already
+            with contextlib.suppress(OSError):
+                st = os.stat(name, dir_fd=folder, follow_symlinks=False)
+                if "split" in result and stat.S_ISREG(st.st_mode) and st.st_size > 0:
+                    result["split"]["audio"] = True
+        if "split" in result:
+            result["split"].setdefault("audio", False)
     finally:
         os.close(folder)
     return result
