@@ -14,7 +14,9 @@ __all__ = ["Model", "cel", "rules"]
 
 class Model(BaseModel):
     # A typo in a test or an example fails loudly instead of being silently pruned.
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    # defer_build: a model is built at its first use, so a runner, which validates only the ExecutionPlan,
+    # does not build every API model at import (-18 ms CPU per job pod, of ~140 ms).
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, defer_build=True)
 
 
 def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, str]:
