@@ -11,7 +11,6 @@ import math
 import os
 import platform
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -23,10 +22,6 @@ import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"
-
-# tools/ffrtmp_stack is not an installed package; pytest finds it via pythonpath, we do it here.
-if str(REPO / "tools") not in sys.path:
-    sys.path.insert(0, str(REPO / "tools"))
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

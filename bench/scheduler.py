@@ -14,13 +14,15 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import ffrtmp_api as api  # noqa: E402
 import psutil
-from ffrtmp_stack import ControlPlane, procs  # noqa: E402 - common put tools/ on sys.path
+from ffrtmp_stack import ControlPlane, procs  # bench/__init__ puts tools/ on sys.path
 
 from . import common
 from .common import RssSampler, summary
@@ -214,37 +216,74 @@ def _samples(lat: dict[str, list[float]]) -> dict[str, list[float]]:
 
 def run_baseline(cfg: Config, work: Path) -> dict[str, Any]:
     """The ceiling: a plain client creating each job and at once writing its admission (status, the job's
-    identity objects, pod)."""
+    identity objects, pod), as fast as it can; then the same at the paced rate, whose create-to-bound
+    latency is what the operator's paced phase compares with."""
     with Cluster(cfg, work) as cluster:
         kube = cluster.kube
-        tracker = Tracker(prefix="base-")
-        watches = cluster.watches(tracker)
-        creator = Creator(kube, namespace=NAMESPACE, tracker=tracker, concurrency=cfg.concurrency)
         admitter = BaselineAdmitter(kube, namespace=NAMESPACE, nodes=cluster.fleet.names)
-        names = [f"base-{i:05d}" for i in range(cfg.jobs)]
-        with Phase(cluster) as phase:
-            baseline_create_and_admit(creator, admitter, names)
-            complete = wait_bound(tracker, expected=cfg.jobs, stall_s=30)
-            time.sleep(1)
-        for w in watches:
-            w.stop()
-        lat = latencies(tracker)
-        result = {
-            "complete": complete,
-            **throughput(tracker),
-            "errors": creator.errors[:10],
-            "error_count": len(creator.errors),
-            **phase.report(bench_writes=creator.writes, admitted=tracker.bound),
-            "latency_s": _summaries(lat),
-            "apiserver_version": cluster.version(),
-            "lease_late_rounds": cluster.fleet.late_rounds,
-        }
-        result["baseline_admission_writes"] = admitter.writes
+        result: dict[str, Any] = {}
+        for prefix, count, rate in (("base", cfg.jobs, None), ("basepaced", cfg.paced_jobs, cfg.paced_rate)):
+            if not count:
+                continue
+            tracker = Tracker(prefix=f"{prefix}-")
+            watches = cluster.watches(tracker)
+            creator = Creator(kube, namespace=NAMESPACE, tracker=tracker, concurrency=cfg.concurrency)
+            names = [f"{prefix}-{i:05d}" for i in range(count)]
+            writes0 = admitter.writes
+            with Phase(cluster) as phase:
+                seconds = baseline_create_and_admit(creator, admitter, names, rate_per_s=rate)
+                complete = wait_bound(tracker, expected=count, stall_s=30)
+                time.sleep(1)
+            for w in watches:
+                w.stop()
+            lat = latencies(tracker)
+            part = {
+                "complete": complete,
+                **throughput(tracker),
+                "errors": creator.errors[:10],
+                "error_count": len(creator.errors),
+                **phase.report(bench_writes=creator.writes, admitted=tracker.bound),
+                "latency_s": _summaries(lat),
+                "baseline_admission_writes": admitter.writes - writes0,
+            }
+            if rate is None:
+                result.update(part)
+            else:
+                part["achieved_rate_per_s"] = round(count / seconds, 2) if seconds > 0 else None
+                result["paced"] = part
+        result["apiserver_version"] = cluster.version()
+        result["lease_late_rounds"] = cluster.fleet.late_rounds
         return result
 
 
 def _operator_argv(metrics_port: int) -> list[str]:
     return [sys.executable, "-m", "ffrtmp_operator", "--metrics-port", str(metrics_port)]
+
+
+@contextmanager
+def operator_process(
+    cluster: Cluster, work: Path, *, operator_src: Path | None = None
+) -> Iterator[tuple[psutil.Process, str]]:
+    """The real operator against `cluster`, serving metrics; yields its process and metrics URL once it
+    answers, and stops it (its log tail in the error) when the block ends."""
+    port = procs.free_port()
+    op_log = work / "logs" / "operator.log"
+    env = cluster.cp.env()
+    if operator_src:  # a snapshot of the operator package, for A/B runs while the tree keeps changing
+        env["PYTHONPATH"] = f"{operator_src}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    op = procs.start(
+        _operator_argv(port), log=op_log, marker=f"{work}:operator", env=env, cwd=common.REPO, tie_to_parent=True
+    )
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        procs.wait_until(
+            lambda: procs.http_ok(url), timeout_s=120, what="operator", alive=lambda: op.poll() is None, log=op_log
+        )
+        yield psutil.Process(op.pid), url
+    finally:
+        procs.stop(op.pid, marker=f"{work}:operator", grace_s=10)
+        op.wait()
+        log.info("operator log tail:\n%s", procs.tail(op_log, 5))
 
 
 def run_operator(
@@ -253,27 +292,11 @@ def run_operator(
     """The real operator: a burst of M jobs, then a paced phase at cfg.paced_rate with free slots."""
     out: dict[str, Any] = {}
     with Cluster(cfg, work) as cluster:
-        port = procs.free_port()
-        op_log = work / "logs" / "operator.log"
         began = time.monotonic()
-        env = cluster.cp.env()
-        if operator_src:  # a snapshot of the operator package, for A/B runs while the tree keeps changing
-            env["PYTHONPATH"] = f"{operator_src}{os.pathsep}{env.get('PYTHONPATH', '')}"
-        op = procs.start(
-            _operator_argv(port), log=op_log, marker=f"{work}:operator", env=env, cwd=common.REPO, tie_to_parent=True
-        )
-        try:
-            procs.wait_until(
-                lambda: procs.http_ok(f"http://127.0.0.1:{port}/metrics"),
-                timeout_s=120,
-                what="operator",
-                alive=lambda: op.poll() is None,
-                log=op_log,
-            )
+        with operator_process(cluster, work, operator_src=operator_src) as (op_proc, _):
             time.sleep(2)  # let its first list+watch of jobs, nodes and leases finish
             out["operator_start_s"] = round(time.monotonic() - began, 2)
-            op_proc = psutil.Process(op.pid)
-            with RssSampler(op.pid) as rss:
+            with RssSampler(op_proc.pid) as rss:
                 out["rss_idle_mb"] = round(op_proc.memory_info().rss / 1e6, 1)
                 out["burst"] = _operator_phase(
                     cluster,
@@ -292,11 +315,8 @@ def run_operator(
             out["rss_series_mb"] = [(t, round(b / 1e6, 1)) for t, b in rss.series]
             out["apiserver_version"] = cluster.version()
             out["lease_late_rounds"] = cluster.fleet.late_rounds
-            out["operator_alive_at_end"] = op.poll() is None
-        finally:
-            procs.stop(op.pid, marker=f"{work}:operator", grace_s=10)
-            op.wait()
-            out["operator_log_tail"] = procs.tail(op_log, 15).splitlines()
+            out["operator_alive_at_end"] = op_proc.is_running() and op_proc.status() != psutil.STATUS_ZOMBIE
+        out["operator_log_tail"] = procs.tail(work / "logs" / "operator.log", 15).splitlines()
     return out
 
 
@@ -467,6 +487,15 @@ def _cpu_per_job(phase: dict[str, Any]) -> float | None:
     return sum(v for k, v in per_job.items() if k != "py-spy") or None
 
 
+def _p99_paced(bases: list[dict[str, Any]]) -> float | None:
+    found = [
+        b["paced"]["latency_s"]["create_to_bound"]["p99"]
+        for b in bases
+        if ((b.get("paced") or {}).get("latency_s") or {}).get("create_to_bound", {}).get("p99") is not None
+    ]
+    return round(sum(found) / len(found), 4) if found else None
+
+
 def headline(result: dict[str, Any]) -> dict[str, Any]:
     """The figures the issue asks for, flat, and whether each meets its target."""
     bases = [b for b in (result.get("baseline"), result.get("baseline_after")) if b and b.get("jobs_per_s")]
@@ -484,6 +513,10 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         ),
         "p50_s": (paced.get("latency_s") or {}).get("queued_to_assigned", {}).get("p50"),
         "p99_s": (paced.get("latency_s") or {}).get("queued_to_assigned", {}).get("p99"),
+        # Create call to pod bound, paced: the same figure for the operator and for the minimal client at the
+        # same rate, so how much of the latency is the machine's and how much the operator's shows.
+        "paced_create_to_bound_p99_s": (paced.get("latency_s") or {}).get("create_to_bound", {}).get("p99"),
+        "baseline_paced_create_to_bound_p99_s": _p99_paced(bases),
         "operator_rss_mb": op.get("operator_rss_peak_mb"),
         "writes_per_job": operator_writes_per_job(burst),
         "writes_per_job_incl_apiserver_self": burst.get("writes_per_job"),
@@ -491,13 +524,14 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         "paced_complete": paced.get("complete"),
     }
     h["ratio"] = round(h["jobs_per_s"] / h["baseline_per_s"], 3) if h["jobs_per_s"] and h["baseline_per_s"] else None
+    # Issue 14's targets (the second round); the RSS one is set for 10,000 jobs, so it is strict at smoke size.
     h["targets"] = {
-        "ratio>=0.5": None if h["ratio"] is None else h["ratio"] >= 0.5,
-        "p99<=1s": None if h["p99_s"] is None else h["p99_s"] <= 1.0,
-        "rss<=250MB": None if h["operator_rss_mb"] is None else h["operator_rss_mb"] <= 250,
-        # Two decimals: the three per-namespace RBAC objects and kopf's peering keep-alives are fixed
-        # writes per run, not per job (8 in a 10,000-job run).
-        "writes<=4": None if h["writes_per_job"] is None else round(h["writes_per_job"], 2) <= 4,
+        "ratio>=0.75": None if h["ratio"] is None else h["ratio"] >= 0.75,
+        "p99<=0.5s": None if h["p99_s"] is None else h["p99_s"] <= 0.5,
+        "rss<=150MB": None if h["operator_rss_mb"] is None else h["operator_rss_mb"] <= 150,
+        # Two decimals: the per-namespace objects and kopf's peering keep-alives are fixed writes per run,
+        # not per job (8 in a 10,000-job run).
+        "writes<=3": None if h["writes_per_job"] is None else round(h["writes_per_job"], 2) <= 3,
     }
     return h
 

@@ -27,7 +27,7 @@ from typing import Any
 import ffrtmp_api as api  # noqa: E402
 import psutil
 from ffrtmp_operator.plan import build_plan  # noqa: E402
-from ffrtmp_stack import ControlPlane, procs  # noqa: E402 - common put tools/ on sys.path
+from ffrtmp_stack import ControlPlane, procs  # bench/__init__ puts tools/ on sys.path
 
 from . import common
 from .kube import Kube, Watch

@@ -203,8 +203,11 @@ class BaselineAdmitter:
             self.writes += 2 + len(identity)
 
 
-def baseline_create_and_admit(creator: Creator, admitter: BaselineAdmitter, names: list[str]) -> float:
-    """Each of the creator's threads creates a job and admits it at once (create, status patch, pod)."""
+def baseline_create_and_admit(
+    creator: Creator, admitter: BaselineAdmitter, names: list[str], *, rate_per_s: float | None = None
+) -> float:
+    """Each of the creator's threads creates a job and admits it at once (create, status patch, identity,
+    pod): as fast as they go, or each job on its own schedule at `rate_per_s`. Returns the seconds taken."""
 
     def one(name: str) -> None:
         creator.tracker.times(name).created = time.time()
@@ -219,5 +222,12 @@ def baseline_create_and_admit(creator: Creator, admitter: BaselineAdmitter, name
 
     began = time.monotonic()
     with ThreadPoolExecutor(max_workers=creator.concurrency, thread_name_prefix="baseline") as pool:
-        list(pool.map(one, names))
+        if rate_per_s is None:
+            list(pool.map(one, names))
+        else:
+            for i, name in enumerate(names):
+                delay = began + i / rate_per_s - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                pool.submit(one, name)
     return time.monotonic() - began
