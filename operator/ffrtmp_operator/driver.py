@@ -146,34 +146,51 @@ class Driver:
         started = time.monotonic()
         self.cache.begin_resync()
         try:
-            raw = await self.kube.list_all(system_namespace=self.settings.system_namespace)
+            kept = await self.kube.list_all(system_namespace=self.settings.system_namespace, keep=self._keep)
         except BaseException:
             self.cache.abandon_resync()
             raise
-        manages = self.settings.manages
         self.cache.replace_all(
-            jobs=[job for o in raw["jobs"] if manages((job := job_record(o)).namespace)],
-            pods=[p for o in raw["pods"] if (p := pod_record(o)) is not None and manages(p.namespace)],
-            nodes=[node_record(o) for o in raw["nodes"]],
-            leases=[lease for o in raw["leases"] if (lease := lease_record(o)) is not None],
-            priority_values={o["metadata"]["name"]: int(o.get("value", 0)) for o in raw["priorityclasses"]},
-            terminating=[
-                name
-                for o in raw.get("namespaces", ())
-                if manages(name := o["metadata"]["name"]) and namespace_terminating(o)
-            ],
-            queue_objects=[queue_record(o) for o in raw.get("queues", ())],
+            jobs=kept["jobs"],
+            pods=kept["pods"],
+            nodes=kept["nodes"],
+            leases=kept["leases"],
+            priority_values=dict(kept["priorityclasses"]),
+            terminating=kept.get("namespaces", ()),
+            queue_objects=kept.get("queues", ()),
         )
         log.info(
             "resync done",
             extra={
-                "jobs": len(raw["jobs"]),
-                "pods": len(raw["pods"]),
-                "nodes": len(raw["nodes"]),
+                "jobs": len(kept["jobs"]),
+                "pods": len(kept["pods"]),
+                "nodes": len(kept["nodes"]),
                 "terminating_namespaces": len(self.cache.terminating),
                 "seconds": round(time.monotonic() - started, 3),
             },
         )
+
+    def _keep(self, kind: str, obj: dict[str, Any]) -> Any:
+        """What the cache keeps of one listed object (None: nothing), made as each page arrives."""
+        manages = self.settings.manages
+        if kind == "jobs":
+            job = job_record(obj)
+            return job if manages(job.namespace) else None
+        if kind == "pods":
+            pod = pod_record(obj)
+            return pod if pod is not None and manages(pod.namespace) else None
+        if kind == "nodes":
+            return node_record(obj)
+        if kind == "leases":
+            return lease_record(obj)
+        if kind == "priorityclasses":
+            return (obj["metadata"]["name"], int(obj.get("value", 0)))
+        if kind == "namespaces":  # only those being deleted
+            name = obj["metadata"]["name"]
+            return name if manages(name) and namespace_terminating(obj) else None
+        if kind == "queues":
+            return queue_record(obj)
+        raise ValueError(f"unknown kind {kind}")
 
     async def cover_running_pods(self) -> None:
         """The job NetworkPolicy in every namespace with unfinished job pods, once at start: pods started

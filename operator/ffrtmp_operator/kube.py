@@ -12,7 +12,9 @@ import asyncio
 import json
 import os
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 
 import ffrtmp_api as api
@@ -39,6 +41,11 @@ def load_api_client(*, pool_size: int = 16) -> ApiClient:
     return ApiClient(config)
 
 
+# Objects per page of a LIST (the operator's resync and kopf's initial listing): bounds the memory a start
+# with a large backlog takes (the API server's default page is unlimited).
+LIST_CHUNK = 500
+
+
 def _raw(response: Any) -> dict[str, Any]:
     return json.loads(response.data)
 
@@ -49,12 +56,16 @@ class _Empty:
     data = b'{"items": []}'
 
 
+Keep = Callable[[str, dict[str, Any]], Any]
+"""keep(kind, object) -> what list_all keeps of each listed object (None: nothing), as its pages arrive."""
+
+
 class Kube(Protocol):
     """The API calls the scheduler's shell makes, and nothing else (KubeClient's docstrings say more)."""
 
     async def reachable(self, *, system_namespace: str) -> bool: ...
 
-    async def list_all(self, *, system_namespace: str) -> dict[str, list[dict[str, Any]]]: ...
+    async def list_all(self, *, system_namespace: str, keep: Keep | None = None) -> dict[str, list[Any]]: ...
 
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
@@ -249,8 +260,26 @@ class KubeClient:
 
     # ------------------------------------------------------------------------------ resync reads
 
-    def _list(self, fn: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
-        return _raw(fn(*args, _preload_content=False, **kwargs)).get("items", [])
+    def _list(
+        self, fn: Any, *args: Any, convert: Callable[[dict[str, Any]], Any] | None = None, **kwargs: Any
+    ) -> list[Any]:
+        """Every item (or what `convert` keeps of it), read LIST_CHUNK at a time and without
+        metadata.managedFields: with 10,000 jobs, one unpaged list held them all as whole Python objects at
+        once and left the operator's RSS at ~580 MB after its start."""
+        items: list[Any] = []
+        token = ""
+        while True:
+            paging = {"limit": LIST_CHUNK, **({"_continue": token} if token else {})}
+            page = _raw(fn(*args, _preload_content=False, **paging, **kwargs))
+            for item in page.get("items", []):
+                item.get("metadata", {}).pop("managedFields", None)
+                if convert is None:
+                    items.append(item)
+                elif (kept := convert(item)) is not None:
+                    items.append(kept)
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return items
 
     def _list_queues(self, **kwargs: Any) -> Any:
         """TranscodeQueues; none where their CRD is not installed (the built-in queues then serve)."""
@@ -277,8 +306,9 @@ class KubeClient:
             if exc.status != 404:
                 raise
 
-    async def list_all(self, *, system_namespace: str) -> dict[str, list[dict[str, Any]]]:
-        """Everything the cache holds, read fresh (at scheduler start)."""
+    async def list_all(self, *, system_namespace: str, keep: Keep | None = None) -> dict[str, list[Any]]:
+        """Everything the cache holds, read fresh (at scheduler start); with `keep`, only what it keeps of
+        each object, converted page by page (the whole objects of one page are alive at a time)."""
         managed = f"{api.LABEL_MANAGED_BY}={api.MANAGED_BY}"
         calls = {
             "jobs": (self.custom.list_cluster_custom_object, (api.GROUP, api.VERSION, api.PLURAL), {}),
@@ -290,7 +320,10 @@ class KubeClient:
             "queues": (self._list_queues, (), {}),
         }
         results = await asyncio.gather(
-            *(asyncio.to_thread(self._list, fn, *args, **kwargs) for fn, args, kwargs in calls.values())
+            *(
+                asyncio.to_thread(self._list, fn, *args, convert=partial(keep, kind) if keep else None, **kwargs)
+                for kind, (fn, args, kwargs) in calls.items()
+            )
         )
         return dict(zip(calls, results, strict=True))
 

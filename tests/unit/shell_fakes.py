@@ -15,6 +15,7 @@ from typing import Any
 import ffrtmp_api as api
 from ffrtmp_operator.cache import Cache
 from ffrtmp_operator.driver import Driver
+from ffrtmp_operator.kube import Keep
 from ffrtmp_operator.records import JobKey, JobRecord
 from ffrtmp_operator.settings import SchedulingSettings, Settings
 from kubernetes.client.exceptions import ApiException
@@ -179,9 +180,9 @@ class FakeKube:
     async def reachable(self, *, system_namespace: str) -> bool:
         return self.answering
 
-    async def list_all(self, *, system_namespace: str) -> dict[str, list[dict[str, Any]]]:
+    async def list_all(self, *, system_namespace: str, keep: Keep | None = None) -> dict[str, list[Any]]:
         self._maybe_fail("list_all")
-        return copy.deepcopy(
+        listed = copy.deepcopy(
             {
                 "jobs": list(self.jobs.values()),
                 "pods": list(self.pods.values()),
@@ -192,6 +193,9 @@ class FakeKube:
                 "queues": list(self.queues.values()),
             }
         )
+        if keep is None:
+            return listed
+        return {kind: [k for o in objects if (k := keep(kind, o)) is not None] for kind, objects in listed.items()}
 
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
         self.lease_reads.append(name)
