@@ -92,15 +92,16 @@ test-cluster: setup image ## the cluster suite: against FFRTMP_TEST_KUBECONFIG, 
 test-e2e: ## end-to-end tests
 	$(PYTEST) tests/e2e
 
-bench-smoke: ## scheduler benchmark, smoke size (M=1000 jobs, N=100 nodes; minutes) -> bench/results/scheduler-smoke.json
+bench-smoke: ## scheduler benchmark, smoke size (M=1000 jobs, N=100 nodes, then 50 jobs/s paced; minutes) -> bench/results/scheduler-smoke.json
 	$(PYTHON) -m bench.scheduler --size smoke --profile
 	$(PYTHON) -m bench.report
 
 bench-media: ## split-and-stitch overhead and ABR one-decode ladder vs separate jobs (minutes) -> bench/results/media.json
 	$(PYTHON) -m bench.media
 
-bench: ## full benchmarks (long): scheduler M=10000/N=500, transcode overhead vs bare ffmpeg, job vs plain pod on make cluster -> bench/results/
+bench: ## full benchmarks (long): scheduler M=10000/N=500, scaling 1k-50k queued / 100-2,000 nodes, transcode overhead vs bare ffmpeg, job vs plain pod on make cluster -> bench/results/
 	$(PYTHON) -m bench.scheduler --size full --profile
+	$(PYTHON) -m bench.scaling
 	$(PYTHON) -m bench.transcode
 	$(PYTHON) -m bench.cluster_overhead --dev-dir $(DEV)
 	$(PYTHON) -m bench.report

@@ -73,9 +73,12 @@ class Watch:
     """Streams watch events of one collection into `on_event(type, object, seen_at)` in a thread,
     reconnecting from the last resourceVersion. seen_at is time.time() when the line arrived."""
 
-    def __init__(self, kube: Kube, path: str, on_event: Callable[[str, dict[str, Any], float], None]) -> None:
+    def __init__(
+        self, kube: Kube, path: str, on_event: Callable[[str, dict[str, Any], float], None], *, listed: bool = True
+    ) -> None:
         self.kube = kube
         self.path = path
+        self.listed = listed  # False: only what happens from now on (no initial list of a large collection)
         self.on_event = on_event
         self.ready = threading.Event()  # set once the initial list is done and the stream is open
         self.errors: list[str] = []
@@ -103,6 +106,8 @@ class Watch:
         while not self._stop.is_set():
             sep = "&" if "?" in self.path else "?"
             try:
+                if rv is None and not self.listed:  # the collection's current version, one item read
+                    rv = self.kube.request("GET", f"{self.path}{sep}limit=1")["metadata"]["resourceVersion"]
                 if rv is None:  # (re)list; a fresh CRD answers 429 "storage is (re)initializing" for a while
                     listing = self.kube.request("GET", self.path)
                     for item in listing.get("items", []):

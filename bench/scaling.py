@@ -151,7 +151,7 @@ def run_point(point: Point, work: Path) -> dict[str, Any]:
                     point.jobs,
                 )
                 tracker = Tracker(prefix="job-")
-                watches = cluster.watches(tracker)
+                watches = cluster.watches(tracker, listed=False)
                 creator = Creator(cluster.kube, namespace=NAMESPACE, tracker=tracker, concurrency=point.concurrency)
                 with Phase(cluster, {"operator": op}) as phase:
                     creator.burst([f"job-{i:05d}" for i in range(point.jobs)])
@@ -210,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1000, help="M, the jobs admitted at each point")
     parser.add_argument("--name", default="scheduler-scaling")
     parser.add_argument("--results-dir", type=Path, default=common.RESULTS)
+    parser.add_argument("--keep", action="store_true", help="keep the points already in the results file; run the rest")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     result: dict[str, Any] = {
@@ -220,7 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         "points": [],
     }
     path = args.results_dir / f"{args.name}.json"
+    if args.keep and path.exists():
+        result["points"] = json.loads(path.read_text())["points"]
+    done = {(p["backlog"], p["nodes"]) for p in result["points"]}
     for backlog, nodes in parse_points(args.points):
+        if (backlog, nodes) in done:
+            continue
         point = Point(backlog=backlog, nodes=nodes, jobs=args.jobs)
         work = Path(tempfile.mkdtemp(prefix="ffrtmp-scaling-"))
         result["points"].append(
