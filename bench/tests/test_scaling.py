@@ -1,13 +1,10 @@
-"""bench.scaling: its pure parts, and one point at a tiny size against a real control plane and the real
-operator (the benchmark code runs end to end; the figures at this size mean nothing)."""
+"""bench.scaling's pure parts (tests/integration/test_bench_scaling.py runs one tiny point end to end)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import ffrtmp_api as api
 
-from bench.scaling import Point, backlog_manifest, headline, parse_points, queued_in_cache, run_point, spread
+from bench.scaling import backlog_manifest, headline, parse_points, queued_in_cache, spread
 
 
 def test_given_a_backlog_job_then_it_is_a_valid_batch_job_that_only_an_nvidia_encoder_may_run() -> None:
@@ -41,11 +38,3 @@ def test_given_points_then_growth_is_max_over_min_along_each_axis() -> None:
     assert h["node_axis"]["max_over_min"] == 1.4 and h["node_axis"]["flat_within_1.5x"]
     assert h["rss_mb_by_backlog"] == {1000: 120, 50000: 390}
     assert parse_points("1000:100,50000:100") == [(1000, 100), (50000, 100)]
-
-
-def test_given_a_tiny_point_when_run_then_every_job_is_admitted_past_the_backlog(tmp_path: Path) -> None:
-    out = run_point(Point(backlog=30, nodes=3, jobs=12, settle_timeout_s=120), tmp_path)
-    assert out["backlog_write"]["error_count"] == 0
-    assert out["complete"] and out["jobs_bound"] == 12
-    assert out["cpu_ms_per_job"] > 0 and out["marginal_cpu_ms_per_job"] is not None
-    assert out["rss_settled_mb"] > 0 and out["writes_per_job"] > 0
