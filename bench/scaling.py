@@ -30,7 +30,7 @@ from ffrtmp_operator import lifecycle
 
 from . import common
 from .common import RssSampler
-from .kube import Kube
+from .kube import Kube, write_counts
 from .scheduler import NAMESPACE, Cluster, Config, Phase, latencies, operator_process, throughput, wait_bound
 from .workload import JOBS, Creator, Tracker, job_manifest
 
@@ -111,9 +111,16 @@ def cpu_rate(proc: psutil.Process, seconds: float) -> float:
     return (common.cpu_seconds([proc], children=False) - before) / seconds
 
 
-def settle(proc: psutil.Process, metrics_url: str, *, backlog: int, timeout_s: float) -> float:
-    """Wait until the operator's cache holds the whole backlog and its CPU use has dropped to its idle
-    level (Lease traffic); returns the seconds it took."""
+def job_status_writes(kube: Kube) -> int:
+    """Status writes to TranscodeJobs so far, from the apiserver's request counters."""
+    return sum(n for key, n in write_counts(kube).items() if key.resource == f"{api.GROUP}/{api.PLURAL}/status")
+
+
+def settle(proc: psutil.Process, metrics_url: str, kube: Kube, *, backlog: int, timeout_s: float) -> float:
+    """Wait until the operator's cache holds the whole backlog, it has written nothing to a job for a few
+    seconds (it tells each waiting job why it waits, a few dozen per pass) and its CPU use has dropped to
+    its idle level (Lease traffic); returns the seconds it took. Its CPU alone is not enough: with 50,000
+    jobs the API server is the slower side, and the operator waits on it at low CPU."""
     import urllib.request
 
     began = time.monotonic()
@@ -123,8 +130,10 @@ def settle(proc: psutil.Process, metrics_url: str, *, backlog: int, timeout_s: f
                 held = queued_in_cache(r.read().decode())
         except OSError:
             held = -1
-        if held >= backlog and cpu_rate(proc, 3.0) < 0.25:
-            return time.monotonic() - began
+        if held >= backlog:
+            writes = job_status_writes(kube)
+            if cpu_rate(proc, 5.0) < 0.25 and job_status_writes(kube) == writes:
+                return time.monotonic() - began
         time.sleep(2)
     raise TimeoutError(f"operator did not settle with {backlog} queued jobs in {timeout_s:.0f} s")
 
@@ -138,7 +147,7 @@ def run_point(point: Point, work: Path) -> dict[str, Any]:
         with operator_process(cluster, work) as (op, metrics_url):
             with RssSampler(op.pid) as rss:
                 out["settle_s"] = round(
-                    settle(op, metrics_url, backlog=point.backlog, timeout_s=point.settle_timeout_s), 1
+                    settle(op, metrics_url, cluster.kube, backlog=point.backlog, timeout_s=point.settle_timeout_s), 1
                 )
                 out["rss_settled_mb"] = round(op.memory_info().rss / 1e6, 1)
                 idle = cpu_rate(op, 10.0)
