@@ -161,11 +161,45 @@ def cluster_table(r: dict[str, Any]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def scaling_table(r: dict[str, Any]) -> str:
+    """bench.scaling: operator CPU per admitted job, memory and latency at each (backlog, nodes) point."""
+    m = r["machine"]
+    head = (
+        f"**{r['name']}** — {len(r['points'])} points, each a fresh control plane, 1,000 jobs admitted past B "
+        f"queued jobs that no node can run, on N nodes; {r['started']}, commit {m.get('git_commit')}, "
+        f"{m['cpu_model']}, {m['logical_cpus']} CPUs; `{r['command'].strip()}`\n\n"
+    )
+    lines = [
+        "| queued B | nodes N | operator CPU / job | less idle | idle CPU | RSS settled / peak | jobs/s | "
+        "create -> bound p50 / p99 | writes / job | settle |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in r["points"]:
+        lat = (p.get("latency_s") or {}).get("create_to_bound") or {}
+        lines.append(
+            f"| {p['backlog']:,} | {p['nodes']:,} | {_fmt(p.get('cpu_ms_per_job'))} ms | "
+            f"{_fmt(p.get('marginal_cpu_ms_per_job'))} ms | {_fmt(p.get('idle_cpu_ms_per_s'))} ms/s | "
+            f"{_fmt(p.get('rss_settled_mb'))} / {_fmt(p.get('rss_peak_mb'))} MB | {_fmt(p.get('jobs_per_s'))} | "
+            f"{_fmt(lat.get('p50'))} / {_fmt(lat.get('p99'))} s | {_fmt(p.get('writes_per_job'))} | "
+            f"{_fmt(p.get('settle_s'))} s |"
+        )
+    tail = ""
+    for axis, label in (("backlog_axis", "queued jobs (N=100)"), ("node_axis", "nodes (B=1,000)")):
+        a = r.get(axis)
+        if a:
+            tail += (
+                f"\nCPU per job less idle along {label}: max/min **{a['max_over_min']}** "
+                f"(target flat within 1.5x: {_ok(a.get('flat_within_1.5x'))})."
+            )
+    return head + "\n".join(lines) + "\n" + tail + "\n"
+
+
 def render(results: Path = RESULTS) -> str:
     parts = []
     first = (
         "scheduler-smoke",
         "scheduler-full",
+        "scheduler-scaling",
         "transcode",
         "cluster-overhead",
     )  # the current results, then the history
@@ -173,6 +207,8 @@ def render(results: Path = RESULTS) -> str:
         r = json.loads(path.read_text())
         if r.get("benchmark") == "cluster-overhead":
             parts.append(cluster_table(r))
+        elif "points" in r:
+            parts.append(scaling_table(r))
         elif "pairs" in r:
             parts.append(transcode_table(r))
         elif "config" in r and "jobs" in r["config"]:
