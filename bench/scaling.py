@@ -62,6 +62,12 @@ class Point:
         )
 
 
+# What the operator says on a backlog job's Scheduled condition (scheduling.no_room): written with the backlog,
+# so the operator need not tell 50,000 jobs why they wait before the measurement (32 a pass: ~30 min). If
+# the wording drifts, the operator writes it itself and the point only takes longer to settle.
+WAITS = "no ready, uncordoned worker node has a proven h264_nvenc encoder"
+
+
 def backlog_manifest(name: str) -> dict[str, Any]:
     """A batch job that only an NVIDIA encoder may run: it waits in the queue on a fleet without one."""
     body = job_manifest(name)
@@ -77,9 +83,9 @@ def write_backlog(kube: Kube, count: int, *, concurrency: int) -> dict[str, Any]
         name = f"wait-{i:05d}"
         try:
             kube.request("POST", JOBS.format(ns=NAMESPACE), backlog_manifest(name))
-            status = lifecycle.transition(
-                {}, api.Phase.QUEUED, reason=api.Reason.CREATED, now=datetime.now(timezone.utc)
-            )
+            now = datetime.now(timezone.utc)
+            status = lifecycle.transition({}, api.Phase.QUEUED, reason=api.Reason.CREATED, now=now, generation=1)
+            status.update(lifecycle.waiting(status, reason=api.Reason.NO_MATCHING_NODE, message=WAITS, now=now) or {})
             kube.request(
                 "PATCH",
                 f"{JOBS.format(ns=NAMESPACE)}/{name}/status",
