@@ -1,6 +1,7 @@
 """The latency distribution plot of a scheduler result: empirical CDFs of queue-to-assigned (paced phase,
 the target's figure) and create-to-bound (burst and paced), with the 1 s target marked.
-`python -m bench.plot bench/results/scheduler-smoke.json` redraws it from the saved samples."""
+`python -m bench.plot bench/results/scheduler-smoke.json` redraws it from the saved samples; given a
+bench.scaling result, it draws operator CPU per admitted job along both scaling axes."""
 
 from __future__ import annotations
 
@@ -84,7 +85,11 @@ def plot_scaling(result: dict[str, Any], path: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     for name in argv if argv is not None else sys.argv[1:]:
         src = Path(name)
-        print(plot_latency(json.loads(src.read_text()), src.with_name(src.stem + "-latency.png")))
+        result = json.loads(src.read_text())
+        if "points" in result:  # bench.scaling
+            print(plot_scaling(result, src.with_suffix(".png")))
+        else:
+            print(plot_latency(result, src.with_name(src.stem + "-latency.png")))
     return 0
 
 

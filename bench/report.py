@@ -169,6 +169,8 @@ def scaling_table(r: dict[str, Any]) -> str:
         f"queued jobs that no node can run, on N nodes; {r['started']}, commit {m.get('git_commit')}, "
         f"{m['cpu_model']}, {m['logical_cpus']} CPUs; `{r['command'].strip()}`\n\n"
     )
+    if r.get("note"):
+        head += f"> {r['note']}\n\n"
     lines = [
         "| queued B | nodes N | operator CPU / job | less idle | idle CPU | RSS settled / peak | jobs/s | "
         "create -> bound p50 / p99 | writes / job | settle |",
