@@ -31,6 +31,7 @@ from ffrtmp_operator import lifecycle
 from . import common
 from .common import RssSampler
 from .kube import Kube, write_counts
+from .profiling import PySpy
 from .scheduler import NAMESPACE, Cluster, Config, Phase, latencies, operator_process, throughput, wait_bound
 from .workload import JOBS, Creator, Tracker, job_manifest
 
@@ -50,6 +51,7 @@ class Point:
     renew_seconds: float = 30.0
     concurrency: int = 8
     settle_timeout_s: float = 1800.0
+    profile: Path | None = None  # py-spy the operator during the burst, raw stacks here
 
     def config(self) -> Config:
         return Config(
@@ -169,10 +171,13 @@ def run_point(point: Point, work: Path) -> dict[str, Any]:
                 tracker = Tracker(prefix="job-")
                 watches = cluster.watches(tracker, listed=False)
                 creator = Creator(cluster.kube, namespace=NAMESPACE, tracker=tracker, concurrency=point.concurrency)
+                spy = PySpy(op.pid, point.profile) if point.profile else None
                 with Phase(cluster, {"operator": op}) as phase:
                     creator.burst([f"job-{i:05d}" for i in range(point.jobs)])
                     out["complete"] = wait_bound(tracker, expected=point.jobs, stall_s=300)
                     time.sleep(3)  # trailing writes of the last admissions belong to this phase
+                if spy:
+                    out["profile"] = spy.stop()
                 for w in watches:
                     w.stop()
             out["rss_peak_mb"] = rss.peak_mb
@@ -226,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1000, help="M, the jobs admitted at each point")
     parser.add_argument("--name", default="scheduler-scaling")
     parser.add_argument("--results-dir", type=Path, default=common.RESULTS)
+    parser.add_argument("--profile", action="store_true", help="py-spy the operator during each burst")
     parser.add_argument("--keep", action="store_true", help="keep the points already in the results file; run the rest")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -243,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     for backlog, nodes in parse_points(args.points):
         if (backlog, nodes) in done:
             continue
-        point = Point(backlog=backlog, nodes=nodes, jobs=args.jobs)
+        profile = (
+            common.REPO / "bench" / "work" / f"{args.name}-{backlog}-{nodes}-profile.txt" if args.profile else None
+        )
+        point = Point(backlog=backlog, nodes=nodes, jobs=args.jobs, profile=profile)
         work = Path(tempfile.mkdtemp(prefix="ffrtmp-scaling-"))
         result["points"].append(
             {"load_avg_before": [round(x, 2) for x in psutil.getloadavg()], **run_point(point, work)}
