@@ -18,7 +18,7 @@ import logging
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+import urllib.request
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,13 +27,14 @@ from typing import Any
 import ffrtmp_api as api
 import psutil
 from ffrtmp_operator import lifecycle
+from prometheus_client.parser import text_string_to_metric_families
 
 from . import common
 from .common import RssSampler
 from .kube import Kube, write_counts
 from .profiling import PySpy
 from .scheduler import NAMESPACE, Cluster, Config, Phase, latencies, operator_process, throughput, wait_bound
-from .workload import JOBS, Creator, Tracker, job_manifest
+from .workload import JOBS, Creator, Tracker, job_manifest, run_paced
 
 log = logging.getLogger("bench.scaling")
 
@@ -81,8 +82,7 @@ def write_backlog(kube: Kube, count: int, *, concurrency: int) -> dict[str, Any]
     """Create `count` backlog jobs and write each one's status to Queued, like the operator would have."""
     errors: list[str] = []
 
-    def one(i: int) -> None:
-        name = f"wait-{i:05d}"
+    def one(name: str) -> None:
         try:
             kube.request("POST", JOBS.format(ns=NAMESPACE), backlog_manifest(name))
             now = datetime.now(timezone.utc)
@@ -97,19 +97,21 @@ def write_backlog(kube: Kube, count: int, *, concurrency: int) -> dict[str, Any]
         except Exception as exc:  # noqa: BLE001 - counted and reported
             errors.append(repr(exc)[:300])
 
-    began = time.monotonic()
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="backlog") as pool:
-        list(pool.map(one, range(count)))
-    return {"seconds": round(time.monotonic() - began, 1), "error_count": len(errors), "errors": errors[:5]}
+    names = [f"wait-{i:05d}" for i in range(count)]
+    seconds = run_paced(one, names, rate_per_s=None, threads=concurrency, prefix="backlog")
+    return {"seconds": round(seconds, 1), "error_count": len(errors), "errors": errors[:5]}
 
 
 def queued_in_cache(metrics_text: str) -> int:
     """Jobs the operator's cache holds as Queued, from its ffrtmp_jobs gauge (summed over queues)."""
-    total = 0.0
-    for line in metrics_text.splitlines():
-        if line.startswith("ffrtmp_jobs{") and 'phase="Queued"' in line:
-            total += float(line.rsplit(" ", 1)[1])
-    return int(total)
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(metrics_text)
+            for sample in family.samples
+            if sample.name == "ffrtmp_jobs" and sample.labels.get("phase") == "Queued"
+        )
+    )
 
 
 def cpu_rate(proc: psutil.Process, seconds: float) -> float:
@@ -129,8 +131,6 @@ def settle(metrics_url: str, kube: Kube, *, backlog: int, timeout_s: float) -> f
     (it tells waiting jobs why they wait, a few dozen per pass); returns the seconds it took. Not a CPU
     threshold: with 50,000 queued jobs its idle passes alone take half a CPU, and the API server is the
     slower side while it writes."""
-    import urllib.request
-
     began = time.monotonic()
     while time.monotonic() - began < timeout_s:
         try:
@@ -187,7 +187,7 @@ def run_point(point: Point, work: Path) -> dict[str, Any]:
         out.update(throughput(tracker))
         out["seconds"] = report["seconds"]
         out["operator_cpu_s"] = op_cpu
-        out["cpu_ms_per_job"] = round(1000 * op_cpu / admitted, 2) if admitted else None
+        out["cpu_ms_per_job"] = (report["cpu_ms_per_job"] or {}).get("operator")
         out["marginal_cpu_ms_per_job"] = (
             round(1000 * max(0.0, op_cpu - idle * report["seconds"]) / admitted, 2) if admitted else None
         )

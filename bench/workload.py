@@ -134,23 +134,32 @@ class Creator:
 
     def burst(self, names: list[str], *, after: Callable[[str], None] | None = None) -> float:
         """Create all `names` as fast as `concurrency` threads can; returns the seconds it took."""
-        began = time.monotonic()
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="create") as pool:
-            list(pool.map(lambda n: self.create(n, after), names))
-        return time.monotonic() - began
+        return run_paced(
+            lambda n: self.create(n, after), names, rate_per_s=None, threads=self.concurrency, prefix="create"
+        )
 
     def paced(self, names: list[str], *, rate_per_s: float) -> float:
-        """Create `names` at a steady `rate_per_s` (each on its own schedule, so one slow call does not
-        delay the next); returns the achieved rate."""
-        began = time.monotonic()
-        with ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="paced") as pool:
+        """Create `names` at a steady `rate_per_s`; returns the achieved rate."""
+        elapsed = run_paced(self.create, names, rate_per_s=rate_per_s, threads=self.concurrency, prefix="paced")
+        return len(names) / elapsed if elapsed > 0 else 0.0
+
+
+def run_paced(
+    fn: Callable[[str], None], names: list[str], *, rate_per_s: float | None, threads: int, prefix: str
+) -> float:
+    """fn(name) for every name in `threads` threads: as fast as they go, or each on its own schedule at
+    `rate_per_s` (so one slow call does not delay the next). Returns the seconds it took."""
+    began = time.monotonic()
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix=prefix) as pool:
+        if rate_per_s is None:
+            list(pool.map(fn, names))
+        else:
             for i, name in enumerate(names):
                 delay = began + i / rate_per_s - time.monotonic()
                 if delay > 0:
                     time.sleep(delay)
-                pool.submit(self.create, name)
-        elapsed = time.monotonic() - began
-        return len(names) / elapsed if elapsed > 0 else 0.0
+                pool.submit(fn, name)
+    return time.monotonic() - began
 
 
 # --------------------------------------------------------------------------------------- baseline
@@ -220,14 +229,4 @@ def baseline_create_and_admit(
             with creator._lock:
                 creator.errors.append(repr(exc)[:300])
 
-    began = time.monotonic()
-    with ThreadPoolExecutor(max_workers=creator.concurrency, thread_name_prefix="baseline") as pool:
-        if rate_per_s is None:
-            list(pool.map(one, names))
-        else:
-            for i, name in enumerate(names):
-                delay = began + i / rate_per_s - time.monotonic()
-                if delay > 0:
-                    time.sleep(delay)
-                pool.submit(one, name)
-    return time.monotonic() - began
+    return run_paced(one, names, rate_per_s=rate_per_s, threads=creator.concurrency, prefix="baseline")

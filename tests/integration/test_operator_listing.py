@@ -20,7 +20,11 @@ def test_given_more_jobs_than_a_page_when_resyncing_then_every_one_is_read_witho
     for name in sorted(names):
         create_job(api_client, namespace, name, phase="Queued")
     monkeypatch.setattr(operator_kube, "LIST_CHUNK", 2)  # 5 jobs: three pages
-    raw = asyncio.run(operator_kube.KubeClient(api_client).list_all(system_namespace=api.DEFAULT_SYSTEM_NAMESPACE))
+    raw = asyncio.run(
+        operator_kube.KubeClient(api_client).list_all(
+            system_namespace=api.DEFAULT_SYSTEM_NAMESPACE, keep=lambda kind, obj: obj
+        )
+    )
     ours = [j for j in raw["jobs"] if j["metadata"]["namespace"] == namespace]
     assert sorted(j["metadata"]["name"] for j in ours) == sorted(names)
     assert all(j["status"]["phase"] == "Queued" and "managedFields" not in j["metadata"] for j in ours)

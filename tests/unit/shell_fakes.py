@@ -180,7 +180,7 @@ class FakeKube:
     async def reachable(self, *, system_namespace: str) -> bool:
         return self.answering
 
-    async def list_all(self, *, system_namespace: str, keep: Keep | None = None) -> dict[str, list[Any]]:
+    async def list_all(self, *, system_namespace: str, keep: Keep) -> dict[str, list[Any]]:
         self._maybe_fail("list_all")
         listed = copy.deepcopy(
             {
@@ -193,8 +193,6 @@ class FakeKube:
                 "queues": list(self.queues.values()),
             }
         )
-        if keep is None:
-            return listed
         return {kind: [k for o in objects if (k := keep(kind, o)) is not None] for kind, objects in listed.items()}
 
     async def get_lease(self, namespace: str, name: str) -> dict[str, Any] | None:
